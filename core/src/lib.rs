@@ -1,0 +1,12 @@
+//! The plain-Rust heart of fluxbase_admin. Nothing here touches Postgres, so every
+//! rule (password policy, token format, settings validation, TOTP, SQL building)
+//! is unit-tested with `cargo test -p fluxbase_core`; the extension's
+//! `#[pg_extern]` functions are thin wrappers that call into this crate.
+
+pub mod email;
+pub mod error;
+pub mod password;
+pub mod settings;
+pub mod token;
+
+pub use error::{Code, FbError, FbResult};

@@ -1,0 +1,44 @@
+-- Privileges. Runs last, after every table and function exists.
+--
+-- The model: the API functions are the only way in. They are SECURITY DEFINER
+-- (with a pinned search_path) where they must touch tables the caller cannot,
+-- and EXECUTE on them is revoked from PUBLIC and granted to the group role
+-- fluxbase_dashboard. anon / authenticated (app users, and admins while they
+-- impersonate) can reach nothing in dashboard_auth or dashboard.
+
+REVOKE ALL ON SCHEMA dashboard_auth, dashboard FROM PUBLIC;
+GRANT USAGE ON SCHEMA dashboard_auth, dashboard TO fluxbase_dashboard;
+GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role, fluxbase_dashboard;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA dashboard_auth FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA dashboard FROM PUBLIC;
+-- What the seed's "query the audit logs" section shows an operator selecting.
+-- No secret is in these: credentials (hashes, 2FA secrets) stay owner-only,
+-- and sessions hold token digests, never tokens.
+GRANT SELECT ON dashboard_auth.users, dashboard_auth.sessions, dashboard_auth.settings,
+                dashboard_auth.audit_log TO fluxbase_dashboard;
+
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA dashboard_auth FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA dashboard FROM PUBLIC;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dashboard_auth TO fluxbase_dashboard;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dashboard TO fluxbase_dashboard;
+
+-- Internal functions (named with a leading underscore: trigger functions,
+-- install helpers) are for the extension itself, not for any caller.
+DO $internal$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace IN ('dashboard_auth'::regnamespace, 'dashboard'::regnamespace, 'auth'::regnamespace)
+          AND p.proname LIKE '\_%'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, fluxbase_dashboard', f);
+    END LOOP;
+END
+$internal$;
+
+-- Write the default settings from the Rust list of keys.
+SELECT dashboard_auth._install_default_settings();

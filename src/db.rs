@@ -1,0 +1,103 @@
+//! Small helpers over pgrx's SPI so the capability modules read as "what", not
+//! "how". Every query is a constant string with `$n` parameters: values are
+//! always bound, never pasted into SQL.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiHeapTupleData, SpiResult};
+
+use crate::errors::OrRaise;
+
+/// Run a read-only query and map every row.
+pub fn select<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    mut f: impl FnMut(&SpiHeapTupleData) -> SpiResult<T>,
+) -> Vec<T> {
+    Spi::connect(|c| c.select(sql, None, args)?.map(|row| f(&row)).collect::<SpiResult<Vec<T>>>()).or_raise()
+}
+
+/// Run a statement that may write (INSERT/UPDATE/DELETE ... RETURNING) and map every returned row.
+pub fn update<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    mut f: impl FnMut(&SpiHeapTupleData) -> SpiResult<T>,
+) -> Vec<T> {
+    Spi::connect_mut(|c| c.update(sql, None, args)?.map(|row| f(&row)).collect::<SpiResult<Vec<T>>>()).or_raise()
+}
+
+/// Run a statement that may write and return how many rows it touched.
+pub fn execute(sql: &str, args: &[DatumWithOid]) -> usize {
+    Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len())).or_raise()
+}
+
+/// The first column of the first row, or None when there is no row or it is NULL.
+pub fn one<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
+    Spi::connect_mut(|c| {
+        let t = c.update(sql, Some(1), args)?;
+        if t.is_empty() {
+            Ok(None)
+        } else {
+            t.first().get_one::<T>()
+        }
+    })
+    .or_raise()
+}
+
+/// `session_user`, the login role behind the connection (not changed by SET ROLE
+/// or SECURITY DEFINER), without a query.
+pub fn session_user_name() -> String {
+    unsafe {
+        let oid = pg_sys::GetSessionUserId();
+        let name = pg_sys::GetUserNameFromId(oid, true);
+        if name.is_null() {
+            format!("oid:{}", oid.to_u32())
+        } else {
+            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Run `f` with the privileges of the extension's owner, the way a SECURITY
+/// DEFINER function would, but for just this piece of work. Used by SECURITY
+/// INVOKER functions (table explorer, impersonation, audit triggers) that must
+/// act as the caller — so RLS and grants apply — yet write the audit log, which
+/// no caller may write directly. The previous user is restored on the way out,
+/// also when `f` raises an error.
+pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
+    let owner = extension_owner();
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let (prev_user, prev_ctx) = unsafe {
+        let mut user = pg_sys::Oid::INVALID;
+        let mut ctx: i32 = 0;
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut ctx);
+        (user, ctx)
+    };
+    let _restore = Restore(prev_user, prev_ctx);
+    unsafe {
+        pg_sys::SetUserIdAndSecContext(owner, prev_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    f()
+}
+
+/// The owner of the extension's tables (whoever ran CREATE EXTENSION).
+pub fn extension_owner() -> pg_sys::Oid {
+    thread_local! {
+        static OWNER: std::cell::Cell<Option<pg_sys::Oid>> = const { std::cell::Cell::new(None) };
+    }
+    if let Some(o) = OWNER.with(|c| c.get()) {
+        return o;
+    }
+    let oid = one::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'fluxbase_admin'",
+        &[],
+    )
+    .unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
+    OWNER.with(|c| c.set(Some(oid)));
+    oid
+}

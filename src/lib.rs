@@ -1,0 +1,91 @@
+//! fluxbase_admin: the back end of a Supabase-style admin dashboard, inside
+//! PostgreSQL. One module per capability; each `#[pg_extern]` is a thin wrapper
+//! over the plain-Rust rules in the `fluxbase_core` crate and a few SPI queries.
+//!
+//! SQL layout (run in this order by CREATE EXTENSION):
+//!   sql/bootstrap.sql  roles and schemas
+//!   sql/<capability>.sql  tables, views, indexes
+//!   (the #[pg_extern] functions)
+//!   sql/grants.sql  privileges, default settings
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+pub mod accounts;
+pub mod actor;
+pub mod audit;
+pub mod db;
+pub mod errors;
+pub mod sessions;
+pub mod settings;
+
+extension_sql_file!("../sql/bootstrap.sql", bootstrap);
+
+// Declares the schemas to pgrx so `#[pg_extern(schema = "...")]` can name them;
+// sql/bootstrap.sql (run first) is what creates them.
+#[pg_schema]
+pub mod auth {}
+#[pg_schema]
+pub mod dashboard_auth {}
+#[pg_schema]
+pub mod dashboard {}
+extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
+extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/grants.sql", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // Forget any `use_session` identity when its transaction ends.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(actor::on_xact_event), std::ptr::null_mut());
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn default_settings_are_installed() {
+        let n = Spi::get_one::<i64>("SELECT count(*) FROM dashboard_auth.settings").unwrap();
+        assert_eq!(n, Some(fluxbase_core::settings::SETTINGS.len() as i64));
+    }
+
+    #[pg_test]
+    fn setup_then_validate_roundtrip() {
+        assert_eq!(Spi::get_one::<bool>("SELECT dashboard_auth.needs_setup()").unwrap(), Some(true));
+        let token = Spi::get_one::<String>(
+            "SELECT session_token FROM dashboard_auth.setup_first_admin('root@example.com', 'a-long-enough-passphrase', 'Root')",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(token.starts_with("fbs_"));
+        let email = Spi::get_one_with_args::<String>(
+            "SELECT email FROM dashboard_auth.validate_session($1)",
+            &[token.as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(email.as_deref(), Some("root@example.com"));
+    }
+
+    #[pg_test(error = "setup has already been completed: an admin account exists")]
+    fn second_setup_is_refused() {
+        Spi::run("SELECT dashboard_auth.setup_first_admin('a@example.com', 'a-long-enough-passphrase', 'A')").unwrap();
+        Spi::run("SELECT dashboard_auth.setup_first_admin('b@example.com', 'a-long-enough-passphrase', 'B')").unwrap();
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
