@@ -7,7 +7,7 @@
 # After cluster_start:  PGHOST (socket dir), PGPORT, PGUSER=postgres are exported,
 # so psql, the tests and the fluxbase CLI all find it.
 
-PG_BIN=${PG_BIN:-$(/usr/bin/pg_config --bindir)}
+PG_BIN=${PG_BIN:-$(${PG_CONFIG:-/usr/bin/pg_config} --bindir)}
 FLUXBASE_PGPORT=${FLUXBASE_PGPORT:-54329}
 
 cluster_start() {
