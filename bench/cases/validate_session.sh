@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# validate_session (the dashboard's per-request check) against the raw
+# primary-key lookup of the same digest, and against a hand-written PL/pgSQL
+# function doing the same job, all with pgbench in the same run.
+set -euo pipefail
+DB=bench_sessions
+DURATION=${BENCH_SECONDS:-10}
+CLIENTS=${BENCH_CLIENTS:-4}
+psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+export PGDATABASE=$DB
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION fluxbase_admin;
+SELECT 1 FROM dashboard_auth.setup_first_admin('bench@example.com', 'bench-passphrase-123', 'Bench');
+-- Some other sessions so the index is not trivially tiny.
+INSERT INTO dashboard_auth.sessions (user_id, token_digest, expires_at)
+SELECT (SELECT id FROM dashboard_auth.users), sha256(('filler' || g)::bytea), now() + interval '1 hour'
+FROM generate_series(1, 100000) g;
+ANALYZE dashboard_auth.sessions;
+-- The hand-written alternative: what one would write without the extension.
+CREATE FUNCTION public.validate_session_plpgsql(p_token text)
+RETURNS TABLE(user_id uuid, email text, role text, expires_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_idle interval := (SELECT (value #>> '{}')::interval FROM dashboard_auth.settings_store WHERE key = 'session.idle_timeout');
+    v_session dashboard_auth.sessions;
+BEGIN
+    SELECT * INTO v_session FROM dashboard_auth.sessions s
+    WHERE s.token_digest = sha256(convert_to(p_token, 'UTF8')) AND s.revoked_at IS NULL
+      AND s.expires_at > now() AND s.last_seen_at + v_idle > now();
+    IF NOT FOUND THEN RETURN; END IF;
+    UPDATE dashboard_auth.sessions SET last_seen_at = now() WHERE id = v_session.id;
+    RETURN QUERY SELECT u.id, u.email, u.role, least(v_session.expires_at, now() + v_idle)
+                 FROM dashboard_auth.users u WHERE u.id = v_session.user_id;
+END $$;
+SQL
+TOKEN=$(psql -Atq -c "SELECT session_token FROM dashboard_auth.login('bench@example.com', 'bench-passphrase-123')")
+DIGEST=$(psql -Atq -c "SELECT encode(sha256('$TOKEN'::bytea), 'hex')")
+work=$(mktemp -d)
+echo "SELECT user_id FROM dashboard_auth.sessions WHERE token_digest = '\\x$DIGEST'::bytea;" > "$work/raw.sql"
+echo "SELECT * FROM dashboard_auth.validate_session('$TOKEN');" > "$work/ours.sql"
+echo "SELECT * FROM public.validate_session_plpgsql('$TOKEN');" > "$work/plpgsql.sql"
+tps() {
+    "$PGBENCH" -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -f "$work/$1.sql" 2>/dev/null \
+        | awk '/^tps = / { print $3; exit }'
+}
+# Sanity: ours must actually validate the token.
+[ "$(psql -Atq -c "SELECT count(*) FROM dashboard_auth.validate_session('$TOKEN')")" = 1 ]
+raw=$(tps raw); ours=$(tps ours); plpgsql=$(tps plpgsql)
+rm -rf "$work"
+python3 - "$raw" "$ours" "$plpgsql" <<'PY'
+import sys
+raw, ours, plpgsql = map(float, sys.argv[1:])
+ratio, pl = ours / raw, plpgsql / raw
+print(f"  raw PK lookup of the digest   {raw:10.0f} tps  (baseline)")
+print(f"  dashboard_auth.validate_session {ours:8.0f} tps  ratio {ratio:.2f}  (target >= 0.80) {'PASS' if ratio >= 0.8 else 'FAIL'}")
+print(f"  hand-written PL/pgSQL         {plpgsql:10.0f} tps  ratio {pl:.2f}  (for comparison)")
+PY
+psql -q -d postgres -c "DROP DATABASE $DB"
