@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job, from a fresh machine: install what is missing, build and install
+# the extension and the CLI, start a throwaway PostgreSQL 15 cluster, create the
+# extension and walk through first-run setup, login, impersonation and the CLI,
+# printing what a user would see. The cluster is removed at the end, also on failure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
+
+bash scripts/install-deps.sh
+echo "==> building and installing fluxbase_admin"
+cargo pgrx install --pg-config "$PG_CONFIG" >/tmp/fluxbase-install.log 2>&1 || { cat /tmp/fluxbase-install.log; exit 1; }
+cargo build -q -p fluxbase
+FLUXBASE="$ROOT/target/debug/fluxbase"
+
+source scripts/cluster.sh
+trap cluster_stop EXIT
+cluster_start
+echo "==> PostgreSQL is running on socket $PGHOST port $PGPORT"
+echo
+
+psql -X -q -v ON_ERROR_STOP=1 -P pager=off -f scripts/demo.sql
+
+# The CLI, as an operator would use it: the login role is a member of fluxbase_dashboard.
+export DATABASE_URL="postgresql://postgres@/postgres?host=$PGHOST&port=$PGPORT"
+export FLUXBASE_SESSION_FILE="$CLUSTER_DIR/session"
+run() { echo; echo "\$ fluxbase $*"; "$FLUXBASE" "$@"; }
+if [ -x "$FLUXBASE" ] && "$FLUXBASE" --help >/dev/null 2>&1; then
+    echo
+    echo "== 7. The fluxbase CLI"
+    run admin users list
+    run admin sessions list
+    run users list
+    run users list --search alice
+    run tables list
+    run admin users list --output json
+    echo; echo "\$ fluxbase admin users get no-such-id   # errors are one clear line and a non-zero exit"
+    "$FLUXBASE" admin users get no-such-id || echo "(exit code $?)"
+fi
+echo
+echo "==> done; the throwaway cluster is removed now"
