@@ -9,8 +9,12 @@ CREATE TABLE dashboard_auth.sessions (
     scope               text NOT NULL DEFAULT 'full' CHECK (scope IN ('full', 'mfa_pending', 'mfa_enroll')),
     created_at          timestamptz NOT NULL DEFAULT now(),
     last_seen_at        timestamptz NOT NULL DEFAULT now(),
-    -- absolute expiry; the idle expiry is last_seen_at + session.idle_timeout
+    -- absolute expiry; the idle expiry is last_seen_at + idle_timeout
     expires_at          timestamptz NOT NULL,
+    -- a copy of the setting session.idle_timeout, kept on the row so the hot
+    -- path (validate_session) needs no settings lookup; a trigger on the
+    -- settings (sql/settings.sql) updates live sessions when the setting changes
+    idle_timeout        interval NOT NULL,
     revoked_at          timestamptz,
     revoked_reason      text,
     ip                  inet,

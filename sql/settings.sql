@@ -14,3 +14,19 @@ CREATE VIEW dashboard_auth.settings AS
     FROM dashboard_auth.settings_store
     ORDER BY key;
 COMMENT ON VIEW dashboard_auth.settings IS 'Current settings; change them with dashboard_auth.set_setting(key, value)';
+
+-- Live sessions carry their idle timeout (see sql/sessions.sql); a change of
+-- the setting, by the API or by direct SQL, applies to them at once.
+CREATE FUNCTION dashboard_auth._sync_session_idle_timeout() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE dashboard_auth.sessions
+       SET idle_timeout = (NEW.value #>> '{}')::interval
+     WHERE revoked_at IS NULL;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER sync_session_idle_timeout
+    AFTER INSERT OR UPDATE OF value ON dashboard_auth.settings_store
+    FOR EACH ROW WHEN (NEW.key = 'session.idle_timeout')
+    EXECUTE FUNCTION dashboard_auth._sync_session_idle_timeout();

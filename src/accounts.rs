@@ -121,17 +121,14 @@ type AdminRow = (
 );
 
 fn admins(filter: Option<Uuid>) -> Vec<AdminRow> {
-    let sql = format!(
-        "SELECT u.id, u.email, u.full_name, u.role, u.totp_enabled, u.last_login_at, u.created_at,
+    let sql = "SELECT u.id, u.email, u.full_name, u.role, u.totp_enabled, u.last_login_at, u.created_at,
                 (SELECT count(*) FROM dashboard_auth.sessions s
                  WHERE s.user_id = u.id AND s.scope = 'full' AND s.revoked_at IS NULL AND s.expires_at > now()
-                   AND s.last_seen_at + {} > now())
+                   AND s.last_seen_at + s.idle_timeout > now())
          FROM dashboard_auth.users u
          WHERE $1::uuid IS NULL OR u.id = $1
-         ORDER BY u.created_at, u.email",
-        settings::IDLE_TIMEOUT_SQL
-    );
-    db::select(&sql, &[filter.into()], |r| {
+         ORDER BY u.created_at, u.email";
+    db::select(sql, &[filter.into()], |r| {
         Ok((
             r.get::<Uuid>(1)?.expect("id"),
             r.get::<String>(2)?.unwrap_or_default(),

@@ -32,7 +32,7 @@ pub mod dashboard_auth {}
 pub mod dashboard {}
 extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
 extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
-extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["sessions_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 

@@ -37,9 +37,9 @@ pub fn create(user_id: Uuid, scope: &str, ip: Option<Inet>, user_agent: Option<&
     };
     // The reported expiry is the nearer of the absolute and the idle one.
     let sql = format!(
-        "INSERT INTO dashboard_auth.sessions (user_id, token_digest, scope, expires_at, ip, user_agent)
-         VALUES ($1, $2, $3, now() + {lifetime}, $4, $5)
-         RETURNING id, least(expires_at, now() + {IDLE_TIMEOUT_SQL})"
+        "INSERT INTO dashboard_auth.sessions (user_id, token_digest, scope, expires_at, idle_timeout, ip, user_agent)
+         VALUES ($1, $2, $3, now() + {lifetime}, {IDLE_TIMEOUT_SQL}, $4, $5)
+         RETURNING id, least(expires_at, now() + idle_timeout)"
     );
     let row = db::update(
         &sql,
@@ -61,16 +61,14 @@ pub struct LiveSession {
 
 const VALIDATE_SQL: &str = "
     SELECT s.id, s.user_id, u.email, u.role, s.scope,
-           least(s.expires_at, s.last_seen_at + i.idle),
-           s.last_seen_at < now() - least(interval '60 seconds', i.idle / 10)
+           least(s.expires_at, s.last_seen_at + s.idle_timeout),
+           s.last_seen_at < now() - least(interval '60 seconds', s.idle_timeout / 10)
     FROM dashboard_auth.sessions s
-    JOIN dashboard_auth.users u ON u.id = s.user_id,
-         (SELECT (value #>> '{}')::interval AS idle
-          FROM dashboard_auth.settings_store WHERE key = 'session.idle_timeout') i
+    JOIN dashboard_auth.users u ON u.id = s.user_id
     WHERE s.token_digest = $1
       AND s.revoked_at IS NULL
       AND s.expires_at > now()
-      AND s.last_seen_at + i.idle > now()";
+      AND s.last_seen_at + s.idle_timeout > now()";
 
 thread_local! {
     // The hot path's plan, prepared once per backend and kept (SPI_keepplan).
@@ -197,16 +195,14 @@ fn list_sessions(user_id: default!(Option<Uuid>, "NULL")) -> TableIterator<'stat
     )> {
     let actor = actor::reader();
     let current = actor.admin().map(|a| a.session_id);
-    let sql = format!(
-        "SELECT s.id, s.user_id, u.email, s.created_at, s.last_seen_at,
-                least(s.expires_at, s.last_seen_at + {IDLE_TIMEOUT_SQL}), s.ip, s.user_agent
+    let sql = "SELECT s.id, s.user_id, u.email, s.created_at, s.last_seen_at,
+                least(s.expires_at, s.last_seen_at + s.idle_timeout), s.ip, s.user_agent
          FROM dashboard_auth.sessions s JOIN dashboard_auth.users u ON u.id = s.user_id
          WHERE s.scope = 'full' AND s.revoked_at IS NULL AND s.expires_at > now()
-           AND s.last_seen_at + {IDLE_TIMEOUT_SQL} > now()
+           AND s.last_seen_at + s.idle_timeout > now()
            AND ($1::uuid IS NULL OR s.user_id = $1)
-         ORDER BY s.last_seen_at DESC"
-    );
-    let rows = db::select(&sql, &[user_id.into()], |r| {
+         ORDER BY s.last_seen_at DESC";
+    let rows = db::select(sql, &[user_id.into()], |r| {
         let id = r.get::<Uuid>(1)?.expect("id");
         Ok((
             id,

@@ -10,7 +10,7 @@ psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 export PGDATABASE=$DB
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION fluxbase_admin;
-SELECT 1 FROM dashboard_auth.setup_first_admin('bench@example.com', 'bench-passphrase-123', 'Bench');
+SELECT 1 FROM dashboard_auth.setup_first_admin('bench@example.com', 'correct-horse-battery-9', 'Bench');
 -- Some other sessions so the index is not trivially tiny.
 INSERT INTO dashboard_auth.sessions (user_id, token_digest, expires_at)
 SELECT (SELECT id FROM dashboard_auth.users), sha256(('filler' || g)::bytea), now() + interval '1 hour'
@@ -33,7 +33,7 @@ BEGIN
                  FROM dashboard_auth.users u WHERE u.id = v_session.user_id;
 END $$;
 SQL
-TOKEN=$(psql -Atq -c "SELECT session_token FROM dashboard_auth.login('bench@example.com', 'bench-passphrase-123')")
+TOKEN=$(psql -Atq -c "SELECT session_token FROM dashboard_auth.login('bench@example.com', 'correct-horse-battery-9')")
 DIGEST=$(psql -Atq -c "SELECT encode(sha256('$TOKEN'::bytea), 'hex')")
 work=$(mktemp -d)
 echo "SELECT user_id FROM dashboard_auth.sessions WHERE token_digest = '\\x$DIGEST'::bytea;" > "$work/raw.sql"
