@@ -3,23 +3,25 @@
 # plain-Rust unit tests, installs the extension into PostgreSQL 15, starts a
 # throwaway cluster, runs the client-level tests (tests/, pytest) against it,
 # then the pgrx #[pg_test] suite. Exits non-zero when anything fails; the
-# cluster is stopped on every way out.
+# cluster is stopped on every way out. Ends with one total line.
 #
 #   scripts/test.sh              everything
-#   scripts/test.sh -k lockout   only client tests matching (passed to pytest)
+#   scripts/test.sh -k lockout   only client tests matching (passed to pytest; skips the pgrx suite)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
+LOGS=$(mktemp -d /tmp/fluxbase-test-logs.XXXXXX)
 
 bash scripts/install-deps.sh
 bash scripts/python-env.sh
 
 echo "==> unit tests (fluxbase_core, fluxbase CLI)"
-cargo test -q -p fluxbase_core -p fluxbase
+cargo test -p fluxbase_core -p fluxbase 2>&1 | tee "$LOGS/unit.log" | grep -E "^test result|FAILED|panicked" || true
+[ "${PIPESTATUS[0]}" -eq 0 ] || { cat "$LOGS/unit.log" | tail -50; exit 1; }
 
 echo "==> build and install the extension"
-cargo pgrx install --pg-config "$PG_CONFIG" >/tmp/fluxbase-install.log 2>&1 || { cat /tmp/fluxbase-install.log; exit 1; }
+cargo pgrx install --pg-config "$PG_CONFIG" >"$LOGS/install.log" 2>&1 || { cat "$LOGS/install.log"; exit 1; }
 cargo build -q -p fluxbase
 
 source scripts/cluster.sh
@@ -29,20 +31,39 @@ export FLUXBASE_BIN="$ROOT/target/debug/fluxbase"
 
 echo "==> client-level tests against a real cluster"
 status=0
-"$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "$@" || status=$?
+"$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "$@" 2>&1 | tee "$LOGS/pytest.log" || true
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 # A backend that crashed would have made the postmaster restart its children.
-if grep -q "terminated by signal\|server process .* was terminated" "$CLUSTER_DIR/server.log"; then
+if grep -q "terminated by signal" "$CLUSTER_DIR/server.log"; then
     echo "!! a backend crashed during the tests:"; grep -B2 -A5 "terminated by signal" "$CLUSTER_DIR/server.log" | head -40
     status=1
 fi
 cluster_stop
-[ $status -eq 0 ] || exit $status
 
-if [ $# -eq 0 ]; then
+if [ $status -eq 0 ] && [ $# -eq 0 ]; then
     echo "==> pgrx #[pg_test] suite"
     PGTEST_DIR=$(mktemp -d /tmp/fbpgt.XXXX); chown postgres:postgres "$PGTEST_DIR"
-    env -u RUST_BACKTRACE cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/d" 2>&1 | tail -15
-    rc=${PIPESTATUS[0]}
+    env -u RUST_BACKTRACE cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/d" >"$LOGS/pgtest.log" 2>&1 || status=1
+    grep -E "^test |^test result" "$LOGS/pgtest.log" || true
+    [ $status -eq 0 ] || tail -40 "$LOGS/pgtest.log"
     rm -rf "$PGTEST_DIR"
-    exit $rc
 fi
+
+# One closing line over every runner.
+python3 - "$LOGS" <<'PY'
+import pathlib, re, sys
+passed = failed = skipped = 0
+for log in pathlib.Path(sys.argv[1]).glob("*.log"):
+    text = log.read_text(errors="replace")
+    for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+        passed += int(m.group(1)); failed += int(m.group(2))
+    if log.name == "pytest.log":
+        tail = text.strip().splitlines()[-1] if text.strip() else ""
+        for n, what in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", tail):
+            if what == "passed": passed += int(n)
+            elif what == "skipped": skipped += int(n)
+            else: failed += int(n)
+print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+PY
+rm -rf "$LOGS"
+exit $status
