@@ -40,5 +40,19 @@ BEGIN
 END
 $internal$;
 
--- Write the default settings from the Rust list of keys.
-SELECT dashboard_auth._install_default_settings();
+-- pg_dump carries the extension's tables (their rows, not their definitions):
+-- a dump restores with admins, sessions, settings and the audit trail intact.
+DO $dump$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN
+        SELECT c.oid::regclass FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+        WHERE d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'fluxbase_admin')
+          AND c.relkind IN ('r', 'S')
+    LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(t, '');
+    END LOOP;
+END
+$dump$;

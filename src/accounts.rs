@@ -246,18 +246,18 @@ pub fn login_answer(status: &str, session: Option<sessions::NewSession>) -> Tabl
 
 /// Count a failed attempt against this email; true when that locked it.
 pub fn count_failure(email_digest: &[u8]) -> bool {
-    db::one::<bool>(
+    let sql = format!(
         "UPDATE dashboard_auth.login_throttle t SET
              failed_attempts = CASE WHEN t.failed_attempts + 1 >= m.max THEN 0 ELSE t.failed_attempts + 1 END,
              locked_until = CASE WHEN t.failed_attempts + 1 >= m.max THEN now() + m.duration ELSE t.locked_until END,
              last_failed_at = now()
-         FROM (SELECT (SELECT (value #>> '{}')::int FROM dashboard_auth.settings_store WHERE key = 'lockout.max_attempts') AS max,
-                      (SELECT (value #>> '{}')::interval FROM dashboard_auth.settings_store WHERE key = 'lockout.duration') AS duration) m
+         FROM (SELECT {} AS max, {} AS duration) m
          WHERE t.email_digest = $1
          RETURNING coalesce(t.locked_until > now(), false)",
-        &[email_digest.to_vec().into()],
-    )
-    .unwrap_or(false)
+        settings::sql_value("lockout.max_attempts", "int"),
+        settings::sql_value("lockout.duration", "interval"),
+    );
+    db::one::<bool>(&sql, &[email_digest.to_vec().into()]).unwrap_or(false)
 }
 
 /// Take (creating if needed) the throttle row of this email, locking it so

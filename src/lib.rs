@@ -34,6 +34,7 @@ extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
 extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["sessions_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/settings_view.sql", name = "settings_view", requires = ["settings_schema", settings::setting_definitions]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]

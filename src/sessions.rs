@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::actor::{self, AdminIdentity, AdminRole};
 use crate::audit::{self, Event};
 use crate::errors::{raise, OrRaise};
-use crate::settings::{ABSOLUTE_TIMEOUT_SQL, IDLE_TIMEOUT_SQL};
+use crate::settings;
 use crate::db;
 
 /// How long a password-checked login may wait for its 2FA code.
@@ -33,12 +33,13 @@ pub fn create(user_id: Uuid, scope: &str, ip: Option<Inet>, user_agent: Option<&
     let lifetime = if scope == "mfa_pending" {
         format!("interval '{MFA_PENDING_LIFETIME}'")
     } else {
-        ABSOLUTE_TIMEOUT_SQL.to_string()
+        settings::sql_value("session.absolute_timeout", "interval")
     };
+    let idle = settings::sql_value("session.idle_timeout", "interval");
     // The reported expiry is the nearer of the absolute and the idle one.
     let sql = format!(
         "INSERT INTO dashboard_auth.sessions (user_id, token_digest, scope, expires_at, idle_timeout, ip, user_agent)
-         VALUES ($1, $2, $3, now() + {lifetime}, {IDLE_TIMEOUT_SQL}, $4, $5)
+         VALUES ($1, $2, $3, now() + {lifetime}, {idle}, $4, $5)
          RETURNING id, least(expires_at, now() + idle_timeout)"
     );
     let row = db::update(

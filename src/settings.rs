@@ -9,17 +9,31 @@ use serde_json::{json, Value};
 use crate::audit::{self, Event};
 use crate::{actor, db, errors::OrRaise};
 
-/// SQL that reads one interval setting, for use inside other queries.
-pub const IDLE_TIMEOUT_SQL: &str =
-    "(SELECT (value #>> '{}')::interval FROM dashboard_auth.settings_store WHERE key = 'session.idle_timeout')";
-pub const ABSOLUTE_TIMEOUT_SQL: &str =
-    "(SELECT (value #>> '{}')::interval FROM dashboard_auth.settings_store WHERE key = 'session.absolute_timeout')";
+/// A SQL expression for one setting's current value (set, or the default),
+/// cast to `sql_type`, for use inside other queries. Keys and defaults are
+/// constants of the core crate, never caller input.
+pub fn sql_value(key: &str, sql_type: &str) -> String {
+    let setting = rules::lookup(key).or_raise();
+    let default: Value = serde_json::from_str(setting.default).expect("defaults are valid JSON");
+    let default_text = match default {
+        Value::String(t) => t,
+        other => other.to_string(),
+    };
+    format!(
+        "coalesce((SELECT (value #>> '{{}}')::{sql_type} FROM dashboard_auth.settings_store WHERE key = '{key}'), '{default_text}'::{sql_type})"
+    )
+}
 
+fn default_of(key: &str) -> Value {
+    serde_json::from_str(rules::lookup(key).or_raise().default).expect("defaults are valid JSON")
+}
+
+/// The current value of a setting: the one set, or its default.
 pub fn get(key: &str) -> Value {
     rules::lookup(key).or_raise();
     db::one::<JsonB>("SELECT value FROM dashboard_auth.settings_store WHERE key = $1", &[key.into()])
         .map(|j| j.0)
-        .unwrap_or(Value::Null)
+        .unwrap_or_else(|| default_of(key))
 }
 
 pub fn get_i64(key: &str) -> i64 {
@@ -54,26 +68,26 @@ fn set_setting(key: Option<&str>, value: Option<JsonB>) {
             Value::String(text)
         }
     };
-    let old = db::one::<JsonB>(
-        "UPDATE dashboard_auth.settings_store s SET value = $2, updated_at = now(), updated_by = $3
-         FROM dashboard_auth.settings_store o WHERE s.key = $1 AND o.key = s.key RETURNING o.value",
+    let old = get(key);
+    db::execute(
+        "INSERT INTO dashboard_auth.settings_store AS s (key, value, updated_by) VALUES ($1, $2, $3)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
         &[key.into(), JsonB(value.clone()).into(), actor.label().into()],
     );
-    audit::record(Event::new("settings.update", "setting", key).details(json!({
-        "old": old.map(|j| j.0), "new": value,
-    })));
+    audit::record(Event::new("settings.update", "setting", key).details(json!({ "old": old, "new": value })));
 }
 
-/// Called once by the install script: write every known key with its default.
-#[pg_extern(schema = "dashboard_auth", security_definer)]
+/// Every known setting: key, default and what it does (from the Rust core).
+#[pg_extern(schema = "dashboard_auth", immutable, parallel_safe)]
+fn setting_definitions() -> TableIterator<'static, (name!(key, String), name!(default_value, JsonB), name!(description, String))> {
+    TableIterator::new(rules::SETTINGS.iter().map(|s| {
+        (s.key.to_string(), JsonB(serde_json::from_str(s.default).expect("defaults are valid JSON")), s.description.to_string())
+    }))
+}
+
+/// A setting's current value without any caller check, for the extension's own triggers.
+#[pg_extern(schema = "dashboard_auth", security_definer, stable)]
 #[search_path(pg_catalog, pg_temp)]
-fn _install_default_settings() {
-    for s in rules::SETTINGS {
-        let v: Value = serde_json::from_str(s.default).expect("defaults are valid JSON");
-        db::execute(
-            "INSERT INTO dashboard_auth.settings_store (key, value, default_value, description)
-             VALUES ($1, $2, $2, $3) ON CONFLICT (key) DO NOTHING",
-            &[s.key.into(), JsonB(v).into(), s.description.into()],
-        );
-    }
+fn _setting_value(key: &str) -> JsonB {
+    JsonB(get(key))
 }

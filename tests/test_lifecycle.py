@@ -1,0 +1,39 @@
+"""Lifecycle: pg_dump / restore of a database that uses the extension."""
+import os
+import subprocess
+import uuid
+
+from conftest import PASSWORD, connect, one, setup_admin
+
+
+def pg_bin(name):
+    bindir = subprocess.check_output([os.environ.get("PG_CONFIG", "/usr/bin/pg_config"), "--bindir"], text=True).strip()
+    return os.path.join(bindir, name)
+
+
+def test_dump_restores_admins_sessions_settings_and_audit(db, tmp_path):
+    web = db.conn("fb_web")
+    uid, token = setup_admin(web)
+    web.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', '7')")
+    one(web, "SELECT status FROM dashboard_auth.login('root@example.com', 'wrong-password-here')")
+    audit_before = web.execute("SELECT id, action FROM dashboard_auth.audit_log ORDER BY id").fetchall()
+
+    dump = tmp_path / "dump.sql"
+    subprocess.run([pg_bin("pg_dump"), "-d", db.name, "-f", str(dump)], check=True)
+    target = "restored_" + uuid.uuid4().hex[:8]
+    with connect("postgres") as c:
+        c.execute(f"CREATE DATABASE {target}")
+    try:
+        subprocess.run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", str(dump)],
+                       check=True, capture_output=True)
+        with connect(target, user="fb_web") as r:
+            assert one(r, "SELECT dashboard_auth.needs_setup()") is False
+            assert one(r, "SELECT user_id FROM dashboard_auth.validate_session(%s)", (token,)) == uid
+            assert one(r, "SELECT dashboard_auth.get_setting('lockout.max_attempts')") == 7
+            assert r.execute("SELECT id, action FROM dashboard_auth.audit_log ORDER BY id").fetchall() == audit_before
+            assert one(r, "SELECT status FROM dashboard_auth.login('root@example.com', %s)", (PASSWORD,)) == "ok"
+            # New audit rows continue after the restored ones (the identity sequence came along).
+            assert one(r, "SELECT max(id) FROM dashboard_auth.audit_log") > audit_before[-1][0]
+    finally:
+        with connect("postgres") as c:
+            c.execute(f"DROP DATABASE {target} WITH (FORCE)")
