@@ -42,3 +42,9 @@ $internal$;
 
 -- Write the default settings from the Rust list of keys.
 SELECT dashboard_auth._install_default_settings();
+
+-- Invitations (issue 3): the dashboard may list them directly, but never the
+-- token digests. backup_codes and password_resets get no grants at all.
+GRANT SELECT (id, email, role, invited_by, invited_by_label, created_at, expires_at,
+              accepted_at, accepted_user_id, revoked_at, revoked_reason)
+    ON dashboard_auth.invitations TO fluxbase_dashboard;

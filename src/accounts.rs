@@ -27,7 +27,7 @@ pub fn hash_new_password(pw: Option<&str>, email: &str, full_name: Option<&str>)
     password::hash_password(pw.unwrap_or_default()).or_raise()
 }
 
-fn clean_name(full_name: Option<&str>) -> String {
+pub fn clean_name(full_name: Option<&str>) -> String {
     let name = full_name.unwrap_or("").trim();
     check_len("full_name", name, MAX_NAME_CHARS).or_raise();
     if name.chars().any(|c| c.is_control()) {

@@ -17,6 +17,9 @@ pub mod actor;
 pub mod audit;
 pub mod db;
 pub mod errors;
+pub mod invitations;
+pub mod mfa;
+pub mod password_resets;
 pub mod sessions;
 pub mod settings;
 
@@ -34,6 +37,9 @@ extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
 extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/mfa.sql", name = "mfa_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/invitations.sql", name = "invitations_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]
