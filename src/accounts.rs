@@ -341,7 +341,11 @@ fn login(
         return login_answer("invalid", None);
     };
 
-    db::execute("DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1", &[email_digest.to_vec().into()]);
+    // With 2FA on, the failure count (wrong codes count too) is cleared only
+    // when login_mfa succeeds: a right password alone must not reset it.
+    if !totp_enabled {
+        db::execute("DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1", &[email_digest.to_vec().into()]);
+    }
     if verified.needs_rehash {
         // The stored hash was made with weaker or other parameters: upgrade it now
         // that we hold the plain password.
