@@ -40,6 +40,12 @@ BEGIN
 END
 $internal$;
 
+-- Invitations (issue 3): the dashboard may list them directly, but never the
+-- token digests. backup_codes and password_resets get no grants at all.
+GRANT SELECT (id, email, role, invited_by, invited_by_label, created_at, expires_at,
+              accepted_at, accepted_user_id, revoked_at, revoked_reason)
+    ON dashboard_auth.invitations TO fluxbase_dashboard;
+
 -- pg_dump carries the extension's tables (their rows, not their definitions):
 -- a dump restores with admins, sessions, settings and the audit trail intact.
 DO $dump$

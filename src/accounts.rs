@@ -27,7 +27,7 @@ pub fn hash_new_password(pw: Option<&str>, email: &str, full_name: Option<&str>)
     password::hash_password(pw.unwrap_or_default()).or_raise()
 }
 
-fn clean_name(full_name: Option<&str>) -> String {
+pub fn clean_name(full_name: Option<&str>) -> String {
     let name = full_name.unwrap_or("").trim();
     check_len("full_name", name, MAX_NAME_CHARS).or_raise();
     if name.chars().any(|c| c.is_control()) {
@@ -338,7 +338,11 @@ fn login(
         return login_answer("invalid", None);
     };
 
-    db::execute("DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1", &[email_digest.to_vec().into()]);
+    // With 2FA on, the failure count (wrong codes count too) is cleared only
+    // when login_mfa succeeds: a right password alone must not reset it.
+    if !totp_enabled {
+        db::execute("DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1", &[email_digest.to_vec().into()]);
+    }
     if verified.needs_rehash {
         // The stored hash was made with weaker or other parameters: upgrade it now
         // that we hold the plain password.

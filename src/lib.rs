@@ -17,6 +17,9 @@ pub mod actor;
 pub mod audit;
 pub mod db;
 pub mod errors;
+pub mod invitations;
+pub mod mfa;
+pub mod password_resets;
 pub mod sessions;
 pub mod settings;
 
@@ -35,6 +38,9 @@ extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = 
 extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["sessions_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings_view.sql", name = "settings_view", requires = ["settings_schema", settings::setting_definitions]);
+extension_sql_file!("../sql/mfa.sql", name = "mfa_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/invitations.sql", name = "invitations_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]

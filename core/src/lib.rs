@@ -8,5 +8,6 @@ pub mod error;
 pub mod password;
 pub mod settings;
 pub mod token;
+pub mod totp;
 
 pub use error::{Code, FbError, FbResult};
