@@ -9,13 +9,12 @@
 //! so it cannot be a one-way digest like tokens. It is stored encrypted with a
 //! key that is not in the database (see src/mfa.rs: a file in the server's
 //! data directory), so a dump or a copy of the tables alone does not reveal
-//! it. The construction is encrypt-then-MAC from HMAC-SHA256 alone:
-//! keystream = HMAC(k_enc, nonce), tag = HMAC(k_mac, owner || nonce || ct),
-//! with k_enc / k_mac derived from the master key. The owner (the admin's id)
-//! is bound into the tag so a sealed secret cannot be moved to another row.
+//! it. The cipher is XChaCha20-Poly1305 (RustCrypto's chacha20poly1305) with
+//! a random nonce; the owner (the admin's id) is the associated data, so a
+//! sealed secret cannot be moved to another admin's row.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use totp_rs::{Algorithm, TOTP};
 
 use crate::error::{Code, FbError, FbResult};
@@ -138,32 +137,24 @@ pub fn backup_code_digest(owner: &str, code: &str) -> [u8; 32] {
     sha256(format!("fluxbase-backup-code:{owner}:{normalised}").as_bytes())
 }
 
-type HmacSha256 = Hmac<Sha256>;
+const SEAL_VERSION: u8 = 2;
+const NONCE_BYTES: usize = 24;
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut m = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().into()
+fn cipher(master_key: &[u8; 32]) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(master_key.into())
 }
 
-const SEAL_VERSION: u8 = 1;
-const NONCE_BYTES: usize = 16;
-
-/// Encrypt and authenticate a secret (at most 32 bytes) for `owner`.
+/// Encrypt and authenticate a secret for `owner` (XChaCha20-Poly1305, random
+/// 192-bit nonce, the owner bound in as associated data so a sealed secret
+/// copied onto another admin's row does not open).
 pub fn seal(master_key: &[u8; 32], owner: &str, secret: &[u8]) -> Vec<u8> {
-    assert!(secret.len() <= 32, "seal takes secrets of at most 32 bytes");
-    let k_enc = hmac(master_key, &[b"fluxbase totp enc"]);
-    let k_mac = hmac(master_key, &[b"fluxbase totp mac"]);
     let nonce = random_bytes::<NONCE_BYTES>();
-    let stream = hmac(&k_enc, &[&nonce]);
-    let ct: Vec<u8> = secret.iter().zip(stream.iter()).map(|(a, b)| a ^ b).collect();
-    let tag = hmac(&k_mac, &[owner.as_bytes(), &nonce, &ct]);
+    let ct = cipher(master_key)
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: owner.as_bytes() })
+        .expect("encrypting a short secret cannot fail");
     let mut out = vec![SEAL_VERSION];
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
-    out.extend_from_slice(&tag);
     out
 }
 
@@ -174,21 +165,13 @@ pub fn open(master_key: &[u8; 32], owner: &str, sealed: &[u8]) -> FbResult<Vec<u
         FbError::new(Code::WrongState, "the stored 2FA secret cannot be decrypted")
             .with_hint("the key file may have changed; disable and set up 2FA again, or use a backup code")
     };
-    if sealed.len() < 1 + NONCE_BYTES + 32 || sealed[0] != SEAL_VERSION {
+    if sealed.len() < 1 + NONCE_BYTES + 16 || sealed[0] != SEAL_VERSION {
         return Err(bad());
     }
-    let nonce = &sealed[1..1 + NONCE_BYTES];
-    let (ct, tag) = sealed[1 + NONCE_BYTES..].split_at(sealed.len() - 1 - NONCE_BYTES - 32);
-    if ct.len() > 32 {
-        return Err(bad());
-    }
-    let k_mac = hmac(master_key, &[b"fluxbase totp mac"]);
-    if !constant_eq(&hmac(&k_mac, &[owner.as_bytes(), nonce, ct]), tag) {
-        return Err(bad());
-    }
-    let k_enc = hmac(master_key, &[b"fluxbase totp enc"]);
-    let stream = hmac(&k_enc, &[nonce]);
-    Ok(ct.iter().zip(stream.iter()).map(|(a, b)| a ^ b).collect())
+    let (nonce, ct) = sealed[1..].split_at(NONCE_BYTES);
+    cipher(master_key)
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: owner.as_bytes() })
+        .map_err(|_| bad())
 }
 
 #[cfg(test)]
