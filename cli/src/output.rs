@@ -1,0 +1,172 @@
+//! Rendering: aligned plain-text tables for people (no colour, no escape codes),
+//! JSON for scripts.
+
+use comfy_table::{ContentLineStyle, LineStyle, Table, TableStyle};
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// psql-like: a header, a dashed line, then the rows; columns separated by '|'.
+const STYLE: TableStyle = TableStyle::new()
+    .header_lines(ContentLineStyle::none().junction('|'))
+    .header_separator(LineStyle::none().fill('-').junction('+'))
+    .content_lines(ContentLineStyle::none().junction('|'));
+
+/// A JSON value as one table cell.
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn new_table() -> Table {
+    let mut t = Table::new();
+    t.load_style(STYLE);
+    t
+}
+
+/// Rows (JSON objects) as a table; the columns are the keys of the rows, in order.
+pub fn table_of(rows: &[Value]) -> String {
+    let mut cols: Vec<String> = Vec::new();
+    for r in rows {
+        if let Value::Object(m) = r {
+            for k in m.keys() {
+                if !cols.contains(k) {
+                    cols.push(k.clone());
+                }
+            }
+        }
+    }
+    if cols.is_empty() {
+        // rows of scalars
+        let mut t = new_table();
+        t.set_header(vec!["value"]);
+        for r in rows {
+            t.add_row(vec![cell(r)]);
+        }
+        return t.to_string();
+    }
+    let mut t = new_table();
+    t.set_header(cols.clone());
+    for r in rows {
+        let row: Vec<String> = cols.iter().map(|c| r.get(c).map(cell).unwrap_or_default()).collect();
+        t.add_row(row);
+    }
+    t.to_string()
+}
+
+/// One object as a two-column key/value table.
+pub fn record_of(m: &Map<String, Value>) -> String {
+    let mut t = new_table();
+    t.set_header(vec!["field", "value"]);
+    for (k, v) in m {
+        t.add_row(vec![k.clone(), cell(v)]);
+    }
+    t.to_string()
+}
+
+pub struct Out {
+    pub format: Format,
+}
+
+impl Out {
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// A list of rows.
+    pub fn list(&self, rows: &[Value], what: &str) {
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(&Value::Array(rows.to_vec())).unwrap());
+        } else if rows.is_empty() {
+            println!("(no {what})");
+        } else {
+            println!("{}", table_of(rows));
+            println!("({} {})", rows.len(), if rows.len() == 1 { "row" } else { "rows" });
+        }
+    }
+
+    /// One record.
+    pub fn record(&self, v: &Value) {
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(v).unwrap());
+            return;
+        }
+        match v {
+            Value::Object(m) => println!("{}", record_of(m)),
+            Value::Array(a) => self.list(a, "rows"),
+            other => println!("{}", cell(other)),
+        }
+    }
+
+    /// A result object for scripts, or a sentence for people.
+    pub fn done(&self, v: Value, sentence: &str) {
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        } else {
+            println!("{sentence}");
+        }
+    }
+
+    /// A nested JSON document (metrics): each top-level key as its own section.
+    pub fn sections(&self, v: &Value) {
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(v).unwrap());
+            return;
+        }
+        let Value::Object(m) = v else {
+            println!("{}", cell(v));
+            return;
+        };
+        let mut first = true;
+        for (k, val) in m {
+            if !first {
+                println!();
+            }
+            first = false;
+            println!("{k}");
+            match val {
+                Value::Array(a) if a.is_empty() => println!("(none)"),
+                Value::Array(a) => println!("{}", table_of(a)),
+                Value::Object(o) => println!("{}", record_of(o)),
+                other => println!("{}", cell(other)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_keeps_column_order_and_aligns() {
+        let rows = vec![json!({"zeta": "a", "alpha": 1, "n": null}), json!({"zeta": "longer", "alpha": 22, "n": {"x": 1}})];
+        let t = table_of(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].find("zeta").unwrap() < lines[0].find("alpha").unwrap());
+        assert!(lines[1].starts_with('-') || lines[1].trim_start().starts_with('-'));
+        assert!(lines[3].contains("{\"x\":1}"));
+        // aligned: every separator at the same offset
+        let pos: Vec<usize> = lines.iter().filter(|l| l.contains('|')).map(|l| l.find('|').unwrap()).collect();
+        assert!(pos.windows(2).all(|w| w[0] == w[1]), "{t}");
+        assert!(!t.contains('\u{1b}'), "no escape codes");
+    }
+
+    #[test]
+    fn cells() {
+        assert_eq!(cell(&json!(null)), "");
+        assert_eq!(cell(&json!("x")), "x");
+        assert_eq!(cell(&json!(true)), "true");
+        assert_eq!(cell(&json!([1, 2])), "[1,2]");
+    }
+}
