@@ -243,6 +243,29 @@ def test_admin_users_delete_needs_yes(cli, su):
     assert "no admin with id" in err
 
 
+def test_confirmation_on_a_terminal(cli, su):
+    """On a terminal the CLI asks; only "y" goes ahead."""
+    import pty
+
+    setup_admin(su)
+    other = create_admin(su, "other@example.com")
+    for answer, code, left in [("n\n", FAILED, 1), ("\n", FAILED, 1), ("y\n", 0, 0)]:
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen(
+                cli.argv(["admin", "users", "delete", other]),
+                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(),
+            )
+            os.close(slave)
+            os.write(master, answer.encode())
+            out, err = p.communicate(timeout=60)
+        finally:
+            os.close(master)
+        assert p.returncode == code, (answer, out, err)
+        assert f"Really delete admin user {other}? [y/N]" in err
+        assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %s", (other,)) == left, answer
+
+
 def test_cannot_delete_last_admin(cli, su):
     uid, _ = setup_admin(su)
     err = cli.fails(FAILED, "admin", "users", "delete", str(uid), "--yes")
@@ -508,7 +531,7 @@ def test_impersonate_sees_what_rls_allows(cli, su):
     su.execute("INSERT INTO public.todos (owner, title) VALUES (%s, 'alice todo'), (%s, 'bob todo')", (alice, bob))
     rows = cli.json("impersonate", "alice@example.com", "--reason", "ticket 42", "--", "SELECT title FROM public.todos")
     assert rows == [{"title": "alice todo"}]
-    r = cli.ok("impersonate", bob, "--reason", "ticket 43", "--", "SELECT title FROM public.todos WHERE id > $1", "--params", "[0]")
+    r = cli.ok("impersonate", bob, "--reason", "ticket 43", "--", "SELECT title FROM public.todos WHERE id > $1::int", "--params", "[0]")
     assert "bob todo" in r.stdout and "alice todo" not in r.stdout
     # every impersonation was ended, with its reason
     sessions = su.execute("SELECT reason, ended_at IS NOT NULL FROM auth.impersonation_sessions ORDER BY started_at").fetchall()

@@ -70,7 +70,9 @@ pub enum Command {
     },
     /// End the saved admin session and remove its file
     Logout,
-    /// Run one SQL statement as an app user (RLS applies), e.g. fluxbase impersonate alice@example.com --reason "ticket 42" -- "SELECT * FROM todos"
+    /// Run one SQL statement as an app user, so RLS decides what it sees
+    ///
+    /// Example: fluxbase impersonate alice@example.com --reason "ticket 42" -- "SELECT * FROM todos"
     Impersonate {
         /// App user id or email, `anon` or `service_role`
         user: String,

@@ -521,7 +521,7 @@ pub fn parse_filter(f: &str) -> Result<Value, String> {
     }
 }
 
-/// `col` or `col:asc` / `col:desc` → {"column","direction"}.
+/// `col` or `col:asc` / `col:desc` → {"column","dir"}.
 pub fn parse_sort(s: &str) -> Result<Value, String> {
     let (col, dir) = match s.rsplit_once(':') {
         Some((c, d)) if d.eq_ignore_ascii_case("desc") || d.eq_ignore_ascii_case("asc") => (c, d.to_lowercase()),
@@ -530,7 +530,7 @@ pub fn parse_sort(s: &str) -> Result<Value, String> {
     if col.is_empty() {
         return Err(format!("bad sort {s:?}: expected column[:desc]"));
     }
-    Ok(json!({ "column": col, "direction": dir }))
+    Ok(json!({ "column": col, "dir": dir }))
 }
 
 /// The cursor printed by a previous page is JSON; anything else is taken as a JSON string.
@@ -597,8 +597,8 @@ mod tests {
 
     #[test]
     fn sorts_and_cursors() {
-        assert_eq!(parse_sort("name").unwrap(), json!({"column":"name","direction":"asc"}));
-        assert_eq!(parse_sort("created_at:DESC").unwrap(), json!({"column":"created_at","direction":"desc"}));
+        assert_eq!(parse_sort("name").unwrap(), json!({"column":"name","dir":"asc"}));
+        assert_eq!(parse_sort("created_at:DESC").unwrap(), json!({"column":"created_at","dir":"desc"}));
         assert_eq!(parse_sort("a:b").unwrap()["column"], "a:b");
         assert!(parse_sort(":desc").is_err());
         assert_eq!(parse_cursor("{\"id\": 5}"), json!({"id": 5}));

@@ -16,15 +16,43 @@ const STYLE: TableStyle = TableStyle::new()
     .header_separator(LineStyle::none().fill('-').junction('+'))
     .content_lines(ContentLineStyle::none().junction('|'));
 
+/// `2026-11-24T13:31:18.076542+00:00` (how to_json writes a timestamptz) →
+/// `2026-11-24 13:31:18+00:00` for people; anything else unchanged.
+pub fn pretty_time(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() < 25 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4) && digits(5..7) && digits(8..10) && digits(11..13) && digits(14..16) && digits(17..19)) {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let rb = rest.as_bytes();
+    if rb.len() == 6 && (rb[0] == b'+' || rb[0] == b'-') && rb[3] == b':' {
+        Some(format!("{} {}{}", &s[..10], &s[11..19], rest))
+    } else {
+        None
+    }
+}
+
 /// A JSON value as one table cell.
 pub fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => pretty_time(s).unwrap_or_else(|| s.clone()),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         other => other.to_string(),
     }
+}
+
+/// The table's text without the padding comfy-table leaves at line ends.
+fn render(t: &Table) -> String {
+    t.to_string().lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
 }
 
 fn new_table() -> Table {
@@ -52,7 +80,7 @@ pub fn table_of(rows: &[Value]) -> String {
         for r in rows {
             t.add_row(vec![cell(r)]);
         }
-        return t.to_string();
+        return render(&t);
     }
     let mut t = new_table();
     t.set_header(cols.clone());
@@ -60,7 +88,7 @@ pub fn table_of(rows: &[Value]) -> String {
         let row: Vec<String> = cols.iter().map(|c| r.get(c).map(cell).unwrap_or_default()).collect();
         t.add_row(row);
     }
-    t.to_string()
+    render(&t)
 }
 
 /// One object as a two-column key/value table.
@@ -70,7 +98,7 @@ pub fn record_of(m: &Map<String, Value>) -> String {
     for (k, v) in m {
         t.add_row(vec![k.clone(), cell(v)]);
     }
-    t.to_string()
+    render(&t)
 }
 
 pub struct Out {
@@ -168,5 +196,9 @@ mod tests {
         assert_eq!(cell(&json!("x")), "x");
         assert_eq!(cell(&json!(true)), "true");
         assert_eq!(cell(&json!([1, 2])), "[1,2]");
+        assert_eq!(cell(&json!("2026-11-24T13:31:18.076542+00:00")), "2026-11-24 13:31:18+00:00");
+        assert_eq!(cell(&json!("2026-11-24T13:31:18-05:30")), "2026-11-24 13:31:18-05:30");
+        assert_eq!(cell(&json!("2026-11-24T13:31:18.5Z-not")), "2026-11-24T13:31:18.5Z-not");
+        assert_eq!(cell(&json!("hello")), "hello");
     }
 }
