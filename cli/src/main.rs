@@ -4,6 +4,18 @@
 //! (`SELECT to_json(t) FROM fn(...) t`) so the tool does not hard-code each
 //! function's column list.
 
+/// println! that ends quietly when stdout is closed early (`fluxbase ... | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod cli;
 mod conn;
 mod fail;
@@ -347,7 +359,7 @@ fn users(ctx: &mut Ctx, cmd: UsersCmd) -> Result<(), Fail> {
             if ctx.out.json() {
                 ctx.out.record(&r);
             } else {
-                println!("Invited {email}.");
+                say!("Invited {email}.");
                 ctx.out.record(&r);
             }
         }
@@ -567,10 +579,10 @@ fn tables(ctx: &mut Ctx, cmd: TablesCmd) -> Result<(), Fail> {
                 let rows = v.get("rows").and_then(Value::as_array).cloned().unwrap_or_default();
                 ctx.out.list(&rows, "rows");
                 if let Some(t) = v.get("estimated_total").filter(|t| !t.is_null()) {
-                    println!("estimated total: {}", output::cell(t));
+                    say!("estimated total: {}", output::cell(t));
                 }
                 if let Some(c) = v.get("next_cursor").filter(|c| !c.is_null()) {
-                    println!("next page: --after '{}'", c.to_string().replace('\'', "'\\''"));
+                    say!("next page: --after '{}'", c.to_string().replace('\'', "'\\''"));
                 }
             }
         }

@@ -113,59 +113,59 @@ impl Out {
     /// A list of rows.
     pub fn list(&self, rows: &[Value], what: &str) {
         if self.json() {
-            println!("{}", serde_json::to_string_pretty(&Value::Array(rows.to_vec())).unwrap());
+            say!("{}", serde_json::to_string_pretty(&Value::Array(rows.to_vec())).unwrap());
         } else if rows.is_empty() {
-            println!("(no {what})");
+            say!("(no {what})");
         } else {
-            println!("{}", table_of(rows));
-            println!("({} {})", rows.len(), if rows.len() == 1 { "row" } else { "rows" });
+            say!("{}", table_of(rows));
+            say!("({} {})", rows.len(), if rows.len() == 1 { "row" } else { "rows" });
         }
     }
 
     /// One record.
     pub fn record(&self, v: &Value) {
         if self.json() {
-            println!("{}", serde_json::to_string_pretty(v).unwrap());
+            say!("{}", serde_json::to_string_pretty(v).unwrap());
             return;
         }
         match v {
-            Value::Object(m) => println!("{}", record_of(m)),
+            Value::Object(m) => say!("{}", record_of(m)),
             Value::Array(a) => self.list(a, "rows"),
-            other => println!("{}", cell(other)),
+            other => say!("{}", cell(other)),
         }
     }
 
     /// A result object for scripts, or a sentence for people.
     pub fn done(&self, v: Value, sentence: &str) {
         if self.json() {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap());
+            say!("{}", serde_json::to_string_pretty(&v).unwrap());
         } else {
-            println!("{sentence}");
+            say!("{sentence}");
         }
     }
 
     /// A nested JSON document (metrics): each top-level key as its own section.
     pub fn sections(&self, v: &Value) {
         if self.json() {
-            println!("{}", serde_json::to_string_pretty(v).unwrap());
+            say!("{}", serde_json::to_string_pretty(v).unwrap());
             return;
         }
         let Value::Object(m) = v else {
-            println!("{}", cell(v));
+            say!("{}", cell(v));
             return;
         };
         let mut first = true;
         for (k, val) in m {
             if !first {
-                println!();
+                say!();
             }
             first = false;
-            println!("{k}");
+            say!("{k}");
             match val {
-                Value::Array(a) if a.is_empty() => println!("(none)"),
-                Value::Array(a) => println!("{}", table_of(a)),
-                Value::Object(o) => println!("{}", record_of(o)),
-                other => println!("{}", cell(other)),
+                Value::Array(a) if a.is_empty() => say!("(none)"),
+                Value::Array(a) => say!("{}", table_of(a)),
+                Value::Object(o) => say!("{}", record_of(o)),
+                other => say!("{}", cell(other)),
             }
         }
     }
