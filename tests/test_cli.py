@@ -314,8 +314,13 @@ def test_setup_reads_password_from_stdin_not_argv(cli, su):
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env())
     try:
         # The child waits for the password on stdin: its command line must not hold it.
-        with open(f"/proc/{p.pid}/cmdline", "rb") as f:
-            cmdline = f.read()
+        deadline = time.time() + 10
+        while True:  # until the exec has happened
+            with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if b"--password-stdin" in cmdline or time.time() > deadline:
+                break
+            time.sleep(0.01)
         assert b"--password-stdin" in cmdline and PASSWORD.encode() not in cmdline
         with open(f"/proc/{p.pid}/environ", "rb") as f:
             assert PASSWORD.encode() not in f.read()

@@ -44,7 +44,9 @@ fn main() {
 fn run(args: Cli) -> Result<(), Fail> {
     let out = Out { format: args.output };
     if let Command::Completions { shell } = args.command {
-        clap_complete::generate(shell, &mut Cli::command(), "fluxbase", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "fluxbase", &mut script);
+        say!("{}", String::from_utf8_lossy(&script).trim_end());
         return Ok(());
     }
     let uses_session = !matches!(args.command, Command::Setup { .. } | Command::Login { .. } | Command::Logout) && !args.no_session;
