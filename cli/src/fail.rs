@@ -55,7 +55,7 @@ pub fn from_db(e: &postgres::error::DbError, role: &str) -> Fail {
     }
     match code {
         "42501" => {
-            if msg.starts_with("permission denied for") {
+            if msg.starts_with("permission denied for function") || msg.starts_with("permission denied for schema") {
                 msg.push_str(&format!(
                     ": the database role {role} must be a member of fluxbase_dashboard (GRANT fluxbase_dashboard TO {role})"
                 ));

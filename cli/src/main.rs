@@ -496,7 +496,7 @@ fn impersonate(ctx: &mut Ctx, user: &str, reason: &str, params: Option<&str>, sq
     let id = ctx
         .scalar("dashboard.start_impersonation", "SELECT dashboard.start_impersonation($1, $2)::text", &[s(user), s(reason)])?
         .ok_or_else(|| Fail::failure("start_impersonation returned no session id"))?;
-    if !ctx.out.json() {
+    if !ctx.out.json() && std::io::stderr().is_terminal() {
         eprintln!("impersonating {user} (impersonation session {id})");
     }
     // Run the statement, then always end the impersonation, even when the statement failed.
