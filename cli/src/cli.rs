@@ -1,0 +1,319 @@
+//! The command line, declared with clap's derive API.
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fluxbase",
+    version,
+    about = "Administer a Fluxbase (fluxbase_admin) database from the command line",
+    after_help = "Connection: --database-url or DATABASE_URL (postgresql://user@host:port/db, or \
+                  postgresql://user@/db?host=/socket/dir&port=N); otherwise PGHOST, PGPORT, PGUSER, \
+                  PGDATABASE, PGPASSWORD as for psql.\n\
+                  After `fluxbase login` every command acts as that admin.\n\
+                  Exit codes: 0 ok, 1 failed, 2 usage, 3 cannot connect / extension missing, \
+                  4 not found, 5 permission denied / not authenticated."
+)]
+pub struct Cli {
+    /// PostgreSQL connection URL (libpq style)
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Output format: aligned table for people, json for scripts
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+
+    /// Don't ask for confirmation before deleting or revoking
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+
+    /// Ignore the saved admin session (act as the database role)
+    #[arg(long, global = true)]
+    pub no_session: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Dashboard admin accounts, invitations, sessions, password resets
+    Admin {
+        #[command(subcommand)]
+        cmd: AdminCmd,
+    },
+    /// Application end users (auth.users)
+    Users {
+        #[command(subcommand)]
+        cmd: UsersCmd,
+    },
+    /// Create the first admin account (first run only) and log in
+    Setup {
+        #[arg(long)]
+        email: String,
+        /// Full name
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from the first line of stdin instead of a prompt
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log in as an admin; the session is saved for the next commands
+    Login {
+        #[arg(long)]
+        email: String,
+        /// Read the password (and a two-factor code on the next line) from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End the saved admin session and remove its file
+    Logout,
+    /// Run one SQL statement as an app user, so RLS decides what it sees
+    ///
+    /// Example: fluxbase impersonate alice@example.com --reason "ticket 42" -- "SELECT * FROM todos"
+    Impersonate {
+        /// App user id or email, `anon` or `service_role`
+        user: String,
+        /// Why (recorded in the audit trail)
+        #[arg(long)]
+        reason: String,
+        /// Bind parameters for $1, $2, ... as a JSON array
+        #[arg(long, value_name = "JSON")]
+        params: Option<String>,
+        /// The statement (after --)
+        #[arg(last = true, required = true, num_args = 1.., value_name = "SQL")]
+        sql: Vec<String>,
+    },
+    /// Table explorer
+    Tables {
+        #[command(subcommand)]
+        cmd: TablesCmd,
+    },
+    /// Sessions, connections, query stats and storage in one report
+    Metrics,
+    /// Recent audit events, newest first
+    Audit {
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: u32,
+        /// Only events with this action (e.g. login.failure)
+        #[arg(long)]
+        action: Option<String>,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Admin accounts
+    Users {
+        #[command(subcommand)]
+        cmd: AdminUsersCmd,
+    },
+    /// Admin invitations
+    Invitations {
+        #[command(subcommand)]
+        cmd: InvitationsCmd,
+    },
+    /// Admin sessions
+    Sessions {
+        #[command(subcommand)]
+        cmd: SessionsCmd,
+    },
+    /// Issue a password reset token for an admin
+    PasswordReset {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminUsersCmd {
+    /// List admin accounts
+    List,
+    /// Invite a new admin (prints the invitation token)
+    Invite {
+        #[arg(long)]
+        email: String,
+        /// dashboard_admin or dashboard_viewer
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Show one admin
+    Get { id: String },
+    /// Delete an admin
+    Delete { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InvitationsCmd {
+    /// List invitations (pending only unless asked)
+    List {
+        #[arg(long)]
+        include_accepted: bool,
+        #[arg(long)]
+        include_expired: bool,
+    },
+    /// Revoke a pending invitation
+    Revoke { token: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCmd {
+    /// List live admin sessions
+    List {
+        /// Only this admin's sessions
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+    /// Revoke one session
+    Revoke { session_id: String },
+    /// Revoke every session of one admin
+    RevokeAll { user_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCmd {
+    /// List app users
+    List {
+        /// Match email (substring)
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        page_size: u32,
+        /// Continue after this user id (keyset pagination)
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one app user
+    Get { id: String },
+    /// Invite an app user (prints the user id and invite token)
+    Invite {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Delete an app user
+    Delete { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TablesCmd {
+    /// List tables
+    List {
+        /// Only this schema
+        #[arg(long)]
+        schema: Option<String>,
+    },
+    /// Columns of a table
+    Describe { table: String },
+    /// Rows of a table, a page at a time
+    Browse {
+        table: String,
+        /// column:op:value (ops: eq neq lt lte gt gte like ilike in is_null not_null); repeatable
+        #[arg(long, value_name = "COL:OP:VALUE")]
+        filter: Vec<String>,
+        /// column or column:desc; repeatable
+        #[arg(long, value_name = "COL[:desc]")]
+        sort: Vec<String>,
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        page_size: u32,
+        /// The next_cursor printed by the previous page
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("fluxbase").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seed_commands_parse() {
+        for args in [
+            vec!["admin", "users", "list"],
+            vec!["admin", "users", "invite", "--email", "a@example.com"],
+            vec!["admin", "users", "invite", "--email", "a@example.com", "--role", "dashboard_admin"],
+            vec!["admin", "users", "get", "x"],
+            vec!["admin", "users", "delete", "x"],
+            vec!["admin", "invitations", "list"],
+            vec!["admin", "invitations", "list", "--include-accepted", "--include-expired"],
+            vec!["admin", "invitations", "revoke", "tok"],
+            vec!["admin", "sessions", "list"],
+            vec!["admin", "sessions", "revoke", "id"],
+            vec!["admin", "sessions", "revoke-all", "uid"],
+            vec!["admin", "password-reset", "--email", "a@example.com"],
+            vec!["users", "list"],
+            vec!["users", "list", "--search", "john"],
+            vec!["users", "get", "id"],
+            vec!["users", "invite", "--email", "u@example.com"],
+            vec!["users", "delete", "id"],
+            vec!["setup", "--email", "a@example.com", "--name", "A", "--password-stdin"],
+            vec!["login", "--email", "a@example.com"],
+            vec!["logout"],
+            vec!["tables", "list"],
+            vec!["tables", "describe", "public.t"],
+            vec!["tables", "browse", "t", "--filter", "a:eq:1", "--filter", "b:is_null", "--sort", "a:desc", "--page-size", "10"],
+            vec!["metrics"],
+            vec!["audit", "--limit", "5", "--action", "login.failure"],
+            vec!["completions", "bash"],
+        ] {
+            parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let c = parse(&["admin", "users", "delete", "x", "--yes", "-o", "json", "--database-url", "postgresql:///d"]).unwrap();
+        assert!(c.yes);
+        assert_eq!(c.output, Format::Json);
+        assert_eq!(c.database_url.as_deref(), Some("postgresql:///d"));
+        let c = parse(&["--output", "json", "-y", "users", "list"]).unwrap();
+        assert!(c.yes && c.output == Format::Json);
+    }
+
+    #[test]
+    fn impersonate_takes_sql_after_double_dash() {
+        let c = parse(&["impersonate", "alice@example.com", "--reason", "ticket 1", "--", "SELECT * FROM t WHERE a = '--x'"]).unwrap();
+        match c.command {
+            Command::Impersonate { user, reason, sql, .. } => {
+                assert_eq!(user, "alice@example.com");
+                assert_eq!(reason, "ticket 1");
+                assert_eq!(sql.join(" "), "SELECT * FROM t WHERE a = '--x'");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["impersonate", "alice", "--", "SELECT 1"]).is_err(), "--reason is required");
+        assert!(parse(&["impersonate", "alice", "--reason", "r"]).is_err(), "SQL is required");
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        assert!(parse(&["admin", "users", "invite"]).is_err(), "--email required");
+        assert!(parse(&["admin", "users", "get"]).is_err());
+        assert!(parse(&["users", "list", "--page-size", "0"]).is_err());
+        assert!(parse(&["audit", "--limit", "-1"]).is_err());
+        assert!(parse(&["-o", "yaml", "metrics"]).is_err());
+        assert!(parse(&["setup", "--email", "a@b.c", "--password", "x"]).is_err(), "no password flag exists");
+        assert!(parse(&["completions", "cmd"]).is_err());
+        assert!(parse(&["admin", "sessions", "revoke_all", "u"]).is_err());
+    }
+}
