@@ -17,6 +17,7 @@ pub mod actor;
 pub mod audit;
 pub mod db;
 pub mod errors;
+pub mod json;
 pub mod invitations;
 pub mod mfa;
 pub mod password_resets;

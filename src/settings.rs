@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 use serde_json::{json, Value};
 
 use crate::audit::{self, Event};
+use crate::json::{self, JsonArg};
 use crate::{actor, db, errors::OrRaise};
 
 /// A SQL expression for one setting's current value (set, or the default),
@@ -54,9 +55,9 @@ fn get_setting(key: Option<&str>) -> Option<JsonB> {
 
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn set_setting(key: Option<&str>, value: Option<JsonB>) {
+fn set_setting(key: Option<&str>, value: Option<JsonArg>) {
     let key = require_text("key", key, 100).or_raise();
-    let value = value.map(|j| j.0).unwrap_or(Value::Null);
+    let value = json::value_of(value, "value");
     let actor = actor::writer("changing settings");
     let value = match rules::validate(key, &value).or_raise() {
         Checked::Ready(v) => v,
