@@ -62,25 +62,55 @@ pub fn session_user_name() -> String {
 /// DEFINER function would, but for just this piece of work. Used by SECURITY
 /// INVOKER functions (table explorer, impersonation, audit triggers) that must
 /// act as the caller — so RLS and grants apply — yet write the audit log, which
-/// no caller may write directly. The previous user is restored on the way out,
-/// also when `f` raises an error.
+/// no caller may write directly.
+///
+/// Like SECURITY DEFINER with `SET search_path`, it also pins `search_path` to
+/// `pg_catalog, pg_temp` for the duration: otherwise a caller could put a schema
+/// of their own first and have the owner run their `now()` or `=`.
+///
+/// The previous user and search_path come back on the way out. When `f` raises
+/// an error, Postgres' (sub)transaction abort restores both itself.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = extension_owner();
-    struct Restore(pg_sys::Oid, i32);
+    struct Restore {
+        user: pg_sys::Oid,
+        ctx: i32,
+        guc_level: i32,
+    }
     impl Drop for Restore {
         fn drop(&mut self) {
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+            if std::thread::panicking() {
+                // An ERROR is unwinding: the abort of the (sub)transaction resets
+                // the user and the GUC nest level; doing it here could run GUC code
+                // in a state Postgres does not expect.
+                return;
+            }
+            unsafe {
+                pg_sys::AtEOXact_GUC(true, self.guc_level);
+                pg_sys::SetUserIdAndSecContext(self.user, self.ctx);
+            }
         }
     }
-    let (prev_user, prev_ctx) = unsafe {
+    let (user, ctx) = unsafe {
         let mut user = pg_sys::Oid::INVALID;
         let mut ctx: i32 = 0;
         pg_sys::GetUserIdAndSecContext(&mut user, &mut ctx);
         (user, ctx)
     };
-    let _restore = Restore(prev_user, prev_ctx);
+    let guc_level = unsafe { pg_sys::NewGUCNestLevel() };
+    let _restore = Restore { user, ctx, guc_level };
     unsafe {
-        pg_sys::SetUserIdAndSecContext(owner, prev_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        pg_sys::SetUserIdAndSecContext(owner, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
     }
     f()
 }

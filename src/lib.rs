@@ -80,6 +80,27 @@ mod tests {
         assert_eq!(email.as_deref(), Some("root@example.com"));
     }
 
+    #[pg_test]
+    fn as_extension_owner_pins_search_path_and_restores_user() {
+        Spi::run("CREATE ROLE fb_pgtest_caller").unwrap();
+        Spi::run("SET search_path = public, pg_catalog").unwrap();
+        Spi::run("SET ROLE fb_pgtest_caller").unwrap();
+        let (path, user) = crate::db::as_extension_owner(|| {
+            (
+                Spi::get_one::<String>("SELECT current_setting('search_path')").unwrap(),
+                Spi::get_one::<String>("SELECT current_user::text").unwrap(),
+            )
+        });
+        assert_eq!(path.as_deref(), Some("pg_catalog, pg_temp"));
+        assert_ne!(user.as_deref(), Some("fb_pgtest_caller"));
+        assert_eq!(Spi::get_one::<String>("SELECT current_user::text").unwrap().as_deref(), Some("fb_pgtest_caller"));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT current_setting('search_path')").unwrap().as_deref(),
+            Some("public, pg_catalog")
+        );
+        Spi::run("RESET ROLE").unwrap();
+    }
+
     #[pg_test(error = "setup has already been completed: an admin account exists")]
     fn second_setup_is_refused() {
         Spi::run("SELECT dashboard_auth.setup_first_admin('a@example.com', 'a-long-enough-passphrase', 'A')").unwrap();

@@ -115,3 +115,4 @@ def test_second_database_of_the_cluster_installs_too(db):
     finally:
         with connect("postgres") as c:
             c.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
