@@ -42,3 +42,17 @@ $internal$;
 
 -- Write the default settings from the Rust list of keys.
 SELECT dashboard_auth._install_default_settings();
+
+-- ---------------------------------------------------------------------------
+-- App users and impersonation (sql/app_users.sql, src/impersonation.rs)
+--
+-- SET ROLE checks that the *login* role is a member of the target. The
+-- dashboard's logins get that through fluxbase_dashboard -> fluxbase_impersonator
+-- (NOINHERIT) -> anon / authenticated / service_role: they may become those
+-- roles, but never inherit their table privileges while acting as themselves.
+GRANT anon, authenticated, service_role TO fluxbase_impersonator;
+GRANT fluxbase_impersonator TO fluxbase_dashboard;
+-- auth.users and the impersonation record: only through the API.
+REVOKE ALL ON auth.users, auth.impersonation_sessions FROM PUBLIC;
+-- The claim helpers are for every policy and every role, as in Supabase.
+GRANT EXECUTE ON FUNCTION auth.uid(), auth.role(), auth.email(), auth.jwt() TO PUBLIC;

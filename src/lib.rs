@@ -14,9 +14,12 @@ use pgrx::prelude::*;
 
 pub mod accounts;
 pub mod actor;
+pub mod app_users;
 pub mod audit;
+pub mod claims;
 pub mod db;
 pub mod errors;
+pub mod impersonation;
 pub mod sessions;
 pub mod settings;
 
@@ -34,6 +37,7 @@ extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
 extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/app_users.sql", name = "app_users_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]

@@ -8,5 +8,7 @@ pub mod error;
 pub mod password;
 pub mod settings;
 pub mod token;
+pub mod claims;
+pub mod sqlguard;
 
 pub use error::{Code, FbError, FbResult};

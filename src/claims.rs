@@ -1,0 +1,126 @@
+//! `auth.uid()`, `auth.role()`, `auth.email()`, `auth.jwt()`: the Supabase /
+//! PostgREST claim helpers, cheap enough to call once per row in an RLS policy.
+//!
+//! They read the GUC `request.jwt.claims` (JSON) with `GetConfigOption` (no
+//! SPI, no query), falling back to the legacy one-GUC-per-claim
+//! `request.jwt.claim.sub` / `.role` / `.email`; '' counts as unset. The parsed
+//! claims are cached per backend, keyed by the setting's text: a row costs a
+//! GUC lookup and a byte comparison; the JSON is parsed once per change.
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+
+use fluxbase_core::claims::Claims;
+use fluxbase_core::FbError;
+use fluxbase_core::Code;
+use pgrx::datum::{JsonB, Uuid};
+use pgrx::prelude::*;
+use serde_json::{json, Value};
+
+use crate::errors::raise;
+
+/// The current value of a GUC, or None when it does not exist or is ''.
+/// Callback gets the bytes without copying.
+fn with_guc<R>(name: &CStr, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let p = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    if p.is_null() {
+        return f(None);
+    }
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    if bytes.is_empty() {
+        f(None)
+    } else {
+        f(Some(bytes))
+    }
+}
+
+fn guc_string(name: &CStr) -> Option<String> {
+    with_guc(name, |b| b.map(|b| String::from_utf8_lossy(b).into_owned()))
+}
+
+struct Cache {
+    raw: Vec<u8>,
+    claims: Claims,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Cache>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on the parsed `request.jwt.claims` (EMPTY when unset).
+fn with_claims<R>(f: impl FnOnce(&Claims) -> R) -> R {
+    with_guc(c"request.jwt.claims", |raw| {
+        let Some(raw) = raw else { return f(&Claims::EMPTY) };
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            let fresh = match c.as_ref() {
+                Some(cached) => cached.raw.as_slice() != raw,
+                None => true,
+            };
+            if fresh {
+                let text = String::from_utf8_lossy(raw);
+                *c = Some(Cache { raw: raw.to_vec(), claims: Claims::parse(&text) });
+            }
+            f(&c.as_ref().expect("filled above").claims)
+        })
+    })
+}
+
+fn sub_to_uuid(sub: &Result<[u8; 16], String>) -> Uuid {
+    match sub {
+        Ok(b) => Uuid::from_bytes(*b),
+        Err(text) => raise(FbError::new(
+            Code::InvalidTextRepresentation,
+            format!(
+                "the sub claim is not a UUID: '{}'",
+                text.chars().filter(|c| !c.is_control()).take(60).collect::<String>()
+            ),
+        )),
+    }
+}
+
+/// The user id (`sub` claim) of the current request, or NULL.
+#[pg_extern(schema = "auth", stable, parallel_safe)]
+fn uid() -> Option<Uuid> {
+    if let Some(u) = with_claims(|c| c.sub.as_ref().map(sub_to_uuid)) {
+        return Some(u);
+    }
+    with_guc(c"request.jwt.claim.sub", |b| {
+        b.map(|b| {
+            let text = String::from_utf8_lossy(b);
+            sub_to_uuid(&fluxbase_core::claims::parse_uuid(&text).ok_or_else(|| text.into_owned()))
+        })
+    })
+}
+
+/// The `role` claim of the current request, or NULL.
+#[pg_extern(schema = "auth", stable, parallel_safe)]
+fn role() -> Option<String> {
+    with_claims(|c| c.role.clone()).or_else(|| guc_string(c"request.jwt.claim.role"))
+}
+
+/// The `email` claim of the current request, or NULL.
+#[pg_extern(schema = "auth", stable, parallel_safe)]
+fn email() -> Option<String> {
+    with_claims(|c| c.email.clone()).or_else(|| guc_string(c"request.jwt.claim.email"))
+}
+
+/// All claims of the current request as jsonb, or NULL. Built from the legacy
+/// per-claim settings when only those are set.
+#[pg_extern(schema = "auth", stable, parallel_safe)]
+fn jwt() -> Option<JsonB> {
+    if let Some(j) = with_claims(|c| c.json.clone()) {
+        return Some(JsonB(j));
+    }
+    let mut m = serde_json::Map::new();
+    for (k, g) in [("sub", c"request.jwt.claim.sub"), ("role", c"request.jwt.claim.role"), ("email", c"request.jwt.claim.email")] {
+        if let Some(v) = guc_string(g) {
+            m.insert(k.to_string(), Value::String(v));
+        }
+    }
+    if m.is_empty() {
+        None
+    } else {
+        Some(JsonB(json!(m)))
+    }
+}
