@@ -271,7 +271,7 @@ fn apply_impersonation(session_id: Option<Uuid>) {
 fn stop_impersonation(session_id: Option<Uuid>) {
     let id = require_uuid("session_id", session_id);
     let actor = actor::reader();
-    let row = db::select(
+    let row = db::update(
         "SELECT actor, ended_at IS NOT NULL FROM auth.impersonation_sessions WHERE id = $1 FOR UPDATE",
         &[id.into()],
         |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<bool>(2)?.unwrap_or(true))),
