@@ -6,9 +6,18 @@
 //! `request.jwt.claim.sub` / `.role` / `.email`; '' counts as unset. The parsed
 //! claims are cached per backend, keyed by the setting's text: a row costs a
 //! GUC lookup and a byte comparison; the JSON is parsed once per change.
+//!
+//! The lookup itself (a binary search over every GUC name) would dominate the
+//! per-row cost, so `_PG_init` defines `request.jwt.claims` as a real string
+//! GUC of this library (taking over PostgREST's placeholder, value included)
+//! and the hot path reads the variable's slot directly. The only visible
+//! difference: `current_setting('request.jwt.claims')` without `missing_ok`
+//! answers '' instead of an error while unset. When another library already
+//! defined it, the helpers fall back to GetConfigOption.
 
 use std::cell::RefCell;
-use std::ffi::CStr;
+use std::ffi::{c_char, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use fluxbase_core::claims::Claims;
 use fluxbase_core::FbError;
@@ -38,6 +47,48 @@ fn guc_string(name: &CStr) -> Option<String> {
     with_guc(name, |b| b.map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
+/// The slot Postgres keeps our `request.jwt.claims` value in (when OWN_GUC).
+static mut CLAIMS_VAR: *mut c_char = std::ptr::null_mut();
+static OWN_GUC: AtomicBool = AtomicBool::new(false);
+
+/// Called once from `_PG_init`: define `request.jwt.claims` unless another
+/// library already did (a placeholder left by an earlier SET is fine: Postgres
+/// moves its value over).
+pub fn init() {
+    unsafe {
+        let flags = pg_sys::GetConfigOptionFlags(c"request.jwt.claims".as_ptr(), true);
+        if flags != 0 && (flags as u32 & pg_sys::GUC_CUSTOM_PLACEHOLDER) == 0 {
+            return;
+        }
+        pg_sys::DefineCustomStringVariable(
+            c"request.jwt.claims".as_ptr(),
+            c"The claims of the current request's JWT, as JSON (PostgREST convention; read by auth.uid() & co.)".as_ptr(),
+            std::ptr::null(),
+            std::ptr::addr_of_mut!(CLAIMS_VAR),
+            c"".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            (pg_sys::GUC_NO_SHOW_ALL | pg_sys::GUC_NOT_IN_SAMPLE) as i32,
+            None,
+            None,
+            None,
+        );
+        OWN_GUC.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The raw text of `request.jwt.claims`, None when unset or ''.
+fn with_raw_claims<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    if OWN_GUC.load(Ordering::Relaxed) {
+        let p = unsafe { *std::ptr::addr_of!(CLAIMS_VAR) };
+        if p.is_null() {
+            return f(None);
+        }
+        let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+        return f(if bytes.is_empty() { None } else { Some(bytes) });
+    }
+    with_guc(c"request.jwt.claims", f)
+}
+
 struct Cache {
     raw: Vec<u8>,
     claims: Claims,
@@ -49,7 +100,7 @@ thread_local! {
 
 /// Run `f` on the parsed `request.jwt.claims` (EMPTY when unset).
 fn with_claims<R>(f: impl FnOnce(&Claims) -> R) -> R {
-    with_guc(c"request.jwt.claims", |raw| {
+    with_raw_claims(|raw| {
         let Some(raw) = raw else { return f(&Claims::EMPTY) };
         CACHE.with(|c| {
             let mut c = c.borrow_mut();

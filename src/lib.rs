@@ -46,6 +46,7 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe {
         pg_sys::RegisterXactCallback(Some(actor::on_xact_event), std::ptr::null_mut());
     }
+    claims::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

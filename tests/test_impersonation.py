@@ -372,7 +372,8 @@ def test_claims_helpers_follow_postgrest_conventions(db, su):
     assert one(c, "SELECT auth.email()") == "z@x.io"
     # the cache follows every change of the setting, also inside one statement
     assert one(c, """SELECT array_agg(auth.uid()::text ORDER BY g) FROM generate_series(1, 3) g,
-                     LATERAL (SELECT set_config('request.jwt.claims', json_build_object('sub', '00000000-0000-0000-0000-00000000000' || g)::text, true)) s""") is not None
+                     LATERAL (SELECT set_config('request.jwt.claims', json_build_object('sub', '00000000-0000-0000-0000-00000000000' || g)::text, true)) s""") == \
+        [f"00000000-0000-0000-0000-00000000000{g}" for g in (1, 2, 3)]
     c.execute("SELECT set_config('request.jwt.claims', '', false)")
     c.execute("SELECT set_config('request.jwt.claim.role', 'anon', false)")
     c.execute("SELECT set_config('request.jwt.claim.email', 'legacy@x.io', false)")
