@@ -4,20 +4,20 @@
 //! They read the GUC `request.jwt.claims` (JSON) with `GetConfigOption` (no
 //! SPI, no query), falling back to the legacy one-GUC-per-claim
 //! `request.jwt.claim.sub` / `.role` / `.email`; '' counts as unset. The parsed
-//! claims are cached per backend, keyed by the setting's text: a row costs a
-//! GUC lookup and a byte comparison; the JSON is parsed once per change.
+//! claims are cached per backend and parsed once per change of the setting.
 //!
 //! The lookup itself (a binary search over every GUC name) would dominate the
 //! per-row cost, so `_PG_init` defines `request.jwt.claims` as a real string
 //! GUC of this library (taking over PostgREST's placeholder, value included)
-//! and the hot path reads the variable's slot directly. The only visible
+//! with an assign hook that bumps a generation counter: the hot path compares
+//! one integer and returns the cached value. The only visible
 //! difference: `current_setting('request.jwt.claims')` without `missing_ok`
 //! answers '' instead of an error while unset. When another library already
 //! defined it, the helpers fall back to GetConfigOption.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use fluxbase_core::claims::Claims;
 use fluxbase_core::FbError;
@@ -50,6 +50,16 @@ fn guc_string(name: &CStr) -> Option<String> {
 /// The slot Postgres keeps our `request.jwt.claims` value in (when OWN_GUC).
 static mut CLAIMS_VAR: *mut c_char = std::ptr::null_mut();
 static OWN_GUC: AtomicBool = AtomicBool::new(false);
+/// Bumped by Postgres (assign hook) on every change of our `request.jwt.claims`:
+/// SET, set_config, RESET, and the restores at function exit, rollback and
+/// subtransaction abort. The cache is valid while the generation is unchanged,
+/// so a row costs no string work at all.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+#[pg_guard]
+unsafe extern "C-unwind" fn claims_assigned(_newval: *const c_char, _extra: *mut std::ffi::c_void) {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Called once from `_PG_init`: define `request.jwt.claims` unless another
 /// library already did (a placeholder left by an earlier SET is fine: Postgres
@@ -69,7 +79,7 @@ pub fn init() {
             pg_sys::GucContext::PGC_USERSET,
             (pg_sys::GUC_NO_SHOW_ALL | pg_sys::GUC_NOT_IN_SAMPLE) as i32,
             None,
-            None,
+            Some(claims_assigned),
             None,
         );
         OWN_GUC.store(true, Ordering::Relaxed);
@@ -90,6 +100,8 @@ fn with_raw_claims<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
 }
 
 struct Cache {
+    /// The generation the claims were read at (0: keyed by `raw` instead).
+    generation: u64,
     raw: Vec<u8>,
     claims: Claims,
 }
@@ -100,17 +112,28 @@ thread_local! {
 
 /// Run `f` on the parsed `request.jwt.claims` (EMPTY when unset).
 fn with_claims<R>(f: impl FnOnce(&Claims) -> R) -> R {
+    if OWN_GUC.load(Ordering::Relaxed) {
+        let generation = GENERATION.load(Ordering::Relaxed);
+        return CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().map(|k| k.generation) != Some(generation) {
+                let claims = with_raw_claims(|raw| raw.map(|r| Claims::parse(&String::from_utf8_lossy(r))));
+                *c = Some(Cache { generation, raw: Vec::new(), claims: claims.unwrap_or(Claims::EMPTY) });
+            }
+            f(&c.as_ref().expect("filled above").claims)
+        });
+    }
     with_raw_claims(|raw| {
         let Some(raw) = raw else { return f(&Claims::EMPTY) };
         CACHE.with(|c| {
             let mut c = c.borrow_mut();
             let fresh = match c.as_ref() {
-                Some(cached) => cached.raw.as_slice() != raw,
+                Some(cached) => cached.generation != 0 || cached.raw.as_slice() != raw,
                 None => true,
             };
             if fresh {
                 let text = String::from_utf8_lossy(raw);
-                *c = Some(Cache { raw: raw.to_vec(), claims: Claims::parse(&text) });
+                *c = Some(Cache { generation: 0, raw: raw.to_vec(), claims: Claims::parse(&text) });
             }
             f(&c.as_ref().expect("filled above").claims)
         })

@@ -207,3 +207,26 @@ def test_injection_in_every_text_argument(web, su):
         uid, _ = invite(web, f"m{len(s)}{INJECTIONS.index(s)}@example.com", meta={"note": s})
         assert one(web, "SELECT user_metadata->>'note' FROM dashboard.get_user(%s)", (uid,)) == s
     assert one(su, "SELECT count(*) FROM auth.users") == len(INJECTIONS)
+
+
+def test_concurrent_invites_of_one_email_make_one_user(db, su):
+    import threading
+
+    results, barrier = [], threading.Barrier(6)
+
+    def worker():
+        c = db.conn("fb_web")
+        barrier.wait()
+        try:
+            invite(c, "race@example.com")
+            results.append("ok")
+        except psycopg.Error as e:
+            results.append(e.sqlstate)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["23505"] * 5 + ["ok"]
+    assert one(su, "SELECT count(*) FROM auth.users WHERE email = 'race@example.com'") == 1
