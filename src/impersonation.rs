@@ -199,6 +199,20 @@ fn load_live(id: Uuid, actor: &Actor) -> Live {
     Live { role, read_only, claims, sub, email }
 }
 
+/// Run `f` with `search_path = pg_catalog, pg_temp`, restored afterwards.
+/// apply_impersonation and query_as are SECURITY INVOKER (they must be, to
+/// change role), so they can't pin search_path in their definition; yet parts
+/// of them run as the extension owner, where a function or operator planted in
+/// a schema of the caller's search_path must never be picked up.
+fn pinned_path<R>(f: impl FnOnce() -> R) -> R {
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    set_guc("search_path", "pg_catalog, pg_temp", pg_sys::GucAction::GUC_ACTION_SAVE);
+    let r = f();
+    // On error the transaction's (or savepoint's) abort restores it instead.
+    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+    r
+}
+
 /// Refuse early, with a hint, when the login role may not become `role`.
 fn check_can_become(role: &str) {
     let ok = db::one::<bool>(
@@ -255,14 +269,17 @@ fn become_target(live: &Live, claims_text: &str, read_only: bool, action: pg_sys
 fn apply_impersonation(session_id: Option<Uuid>) {
     let id = require_uuid("session_id", session_id);
     let actor = actor::reader();
-    let live = load_live(id, &actor);
-    check_can_become(&live.role);
+    let live = pinned_path(|| {
+        let live = load_live(id, &actor);
+        check_can_become(&live.role);
+        audit::record(
+            Event::new("impersonation.apply", "impersonation", id)
+                .impersonation(id)
+                .details(json!({ "target_role": live.role, "sub": live.sub, "read_only": live.read_only })),
+        );
+        live
+    });
     let claims_text = live.claims.to_string();
-    audit::record(
-        Event::new("impersonation.apply", "impersonation", id)
-            .impersonation(id)
-            .details(json!({ "target_role": live.role, "sub": live.sub, "read_only": live.read_only })),
-    );
     become_target(&live, &claims_text, live.read_only, pg_sys::GucAction::GUC_ACTION_LOCAL);
 }
 
@@ -376,7 +393,7 @@ fn query_as(
     let stmt = sqlguard::classify(sql).or_raise();
     let params = params_as_text(params);
     let actor = actor::reader();
-    let live = load_live(id, &actor);
+    let live = pinned_path(|| load_live(id, &actor));
     if stmt.kind == Kind::Write {
         if live.read_only {
             raise(FbError::denied("this impersonation is read-only (dashboard_viewer): writes are refused"));
@@ -384,7 +401,7 @@ fn query_as(
         actor::writer("writing as an impersonated user");
     }
     check_with_parser(&stmt.sql);
-    check_can_become(&live.role);
+    pinned_path(|| check_can_become(&live.role));
     let claims_text = live.claims.to_string();
     let target_oid = {
         let c = CString::new(live.role.as_str()).expect("role name");
@@ -412,14 +429,14 @@ fn query_as(
     }
     if stmt.kind == Kind::Write {
         let shown: Vec<&Value> = rows.iter().take(100).collect();
-        audit::record(
+        pinned_path(|| audit::record(
             Event::new("impersonation.query", "impersonation", id)
                 .impersonation(id)
                 .details(json!({
                     "sql": stmt.sql, "params": params, "target_role": live.role, "sub": live.sub,
                     "row_count": rows.len(), "rows": shown,
                 })),
-        );
+        ));
     }
     SetOfIterator::new(rows.into_iter().map(JsonB))
 }

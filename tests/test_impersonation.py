@@ -385,3 +385,25 @@ def test_claims_helpers_follow_postgrest_conventions(db, su):
     assert one(c, "SELECT auth.uid()") is None
     vol = su.execute("SELECT provolatile, proparallel FROM pg_proc WHERE oid = 'auth.uid'::regproc").fetchone()
     assert vol == ("s", "s")
+
+
+def test_callers_search_path_cannot_shadow_the_checks(app, web, su):
+    # A function planted ahead of pg_catalog in the caller's search_path must not
+    # be picked up by the parts that run as the extension owner.
+    su.execute("CREATE SCHEMA evil")
+    su.execute("CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '1990-01-01'::timestamptz $$")
+    su.execute("GRANT USAGE ON SCHEMA evil TO PUBLIC")
+    sid = start(web, "alice@example.com")
+    su.execute("UPDATE auth.impersonation_sessions SET expires_at = now() - interval '1 minute', "
+               "started_at = now() - interval '2 hours' WHERE id = %s", (sid,))
+    web.execute("SET search_path = evil, pg_catalog, public")
+    assert one(web, "SELECT now() < '2000-01-01'")  # the trap is armed for the caller
+    assert err(web, "SELECT dashboard.apply_impersonation(%s)", (sid,)) == "55000"
+    assert err(web, "SELECT * FROM dashboard.query_as(%s, 'SELECT 1')", (sid,)) == "55000"
+    live = start(web, "alice@example.com")
+    web.execute("BEGIN")
+    web.execute("SELECT dashboard.apply_impersonation(%s)", (live,))
+    assert one(web, "SELECT current_setting('search_path')") == "evil, pg_catalog, public"
+    web.execute("ROLLBACK")
+    assert q(web, live, "SELECT count(*) AS n FROM todos") == [{"n": 2}]
+    assert one(web, "SELECT current_setting('search_path')") == "evil, pg_catalog, public"
