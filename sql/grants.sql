@@ -40,6 +40,20 @@ BEGIN
 END
 $internal$;
 
+-- ---------------------------------------------------------------------------
+-- App users and impersonation (sql/app_users.sql, src/impersonation.rs)
+--
+-- SET ROLE checks that the *login* role is a member of the target. The
+-- dashboard's logins get that through fluxbase_dashboard -> fluxbase_impersonator
+-- (NOINHERIT) -> anon / authenticated / service_role: they may become those
+-- roles, but never inherit their table privileges while acting as themselves.
+GRANT anon, authenticated, service_role TO fluxbase_impersonator;
+GRANT fluxbase_impersonator TO fluxbase_dashboard;
+-- auth.users and the impersonation record: only through the API.
+REVOKE ALL ON auth.users, auth.impersonation_sessions FROM PUBLIC;
+-- The claim helpers are for every policy and every role, as in Supabase.
+GRANT EXECUTE ON FUNCTION auth.uid(), auth.role(), auth.email(), auth.jwt() TO PUBLIC;
+
 -- Invitations (issue 3): the dashboard may list them directly, but never the
 -- token digests. backup_codes and password_resets get no grants at all.
 GRANT SELECT (id, email, role, invited_by, invited_by_label, created_at, expires_at,

@@ -14,13 +14,16 @@ use pgrx::prelude::*;
 
 pub mod accounts;
 pub mod actor;
+pub mod app_users;
 pub mod audit;
+pub mod claims;
 pub mod db;
 pub mod errors;
 pub mod json;
 pub mod invitations;
 pub mod mfa;
 pub mod password_resets;
+pub mod impersonation;
 pub mod sessions;
 pub mod settings;
 
@@ -42,6 +45,7 @@ extension_sql_file!("../sql/settings_view.sql", name = "settings_view", requires
 extension_sql_file!("../sql/mfa.sql", name = "mfa_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/invitations.sql", name = "invitations_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/app_users.sql", name = "app_users_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]
@@ -50,6 +54,7 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe {
         pg_sys::RegisterXactCallback(Some(actor::on_xact_event), std::ptr::null_mut());
     }
+    claims::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -9,5 +9,7 @@ pub mod password;
 pub mod settings;
 pub mod token;
 pub mod totp;
+pub mod claims;
+pub mod sqlguard;
 
 pub use error::{Code, FbError, FbResult};
