@@ -17,6 +17,7 @@ pub mod actor;
 pub mod audit;
 pub mod db;
 pub mod errors;
+pub mod explorer;
 pub mod sessions;
 pub mod settings;
 
@@ -34,6 +35,7 @@ extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
 extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/explorer.sql", name = "explorer_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]

@@ -1,0 +1,496 @@
+//! Table explorer: list, describe, browse, edit and watch any table.
+//!
+//! Every function here is SECURITY INVOKER: the caller's own grants and RLS
+//! policies decide what is seen and changed, so the explorer shows an admin
+//! exactly what the database would show them, and inside an impersonation
+//! (`dashboard.apply_impersonation` makes `current_user` the app user's role,
+//! e.g. `authenticated`) exactly what that app user may see.
+//!
+//! Who may call: the explorer functions are the one part of `dashboard` that
+//! `anon`, `authenticated` and `service_role` have EXECUTE on (sql/grants.sql),
+//! so that they keep working after `apply_impersonation` switched the role.
+//! The gate is therefore not the role but the *connection*: every function
+//! first requires `session_user` (the login role, which SET ROLE does not
+//! change) to be a member of `fluxbase_dashboard`. An app user logged in
+//! through PostgREST (session_user `authenticator`) or any other login role
+//! is refused with 42501 before anything is read.
+//!
+//! SQL is built by `fluxbase_core::explorer` (identifiers from the catalog,
+//! values bound as parameters); only the audit write runs as the extension
+//! owner (`audit::record`).
+
+use fluxbase_core::explorer::{self as ex, EditPlan, Table};
+use fluxbase_core::{Code, FbError};
+use pgrx::datum::{DatumWithOid, JsonB};
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+use serde_json::{json, Value};
+
+use crate::actor::{self, Actor};
+use crate::audit::{self, Event};
+use crate::db;
+use crate::errors::{raise, OrRaise};
+
+/// Refuse unless the login behind this connection is a dashboard member (see
+/// the module comment); returns the acting admin or database role.
+fn gate() -> Actor {
+    let ok = db::one::<bool>(
+        "SELECT pg_catalog.pg_has_role(session_user, 'fluxbase_dashboard', 'MEMBER')",
+        &[],
+    )
+    .unwrap_or(false);
+    if !ok {
+        raise(FbError::denied(
+            "permission denied: the table explorer is for members of fluxbase_dashboard",
+        ));
+    }
+    actor::reader()
+}
+
+const CATALOG_SQL: &str = "
+SELECT pg_catalog.jsonb_build_object(
+  'schema', n.nspname, 'name', c.relname, 'kind', c.relkind, 'reltuples', c.reltuples,
+  'visible', pg_catalog.has_any_column_privilege(c.oid, 'SELECT'),
+  'columns', COALESCE((
+      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+          'name', a.attname,
+          -- the type bound values are cast to; no typmod (a cast to varchar(5)
+          -- would truncate silently), except where the bare name means length 1
+          'cast_type', CASE WHEN a.atttypid = 1042 THEN 'pg_catalog.bpchar'
+                            WHEN a.atttypid = 1014 THEN 'pg_catalog.bpchar[]'
+                            WHEN a.atttypid IN (1560, 1561) THEN pg_catalog.format_type(a.atttypid, a.atttypmod)
+                            ELSE pg_catalog.format_type(a.atttypid, NULL) END,
+          'type_oid', a.atttypid::pg_catalog.int8,
+          'typmod', a.atttypmod,
+          'not_null', a.attnotnull,
+          'generated', a.attgenerated <> '',
+          'identity_always', a.attidentity = 'a',
+          'text_like', ty.typcategory = 'S') ORDER BY a.attnum)
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::pg_catalog.jsonb),
+  'pk', COALESCE((
+      SELECT pg_catalog.jsonb_agg(a.attname ORDER BY k.ord)
+      FROM pg_catalog.pg_index i
+      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = c.oid AND i.indisprimary), '[]'::pg_catalog.jsonb))
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = $1";
+
+/// Read the table's description from the catalog; refused (42501) when the
+/// caller may not read it, before anything about it (not even its columns)
+/// reaches them.
+fn load(rel: &PgRelation) -> Table {
+    let oid = rel.oid();
+    let v = db::one::<JsonB>(CATALOG_SQL, &[oid.into()])
+        .map(|j| j.0)
+        .unwrap_or_else(|| raise(FbError::not_found("no such table")));
+    if v.get("visible").and_then(Value::as_bool) != Some(true) {
+        raise(FbError::denied(format!(
+            "permission denied for table {}",
+            rel.name()
+        )));
+    }
+    let t = Table::from_catalog(&v).or_raise();
+    if !matches!(t.kind, 'r' | 'p' | 'v' | 'm' | 'f') {
+        raise(FbError::invalid(format!("{} is not a table or view", t.display())));
+    }
+    t
+}
+
+fn args(p: &ex::Params) -> Vec<DatumWithOid<'static>> {
+    p.0.iter().map(|v| v.clone().into()).collect()
+}
+
+fn required_rel(tbl: Option<PgRelation>) -> PgRelation {
+    tbl.unwrap_or_else(|| raise(FbError::new(Code::NullValue, "tbl is required")))
+}
+
+// ------------------------------------------------------------ reading
+
+#[pg_extern(schema = "dashboard", stable)]
+fn list_tables(
+    schema: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(schema, String),
+        name!(name, String),
+        name!(kind, String),
+        name!(row_estimate, i64),
+        name!(total_bytes, i64),
+        name!(rls_enabled, bool),
+        name!(primary_key, Vec<String>),
+        name!(comment, Option<String>),
+    ),
+> {
+    gate();
+    if let Some(s) = schema {
+        fluxbase_core::error::check_len("schema", s, 200).or_raise();
+    }
+    // Without a schema: every user schema, not the system's nor the
+    // extension's own (dashboard_auth, dashboard, auth); name one to see it.
+    let rows = db::select(
+        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text,
+                CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+                               WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' END,
+                GREATEST(c.reltuples, 0)::pg_catalog.int8,
+                CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_catalog.pg_total_relation_size(c.oid) ELSE 0 END::pg_catalog.int8,
+                c.relrowsecurity,
+                COALESCE((SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY k.ord)
+                          FROM pg_catalog.pg_index i
+                          CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord)
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                          WHERE i.indrelid = c.oid AND i.indisprimary), '{}'::pg_catalog.text[]),
+                pg_catalog.obj_description(c.oid, 'pg_class')
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+           AND pg_catalog.has_any_column_privilege(c.oid, 'SELECT')
+           AND CASE WHEN $1::pg_catalog.text IS NULL
+                    THEN n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'dashboard_auth', 'dashboard', 'auth')
+                         AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+                    ELSE n.nspname = $1 END
+         ORDER BY 1, 2",
+        &[schema.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<i64>(4)?.unwrap_or_default(),
+                r.get::<i64>(5)?.unwrap_or_default(),
+                r.get::<bool>(6)?.unwrap_or_default(),
+                r.get::<Vec<String>>(7)?.unwrap_or_default(),
+                r.get::<String>(8)?,
+            ))
+        },
+    );
+    TableIterator::new(rows)
+}
+
+#[pg_extern(schema = "dashboard", stable)]
+fn describe_table(
+    tbl: Option<PgRelation>,
+) -> TableIterator<
+    'static,
+    (
+        name!(name, String),
+        name!(type, String),
+        name!(nullable, bool),
+        name!(default, Option<String>),
+        name!(primary_key, bool),
+        name!(generated, Option<String>),
+        name!(foreign_key, Option<String>),
+    ),
+> {
+    gate();
+    let rel = required_rel(tbl);
+    load(&rel);
+    let rows = db::select(
+        "SELECT a.attname::pg_catalog.text,
+                pg_catalog.format_type(a.atttypid, a.atttypmod),
+                NOT a.attnotnull,
+                CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                     WHEN a.attidentity <> '' THEN NULL END,
+                EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                        WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY (i.indkey)),
+                CASE WHEN a.attgenerated = 's' THEN 'stored: ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                     WHEN a.attidentity = 'a' THEN 'identity always'
+                     WHEN a.attidentity = 'd' THEN 'identity by default' END,
+                (SELECT pg_catalog.string_agg(fc.confrelid::pg_catalog.regclass::pg_catalog.text || '(' || fa.attname || ')', ', ')
+                 FROM pg_catalog.pg_constraint fc
+                 CROSS JOIN LATERAL pg_catalog.generate_subscripts(fc.conkey, 1) AS s(i)
+                 JOIN pg_catalog.pg_attribute fa ON fa.attrelid = fc.confrelid AND fa.attnum = fc.confkey[s.i]
+                 WHERE fc.conrelid = a.attrelid AND fc.contype = 'f' AND fc.conkey[s.i] = a.attnum)
+         FROM pg_catalog.pg_attribute a
+         LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum",
+        &[rel.oid().into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<bool>(3)?.unwrap_or_default(),
+                r.get::<String>(4)?,
+                r.get::<bool>(5)?.unwrap_or_default(),
+                r.get::<String>(6)?,
+                r.get::<String>(7)?,
+            ))
+        },
+    );
+    TableIterator::new(rows)
+}
+
+/// Indexes of a table (name, definition), for the explorer's table page.
+#[pg_extern(schema = "dashboard", stable)]
+fn table_indexes(
+    tbl: Option<PgRelation>,
+) -> TableIterator<'static, (name!(name, String), name!(definition, String), name!(is_primary, bool), name!(is_unique, bool))>
+{
+    gate();
+    let rel = required_rel(tbl);
+    load(&rel);
+    let rows = db::select(
+        "SELECT ic.relname::pg_catalog.text, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisprimary, i.indisunique
+         FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+         WHERE i.indrelid = $1 ORDER BY 1",
+        &[rel.oid().into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<bool>(3)?.unwrap_or_default(),
+                r.get::<bool>(4)?.unwrap_or_default(),
+            ))
+        },
+    );
+    TableIterator::new(rows)
+}
+
+/// RLS policies of a table.
+#[pg_extern(schema = "dashboard", stable)]
+fn table_policies(
+    tbl: Option<PgRelation>,
+) -> TableIterator<
+    'static,
+    (
+        name!(name, String),
+        name!(command, String),
+        name!(permissive, bool),
+        name!(roles, Vec<String>),
+        name!(using_expr, Option<String>),
+        name!(check_expr, Option<String>),
+    ),
+> {
+    gate();
+    let rel = required_rel(tbl);
+    load(&rel);
+    let rows = db::select(
+        "SELECT p.polname::pg_catalog.text,
+                CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                              WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                p.polpermissive,
+                ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::pg_catalog.text END
+                      FROM pg_catalog.unnest(p.polroles) AS r),
+                pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)
+         FROM pg_catalog.pg_policy p WHERE p.polrelid = $1 ORDER BY 1",
+        &[rel.oid().into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<bool>(3)?.unwrap_or_default(),
+                r.get::<Vec<String>>(4)?.unwrap_or_default(),
+                r.get::<String>(5)?,
+                r.get::<String>(6)?,
+            ))
+        },
+    );
+    TableIterator::new(rows)
+}
+
+#[pg_extern(schema = "dashboard", stable)]
+fn browse(
+    tbl: Option<PgRelation>,
+    filters: default!(Option<JsonB>, "'[]'"),
+    sort: default!(Option<JsonB>, "'[]'"),
+    search: default!(Option<&str>, "NULL"),
+    page_size: default!(Option<i32>, 50),
+    after: default!(Option<JsonB>, "NULL"),
+) -> JsonB {
+    gate();
+    let rel = required_rel(tbl);
+    // The page size first: a bad one is refused without touching the table.
+    ex::check_page_size(page_size).or_raise();
+    let t = load(&rel);
+    let plan = ex::plan_browse(
+        &t,
+        filters.as_ref().map(|j| &j.0),
+        sort.as_ref().map(|j| &j.0),
+        search,
+        page_size,
+        after.as_ref().map(|j| &j.0),
+    )
+    .or_raise();
+    let (rows, last, more, total) = db::select(&plan.sql, &args(&plan.params), |r| {
+        Ok((
+            r.get::<JsonB>(1)?.map(|j| j.0).unwrap_or(json!([])),
+            r.get::<JsonB>(2)?.map(|j| j.0),
+            r.get::<bool>(3)?.unwrap_or(false),
+            r.get::<i64>(4)?.unwrap_or(0),
+        ))
+    })
+    .into_iter()
+    .next()
+    .unwrap_or((json!([]), None, false, 0));
+    let next_cursor = match (more, last) {
+        (true, Some(Value::Array(vals))) => ex::make_cursor(
+            &plan.keys,
+            vals.into_iter().map(|v| v.as_str().map(str::to_owned)).collect(),
+        ),
+        _ => Value::Null,
+    };
+    JsonB(json!({"rows": rows, "next_cursor": next_cursor, "estimated_total": total}))
+}
+
+// ------------------------------------------------------------ editing
+
+/// Check every value against its column's type before the edit runs, so a bad
+/// one fails naming its column (22P02) instead of a bare "invalid input
+/// syntax". dashboard._check_values tries each cast in a subtransaction.
+fn check_values(t: &Table, plan: &EditPlan) {
+    if plan.checks.is_empty() {
+        return;
+    }
+    let vals: Vec<Option<String>> = plan.checks.iter().map(|(_, v)| Some(v.clone())).collect();
+    let oids: Vec<i64> = plan.checks.iter().map(|(i, _)| t.columns[*i].type_oid).collect();
+    let mods: Vec<i32> = plan.checks.iter().map(|(i, _)| t.columns[*i].typmod).collect();
+    let bad = db::select(
+        "SELECT bad, message FROM dashboard._check_values($1, $2::pg_catalog.int8[]::pg_catalog.oid[], $3)",
+        &[vals.into(), oids.into(), mods.into()],
+        |r| Ok((r.get::<i32>(1)?, r.get::<String>(2)?)),
+    );
+    if let Some((Some(i), msg)) = bad.into_iter().next() {
+        let (col, v) = &plan.checks[(i - 1) as usize];
+        raise(ex::bad_value(t, *col, v, &msg.unwrap_or_default()));
+    }
+}
+
+fn rows_of(sql: &str, params: &ex::Params) -> Vec<Value> {
+    db::update(sql, &args(params), |r| Ok(r.get::<JsonB>(1)?.map(|j| j.0).unwrap_or(Value::Null)))
+}
+
+fn json_array<'a>(what: &str, v: &'a Option<JsonB>) -> &'a [Value] {
+    match v.as_ref().map(|j| &j.0) {
+        Some(Value::Array(a)) => a,
+        None | Some(Value::Null) => raise(FbError::new(Code::NullValue, format!("{what} is required"))),
+        Some(_) => raise(FbError::invalid(format!("{what} must be a JSON array"))),
+    }
+}
+
+/// Run an update plan: lock and read the old rows, write, audit both.
+fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, Vec<Value>) {
+    check_values(t, plan);
+    let old = plan.lock.as_deref().map(|l| rows_of(l, &plan.params)).unwrap_or_default();
+    let new = rows_of(&plan.write, &plan.params);
+    audit::record(
+        Event::new(action, "table", t.display()).details(json!({"table": t.display(), "old": old, "new": new})),
+    );
+    (old, new)
+}
+
+#[pg_extern(schema = "dashboard")]
+fn update_row(tbl: Option<PgRelation>, pk: Option<JsonB>, changes: Option<JsonB>) -> JsonB {
+    gate();
+    actor::writer("editing rows");
+    let rel = required_rel(tbl);
+    let t = load(&rel);
+    let pk = pk.map(|j| j.0).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "pk is required")));
+    let changes = changes.map(|j| j.0).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "changes is required")));
+    let plan = ex::plan_update(&t, std::slice::from_ref(&pk), &changes).or_raise();
+    let (_, new) = run_update(&t, &plan, "explorer.update_row");
+    match new.into_iter().next() {
+        Some(row) => JsonB(row),
+        None => raise(FbError::not_found(format!(
+            "no row of {} has that primary key (or it is not visible to you)",
+            t.display()
+        ))),
+    }
+}
+
+#[pg_extern(schema = "dashboard")]
+fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonB>, changes: Option<JsonB>) -> i32 {
+    gate();
+    actor::writer("editing rows");
+    let rel = required_rel(tbl);
+    let t = load(&rel);
+    let changes = changes.map(|j| j.0).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "changes is required")));
+    let plan = ex::plan_update(&t, json_array("pks", &pks), &changes).or_raise();
+    let (_, new) = run_update(&t, &plan, "explorer.update_rows");
+    new.len() as i32
+}
+
+#[pg_extern(schema = "dashboard")]
+fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonB>) -> i32 {
+    gate();
+    actor::writer("inserting rows");
+    let rel = required_rel(tbl);
+    let t = load(&rel);
+    let plan = ex::plan_insert(&t, json_array("rows", &rows)).or_raise();
+    let (_, new) = run_update(&t, &plan, "explorer.insert_rows");
+    new.len() as i32
+}
+
+#[pg_extern(schema = "dashboard")]
+fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonB>) -> i32 {
+    gate();
+    actor::writer("deleting rows");
+    let rel = required_rel(tbl);
+    let t = load(&rel);
+    let plan = ex::plan_delete(&t, json_array("pks", &pks)).or_raise();
+    check_values(&t, &plan);
+    let old = rows_of(&plan.write, &plan.params);
+    audit::record(
+        Event::new("explorer.delete_rows", "table", t.display())
+            .details(json!({"table": t.display(), "old": old, "new": []})),
+    );
+    old.len() as i32
+}
+
+// ------------------------------------------------------------ watching
+
+const WATCH_TRIGGER: &str = "fluxbase_watch";
+
+/// The caller must be allowed to put triggers on the table (owner or TRIGGER
+/// privilege); the trigger itself is then created as the extension owner,
+/// because dashboard._notify_change is internal (no caller has EXECUTE on it).
+fn may_trigger(rel: &PgRelation, t: &Table) {
+    let ok = db::one::<bool>(
+        "SELECT pg_catalog.has_table_privilege($1::pg_catalog.oid, 'TRIGGER')",
+        &[rel.oid().into()],
+    )
+    .unwrap_or(false);
+    if !ok {
+        raise(FbError::denied(format!(
+            "permission denied: watching {} needs the TRIGGER privilege on it",
+            t.display()
+        )));
+    }
+    if !matches!(t.kind, 'r' | 'p') {
+        raise(FbError::invalid(format!("only tables can be watched; {} is not one", t.display())));
+    }
+}
+
+#[pg_extern(schema = "dashboard")]
+fn watch_table(tbl: Option<PgRelation>) {
+    gate();
+    actor::writer("watching tables");
+    let rel = required_rel(tbl);
+    let t = load(&rel);
+    may_trigger(&rel, &t);
+    // The primary key's column names are the trigger's arguments: the trigger
+    // sends only those values (NOTIFY payloads are limited to 8000 bytes).
+    let pk_args: Vec<String> = t.pk.iter().map(|&i| ex::quote_literal(&t.columns[i].name)).collect();
+    let sql = format!(
+        "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION dashboard._notify_change({})",
+        ex::quote_ident(WATCH_TRIGGER),
+        t.qualified(),
+        pk_args.join(", ")
+    );
+    db::as_extension_owner(|| db::execute(&sql, &[]));
+    audit::record(Event::new("explorer.watch", "table", t.display()));
+}
+
+#[pg_extern(schema = "dashboard")]
+fn unwatch_table(tbl: Option<PgRelation>) {
+    gate();
+    actor::writer("watching tables");
+    let rel = required_rel(tbl);
+    let t = load(&rel);
+    may_trigger(&rel, &t);
+    let sql = format!("DROP TRIGGER IF EXISTS {} ON {}", ex::quote_ident(WATCH_TRIGGER), t.qualified());
+    db::as_extension_owner(|| db::execute(&sql, &[]));
+    audit::record(Event::new("explorer.unwatch", "table", t.display()));
+}
