@@ -21,8 +21,13 @@
 
 use fluxbase_core::explorer::{self as ex, EditPlan, Table};
 use fluxbase_core::{Code, FbError};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use pgrx::datum::{DatumWithOid, JsonB};
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgRelation;
 use serde_json::{json, Value};
 
@@ -77,24 +82,119 @@ SELECT pg_catalog.jsonb_build_object(
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1";
 
-/// Read the table's description from the catalog; refused (42501) when the
+// ------------------------------------------------------------ caches
+//
+// browse is the hot path: the table's catalog description and the query
+// plans are kept per backend.
+// * Table descriptions are keyed by (oid, search_path) — format_type spells a
+//   type relative to the search path — and dropped by a relcache invalidation
+//   callback whenever Postgres invalidates that relation (ALTER TABLE, DROP,
+//   GRANT, ANALYZE's stats update ...), so they never outlive a catalog change.
+//   Whether the *current* caller may read the table is checked on every call.
+// * Plans are SPI plans kept by their SQL text (which holds only catalog
+//   identifiers, never values). Postgres's plan cache revalidates them after
+//   DDL by itself; at most MAX_PLANS are kept.
+
+const MAX_PLANS: usize = 128;
+
+thread_local! {
+    static TABLES: RefCell<HashMap<(u32, String), Table>> = RefCell::new(HashMap::new());
+    static TABLES_STALE: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK_SET: Cell<bool> = const { Cell::new(false) };
+    static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    TABLES.with(|t| match t.try_borrow_mut() {
+        Ok(mut t) if relid != pg_sys::Oid::INVALID => t.retain(|k, _| k.0 != relid.to_u32()),
+        Ok(mut t) => t.clear(),
+        // never expected (no borrow is held across a query), but be safe
+        Err(_) => TABLES_STALE.with(|s| s.set(true)),
+    });
+}
+
+fn cached_table(key: &(u32, String)) -> Option<Table> {
+    if TABLES_STALE.with(|s| s.replace(false)) {
+        TABLES.with(|t| t.borrow_mut().clear());
+    }
+    TABLES.with(|t| t.borrow().get(key).cloned())
+}
+
+fn remember_table(key: (u32, String), t: &Table) {
+    if !CALLBACK_SET.with(|c| c.replace(true)) {
+        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
+    }
+    TABLES.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= MAX_PLANS {
+            m.clear();
+        }
+        m.insert(key, t.clone());
+    });
+}
+
+/// A kept plan for `sql` taking `nargs` text parameters (or one oid when
+/// `oid_arg`).
+fn kept_plan(sql: &str, types: &[PgOid]) -> Rc<OwnedPreparedStatement> {
+    if let Some(p) = PLANS.with(|m| m.borrow().get(sql).cloned()) {
+        return p;
+    }
+    let stmt = Spi::connect(|c| c.prepare(sql, types).map(|p| p.keep())).or_raise();
+    let stmt = Rc::new(stmt);
+    PLANS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= MAX_PLANS {
+            m.clear();
+        }
+        m.insert(sql.to_owned(), stmt.clone());
+    });
+    stmt
+}
+
+fn text_types(n: usize) -> Vec<PgOid> {
+    vec![PgOid::BuiltIn(PgBuiltInOids::TEXTOID); n]
+}
+
+const GATE_TABLE_SQL: &str = "SELECT pg_catalog.pg_has_role(session_user, 'fluxbase_dashboard', 'MEMBER'),
+        pg_catalog.has_any_column_privilege($1, 'SELECT'),
+        pg_catalog.current_setting('search_path')";
+
+/// Read the table's description (cached, see above); refused (42501) when the
 /// caller may not read it, before anything about it (not even its columns)
-/// reaches them.
+/// reaches them. Also applies the session gate (see `gate`).
 fn load(rel: &PgRelation) -> Table {
     let oid = rel.oid();
+    let stmt = kept_plan(GATE_TABLE_SQL, &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)]);
+    let (member, visible, path) = Spi::connect(|c| {
+        let t = c.select(&*stmt, Some(1), &[oid.into()])?;
+        let r = t.first();
+        Ok::<_, pgrx::spi::SpiError>((
+            r.get::<bool>(1)?.unwrap_or(false),
+            r.get::<bool>(2)?.unwrap_or(false),
+            r.get::<String>(3)?.unwrap_or_default(),
+        ))
+    })
+    .or_raise();
+    if !member {
+        raise(FbError::denied("permission denied: the table explorer is for members of fluxbase_dashboard"));
+    }
+    actor::reader();
+    if !visible {
+        raise(FbError::denied(format!("permission denied for table {}", rel.name())));
+    }
+    let key = (oid.to_u32(), path);
+    if let Some(t) = cached_table(&key) {
+        return t;
+    }
     let v = db::one::<JsonB>(CATALOG_SQL, &[oid.into()])
         .map(|j| j.0)
         .unwrap_or_else(|| raise(FbError::not_found("no such table")));
-    if v.get("visible").and_then(Value::as_bool) != Some(true) {
-        raise(FbError::denied(format!(
-            "permission denied for table {}",
-            rel.name()
-        )));
-    }
     let t = Table::from_catalog(&v).or_raise();
     if !matches!(t.kind, 'r' | 'p' | 'v' | 'm' | 'f') {
         raise(FbError::invalid(format!("{} is not a table or view", t.display())));
     }
+    remember_table(key, &t);
     t
 }
 
@@ -183,7 +283,6 @@ fn describe_table(
         name!(foreign_key, Option<String>),
     ),
 > {
-    gate();
     let rel = required_rel(tbl);
     load(&rel);
     let rows = db::select(
@@ -228,7 +327,6 @@ fn table_indexes(
     tbl: Option<PgRelation>,
 ) -> TableIterator<'static, (name!(name, String), name!(definition, String), name!(is_primary, bool), name!(is_unique, bool))>
 {
-    gate();
     let rel = required_rel(tbl);
     load(&rel);
     let rows = db::select(
@@ -263,7 +361,6 @@ fn table_policies(
         name!(check_expr, Option<String>),
     ),
 > {
-    gate();
     let rel = required_rel(tbl);
     load(&rel);
     let rows = db::select(
@@ -300,11 +397,10 @@ fn browse(
     page_size: default!(Option<i32>, 50),
     after: default!(Option<JsonB>, "NULL"),
 ) -> JsonB {
-    gate();
     let rel = required_rel(tbl);
-    // The page size first: a bad one is refused without touching the table.
-    ex::check_page_size(page_size).or_raise();
     let t = load(&rel);
+    // Checked before the table is read (plan_browse checks it again).
+    ex::check_page_size(page_size).or_raise();
     let plan = ex::plan_browse(
         &t,
         filters.as_ref().map(|j| &j.0),
@@ -314,17 +410,18 @@ fn browse(
         after.as_ref().map(|j| &j.0),
     )
     .or_raise();
-    let (rows, last, more, total) = db::select(&plan.sql, &args(&plan.params), |r| {
-        Ok((
+    let stmt = kept_plan(&plan.sql, &text_types(plan.params.0.len()));
+    let (rows, last, more, total) = Spi::connect(|c| {
+        let tt = c.select(&*stmt, Some(1), &args(&plan.params))?;
+        let r = tt.first();
+        Ok::<_, pgrx::spi::SpiError>((
             r.get::<JsonB>(1)?.map(|j| j.0).unwrap_or(json!([])),
             r.get::<JsonB>(2)?.map(|j| j.0),
             r.get::<bool>(3)?.unwrap_or(false),
             r.get::<i64>(4)?.unwrap_or(0),
         ))
     })
-    .into_iter()
-    .next()
-    .unwrap_or((json!([]), None, false, 0));
+    .or_raise();
     let next_cursor = match (more, last) {
         (true, Some(Value::Array(vals))) => ex::make_cursor(
             &plan.keys,
@@ -383,7 +480,6 @@ fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, 
 
 #[pg_extern(schema = "dashboard")]
 fn update_row(tbl: Option<PgRelation>, pk: Option<JsonB>, changes: Option<JsonB>) -> JsonB {
-    gate();
     actor::writer("editing rows");
     let rel = required_rel(tbl);
     let t = load(&rel);
@@ -402,7 +498,6 @@ fn update_row(tbl: Option<PgRelation>, pk: Option<JsonB>, changes: Option<JsonB>
 
 #[pg_extern(schema = "dashboard")]
 fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonB>, changes: Option<JsonB>) -> i32 {
-    gate();
     actor::writer("editing rows");
     let rel = required_rel(tbl);
     let t = load(&rel);
@@ -414,7 +509,6 @@ fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonB>, changes: Option<Json
 
 #[pg_extern(schema = "dashboard")]
 fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonB>) -> i32 {
-    gate();
     actor::writer("inserting rows");
     let rel = required_rel(tbl);
     let t = load(&rel);
@@ -425,7 +519,6 @@ fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonB>) -> i32 {
 
 #[pg_extern(schema = "dashboard")]
 fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonB>) -> i32 {
-    gate();
     actor::writer("deleting rows");
     let rel = required_rel(tbl);
     let t = load(&rel);
@@ -465,7 +558,6 @@ fn may_trigger(rel: &PgRelation, t: &Table) {
 
 #[pg_extern(schema = "dashboard")]
 fn watch_table(tbl: Option<PgRelation>) {
-    gate();
     actor::writer("watching tables");
     let rel = required_rel(tbl);
     let t = load(&rel);
@@ -485,7 +577,6 @@ fn watch_table(tbl: Option<PgRelation>) {
 
 #[pg_extern(schema = "dashboard")]
 fn unwatch_table(tbl: Option<PgRelation>) {
-    gate();
     actor::writer("watching tables");
     let rel = required_rel(tbl);
     let t = load(&rel);
