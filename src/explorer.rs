@@ -396,7 +396,7 @@ fn browse(
     search: default!(Option<&str>, "NULL"),
     page_size: default!(Option<i32>, 50),
     after: default!(Option<JsonB>, "NULL"),
-) -> JsonB {
+) -> RawJsonb {
     let rel = required_rel(tbl);
     let t = load(&rel);
     // Checked before the table is read (plan_browse checks it again).
@@ -411,26 +411,42 @@ fn browse(
     )
     .or_raise();
     let stmt = kept_plan(&plan.sql, &text_types(plan.params.0.len()));
-    let (rows, last, more, total) = Spi::connect(|c| {
-        let tt = c.select(&*stmt, Some(1), &args(&plan.params))?;
-        let r = tt.first();
-        Ok::<_, pgrx::spi::SpiError>((
-            r.get::<JsonB>(1)?.map(|j| j.0).unwrap_or(json!([])),
-            r.get::<JsonB>(2)?.map(|j| j.0),
-            r.get::<bool>(3)?.unwrap_or(false),
-            r.get::<i64>(4)?.unwrap_or(0),
-        ))
+    // The statement builds the whole answer; hand its jsonb datum straight
+    // back (copied out of SPI's memory) rather than parsing and re-encoding it.
+    let datum = Spi::connect(|c| {
+        let tt = c.select(&*stmt, Some(1), &args(&plan.params))?.first();
+        Ok::<_, pgrx::spi::SpiError>(
+            tt.get_datum_by_ordinal(1)?.map(|d| unsafe { pg_sys::SPI_datumTransfer(d, false, -1) }),
+        )
     })
     .or_raise();
-    let next_cursor = match (more, last) {
-        (true, Some(Value::Array(vals))) => ex::make_cursor(
-            &plan.keys,
-            vals.into_iter().map(|v| v.as_str().map(str::to_owned)).collect(),
-        ),
-        _ => Value::Null,
-    };
-    JsonB(json!({"rows": rows, "next_cursor": next_cursor, "estimated_total": total}))
+    match datum {
+        Some(d) => RawJsonb(d),
+        None => raise(FbError::invalid("browse produced no result")),
+    }
 }
+
+/// A jsonb datum already built by Postgres, returned as it is.
+pub struct RawJsonb(pg_sys::Datum);
+
+impl IntoDatum for RawJsonb {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+// SAFETY: the datum is a jsonb varlena in the function's memory context
+// (SPI_datumTransfer put it there), which is what Postgres expects back.
+unsafe impl pgrx::callconv::BoxRet for RawJsonb {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+pgrx::impl_sql_translatable!(RawJsonb, "jsonb");
 
 // ------------------------------------------------------------ editing
 

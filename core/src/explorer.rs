@@ -606,7 +606,8 @@ pub fn like_escape(s: &str) -> String {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowsePlan {
-    /// One statement returning one row: (rows jsonb, last_keys jsonb, more bool, total bigint).
+    /// One statement returning one jsonb: {rows, next_cursor, estimated_total}
+    /// (next_cursor as `make_cursor` spells it).
     pub sql: String,
     pub params: Params,
     pub keys: Vec<Key>,
@@ -667,11 +668,15 @@ pub fn plan_browse(
     } else {
         format!("{}::pg_catalog.int8", t.reltuples.round() as i64)
     };
+    // The cursor's order fingerprint is bound too (it holds column names).
+    let fp = p.bind(Some(fingerprint(&keys)), "pg_catalog.text")?;
     let sql = format!(
-        "SELECT COALESCE(pg_catalog.jsonb_agg(q.r ORDER BY q.n) FILTER (WHERE q.n <= {ps}), '[]'::pg_catalog.jsonb) AS rows,
-                (pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array({kt})) FILTER (WHERE q.n = {ps})) -> 0 AS last_keys,
-                pg_catalog.count(*) > {ps} AS more,
-                {total} AS total
+        "SELECT pg_catalog.jsonb_build_object(
+                'rows', COALESCE(pg_catalog.jsonb_agg(q.r ORDER BY q.n) FILTER (WHERE q.n <= {ps}), '[]'::pg_catalog.jsonb),
+                'next_cursor', CASE WHEN pg_catalog.count(*) > {ps} THEN pg_catalog.jsonb_build_object(
+                    'after', (pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array({kt})) FILTER (WHERE q.n = {ps})) -> 0,
+                    'order', {fp}) END,
+                'estimated_total', {total})
          FROM (SELECT p.*, pg_catalog.row_number() OVER (ORDER BY {oo}) AS n
                FROM (SELECT pg_catalog.to_jsonb({T}.*) AS r, {sk}
                      FROM {tbl} AS {T}{where_all}
@@ -974,6 +979,7 @@ mod tests {
         assert!(plan.sql.contains("\"_fb_t\"") || plan.sql.contains("_fb_t.\"name\" = $1::pg_catalog.text::text"));
         assert_eq!(plan.params.0[0].as_deref(), Some(evil));
         assert_eq!(plan.params.0[1].as_deref(), Some("%x'; DROP TABLE users; --%"));
+        assert_eq!(plan.params.0[2].as_deref(), Some("id:a:l"));
     }
 
     #[test]
