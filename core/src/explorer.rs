@@ -470,7 +470,7 @@ pub fn keys(t: &Table, sort: &[SortSpec]) -> Vec<Key> {
 /// only used with the order it came from.
 pub fn fingerprint(keys: &[Key]) -> String {
     keys.iter()
-        .map(|k| format!("{}:{}:{}", k.label, if k.desc { 'd' } else { 'a' }, if k.nulls_first { 'f' } else { 'l' }))
+        .map(|k| format!("{} {}{}", k.label, if k.desc { 'd' } else { 'a' }, if k.nulls_first { 'f' } else { 'l' }))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -669,24 +669,25 @@ pub fn plan_browse(
     };
     // The cursor's order fingerprint is bound too (it holds column names).
     let fp = p.bind(Some(fingerprint(&keys)), "pg_catalog.text")?;
-    // One pass over at most page_size + 1 rows: the extra row only tells
-    // whether there is a next page and is cut off the answer (`- page_size`
-    // deletes that array element; absent, it deletes nothing). The
-    // aggregates take the rows in the subquery's order: the outer level has
-    // no join or grouping that could reorder them (the case the Postgres
-    // manual calls safe for ordered aggregate input from a sorted subquery),
-    // which saves sorting the page a second time.
+    // At most page_size + 1 rows: the extra row only tells whether there is
+    // a next page. The rows are numbered in the subquery's order
+    // (row_number() OVER () adds no sort) and the aggregates take them in
+    // that order: the outer levels have no join or grouping that could
+    // reorder them (the case the Postgres manual calls safe for ordered
+    // aggregate input from a sorted subquery), which saves sorting the page
+    // a second time.
     let sql = format!(
         "SELECT pg_catalog.jsonb_build_object(
-                'rows', COALESCE(pg_catalog.jsonb_agg(q.r) OPERATOR(pg_catalog.-) {ps}, '[]'::pg_catalog.jsonb),
+                'rows', COALESCE(pg_catalog.jsonb_agg(q.r) FILTER (WHERE q.n <= {ps}), '[]'::pg_catalog.jsonb),
                 'next_cursor', CASE WHEN pg_catalog.count(*) > {ps} THEN pg_catalog.jsonb_build_object(
-                    'after', (pg_catalog.array_agg(pg_catalog.jsonb_build_array({kt})))[{ps}],
+                    'after', (pg_catalog.array_agg(pg_catalog.jsonb_build_array({kt})) FILTER (WHERE q.n = {ps}))[1],
                     'order', {fp}) END,
                 'estimated_total', {total})
-         FROM (SELECT pg_catalog.to_jsonb({T}.*) AS r, {sk}
-               FROM {tbl} AS {T}{where_all}
-               ORDER BY {io}
-               LIMIT {lim}) q",
+         FROM (SELECT p.*, pg_catalog.row_number() OVER () AS n
+               FROM (SELECT pg_catalog.to_jsonb({T}.*) AS r, {sk}
+                     FROM {tbl} AS {T}{where_all}
+                     ORDER BY {io}
+                     LIMIT {lim}) p) q",
         ps = page_size,
         kt = key_texts.join(", "),
         sk = select_keys.join(", "),
@@ -983,7 +984,7 @@ mod tests {
         assert!(plan.sql.contains("\"_fb_t\"") || plan.sql.contains("_fb_t.\"name\" = $1::pg_catalog.text::text"));
         assert_eq!(plan.params.0[0].as_deref(), Some(evil));
         assert_eq!(plan.params.0[1].as_deref(), Some("%x'; DROP TABLE users; --%"));
-        assert_eq!(plan.params.0[2].as_deref(), Some("id:a:l"));
+        assert_eq!(plan.params.0[2].as_deref(), Some("id al"));
     }
 
     #[test]
