@@ -658,3 +658,28 @@ def test_concurrent_updates_serialise(db, su, people):
     # each edit's old value is the previous edit's new value
     for prev, cur in zip(rows, rows[1:]):
         assert cur[0]["old"][0]["score"] == prev[0]["new"][0]["score"]
+
+
+def test_catalog_changes_are_seen_by_the_same_session(web, su, people):
+    """The per-backend table cache is dropped on relcache invalidation."""
+    assert "extra" not in browse(web, people, page_size=1)["rows"][0]
+    su.execute("ALTER TABLE people ADD COLUMN extra text DEFAULT 'x'")
+    assert browse(web, people, page_size=1)["rows"][0]["extra"] == "x"
+    su.execute("ALTER TABLE people ALTER COLUMN age TYPE text USING age::text")
+    res = browse(web, people, filters=[{"column": "age", "op": "eq", "value": "abc"}])
+    assert res["rows"] == []  # text now: no cast error
+    su.execute("ALTER TABLE people DROP COLUMN extra")
+    with pytest.raises(psycopg.Error) as e:
+        browse(web, people, filters=[{"column": "extra", "op": "eq", "value": "x"}])
+    assert e.value.sqlstate == "42703"
+    # a new table under the old name
+    su.execute("DROP TABLE people")
+    su.execute("CREATE TABLE people (pid bigint PRIMARY KEY, label text)")
+    su.execute("INSERT INTO people VALUES (1, 'a'), (2, 'b')")
+    su.execute("GRANT SELECT ON people TO fluxbase_dashboard")
+    assert [r["pid"] for r in browse_all(web, "people", 1)] == [1, 2]
+    # privileges are checked on every call, not cached
+    su.execute("REVOKE SELECT ON people FROM fluxbase_dashboard")
+    with pytest.raises(psycopg.Error) as e:
+        browse(web, "people")
+    assert e.value.sqlstate == "42501"
