@@ -471,6 +471,12 @@ fn check_values(t: &Table, plan: &EditPlan) {
     }
 }
 
+/// The role the edit ran as (the app user's role inside an impersonation),
+/// recorded in the audit log beside the actor.
+fn current_role() -> String {
+    db::one::<String>("SELECT current_user::pg_catalog.text", &[]).unwrap_or_default()
+}
+
 fn rows_of(sql: &str, params: &ex::Params) -> Vec<Value> {
     db::update(sql, &args(params), |r| Ok(r.get::<JsonB>(1)?.map(|j| j.0).unwrap_or(Value::Null)))
 }
@@ -488,9 +494,9 @@ fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, 
     check_values(t, plan);
     let old = plan.lock.as_deref().map(|l| rows_of(l, &plan.params)).unwrap_or_default();
     let new = rows_of(&plan.write, &plan.params);
-    audit::record(
-        Event::new(action, "table", t.display()).details(json!({"table": t.display(), "old": old, "new": new})),
-    );
+    audit::record(Event::new(action, "table", t.display()).details(
+        json!({"table": t.display(), "as_role": current_role(), "old": old, "new": new}),
+    ));
     (old, new)
 }
 
@@ -543,7 +549,7 @@ fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonB>) -> i32 {
     let old = rows_of(&plan.write, &plan.params);
     audit::record(
         Event::new("explorer.delete_rows", "table", t.display())
-            .details(json!({"table": t.display(), "old": old, "new": []})),
+            .details(json!({"table": t.display(), "as_role": current_role(), "old": old, "new": []})),
     );
     old.len() as i32
 }

@@ -433,7 +433,7 @@ def test_update_row_returns_new_and_audits_old_and_new(web, people):
     action, details, actor = web.execute(
         "SELECT action, details, actor FROM dashboard_auth.audit_log ORDER BY id DESC LIMIT 1"
     ).fetchone()
-    assert action == "explorer.update_row" and actor == "db:fb_web"
+    assert action == "explorer.update_row" and actor == "db:fb_web" and details["as_role"] == "fb_web"
     assert details["old"][0]["age"] == 0 and details["new"][0]["age"] == 42
     with pytest.raises(psycopg.Error) as e:
         web.execute("SELECT dashboard.update_row('people', %s, %s)", (Jsonb({"id": 999}), Jsonb({"age": 1})))
@@ -584,6 +584,8 @@ def test_rls_decides_what_is_seen_and_changed(web, su, notes):
     web.execute("COMMIT")
     assert one(su, "SELECT body FROM notes WHERE id = 2") == "mine"
     assert one(web, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action = 'explorer.update_row'") == 1
+    details = one(web, "SELECT details FROM dashboard_auth.audit_log WHERE action = 'explorer.update_row'")
+    assert details["as_role"] == "authenticated" and details["old"][0]["body"] == "note 2"
 
 
 # ------------------------------------------------------------------ watch
