@@ -40,6 +40,32 @@ BEGIN
 END
 $internal$;
 
+-- Table explorer (src/explorer.rs). Its functions are SECURITY INVOKER and must
+-- keep working after dashboard.apply_impersonation switched the role to the
+-- app user's (anon / authenticated / service_role), where RLS decides what is
+-- seen. So those roles get USAGE on the schema and EXECUTE on just these
+-- functions; the functions themselves refuse (42501) unless session_user (the
+-- login, which SET ROLE does not change) is a member of fluxbase_dashboard,
+-- so an app user's own connection still reaches nothing.
+GRANT USAGE ON SCHEMA dashboard TO anon, authenticated, service_role;
+GRANT EXECUTE ON FUNCTION
+    dashboard.list_tables(text),
+    dashboard.describe_table(regclass),
+    dashboard.table_indexes(regclass),
+    dashboard.table_policies(regclass),
+    dashboard.browse(regclass, jsonb, jsonb, text, integer, jsonb),
+    dashboard.update_row(regclass, jsonb, jsonb),
+    dashboard.update_rows(regclass, jsonb, jsonb),
+    dashboard.insert_rows(regclass, jsonb),
+    dashboard.delete_rows(regclass, jsonb),
+    dashboard.watch_table(regclass),
+    dashboard.unwatch_table(regclass)
+  TO anon, authenticated, service_role;
+-- The value checker runs as the caller (see sql/explorer.sql), so the callers
+-- of the explorer need it; it only tries casts.
+GRANT EXECUTE ON FUNCTION dashboard._check_values(text[], oid[], integer[])
+  TO fluxbase_dashboard, anon, authenticated, service_role;
+
 -- ---------------------------------------------------------------------------
 -- App users and impersonation (sql/app_users.sql, src/impersonation.rs)
 --

@@ -24,6 +24,7 @@ pub mod invitations;
 pub mod mfa;
 pub mod password_resets;
 pub mod impersonation;
+pub mod explorer;
 pub mod sessions;
 pub mod settings;
 
@@ -46,6 +47,7 @@ extension_sql_file!("../sql/mfa.sql", name = "mfa_schema", requires = ["accounts
 extension_sql_file!("../sql/invitations.sql", name = "invitations_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/app_users.sql", name = "app_users_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/explorer.sql", name = "explorer_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]

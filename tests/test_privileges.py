@@ -16,23 +16,56 @@ def api_functions(conn):
     ).fetchall()
 
 
+# The table explorer must keep working after dashboard.apply_impersonation has
+# switched the role to anon/authenticated (RLS decides what is seen), so those
+# roles hold EXECUTE on it; every explorer function then refuses unless the
+# *login* (session_user) is a member of fluxbase_dashboard — see
+# test_explorer_refuses_app_logins below.
+EXPLORER = {"browse", "list_tables", "describe_table", "table_indexes", "table_policies", "update_row",
+            "update_rows", "insert_rows", "delete_rows", "watch_table", "unwatch_table"}
+
+
 def test_every_api_function_is_executable_only_by_the_dashboard_group(su):
     funcs = api_functions(su)
     assert len(funcs) >= 17
-    for role in ["anon", "authenticated", "fb_plain", "fb_app", "public"]:
+    for role in ["anon", "authenticated", "service_role", "fb_plain", "fb_app", "public"]:
         allowed = [name for name, oid in funcs if one(su, "SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, oid))]
+        if role in ("anon", "authenticated", "service_role"):
+            allowed = [n for n in allowed if not (n.startswith("dashboard.") and n.split(".")[1].split("(")[0] in EXPLORER)]
         assert allowed == [], (role, allowed)
     denied = [name for name, oid in funcs if not one(su, "SELECT has_function_privilege('fb_web', %s, 'EXECUTE')", (oid,))]
     assert denied == []
 
 
 def test_internal_functions_are_not_callable_by_the_dashboard_group(su):
+    # dashboard._check_values tries casts as the caller (casting into a user type
+    # may run user code, so it must not run as the owner): the explorer, a
+    # SECURITY INVOKER function, needs its callers to hold EXECUTE on it.
     internal = su.execute(
-        """SELECT p.oid FROM pg_proc p WHERE p.pronamespace::regnamespace::text = ANY(%s) AND p.proname LIKE '\\_%%'""",
+        """SELECT p.oid, p.proname FROM pg_proc p WHERE p.pronamespace::regnamespace::text = ANY(%s) AND p.proname LIKE '\\_%%'""",
         (["dashboard_auth", "dashboard", "auth"],),
     ).fetchall()
-    for (oid,) in internal:
-        assert not one(su, "SELECT has_function_privilege('fb_web', %s, 'EXECUTE')", (oid,))
+    assert len(internal) >= 3
+    for oid, name in internal:
+        expected = name == "_check_values"
+        assert one(su, "SELECT has_function_privilege('fb_web', %s, 'EXECUTE')", (oid,)) is expected, name
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
+def test_explorer_refuses_app_logins(db, role):
+    su = db.conn()
+    su.execute("CREATE TABLE public.notes (id int PRIMARY KEY, body text)")
+    su.execute("GRANT ALL ON public.notes TO anon, authenticated, service_role")
+    su.execute("GRANT service_role TO fb_app")
+    conn = db.conn("fb_app")
+    conn.execute(f"SET ROLE {role}")
+    for call in ["SELECT dashboard.browse('public.notes')", "SELECT * FROM dashboard.list_tables()",
+                 "SELECT dashboard.insert_rows('public.notes', '[{\"id\": 1, \"body\": \"x\"}]')",
+                 "SELECT dashboard.watch_table('public.notes')"]:
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute(call)
+        assert e.value.sqlstate == "42501", call
+    assert one(su, "SELECT count(*) FROM public.notes") == 0
 
 
 def test_security_definer_functions_pin_search_path(su):

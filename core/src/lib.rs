@@ -5,6 +5,7 @@
 
 pub mod email;
 pub mod error;
+pub mod explorer;
 pub mod password;
 pub mod settings;
 pub mod token;
