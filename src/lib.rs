@@ -15,8 +15,10 @@ use pgrx::prelude::*;
 pub mod accounts;
 pub mod actor;
 pub mod audit;
+pub mod audit_triggers;
 pub mod db;
 pub mod errors;
+pub mod monitoring;
 pub mod sessions;
 pub mod settings;
 
@@ -34,6 +36,7 @@ extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
 extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/monitoring.sql", name = "monitoring_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]
