@@ -144,7 +144,7 @@ fn first_bad_id() -> Option<i64> {
     let mut last_seen = start;
     loop {
         let batch = db::select(
-            "SELECT *, ip::text AS ip_text FROM dashboard_auth.audit_log WHERE id > $1 ORDER BY id LIMIT 1000",
+            "SELECT *, pg_catalog.inet_out(ip)::text AS ip_text FROM dashboard_auth.audit_log WHERE id > $1 ORDER BY id LIMIT 1000",
             &[last_seen.into()],
             stored_row,
         );

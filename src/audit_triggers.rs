@@ -332,6 +332,20 @@ fn checked_table(tbl: Option<PgRelation>, what: &str) -> (pg_sys::Oid, String) {
     (oid, name)
 }
 
+/// Drop those of our triggers the table has (no NOTICE for missing ones).
+fn drop_audit_triggers(oid: pg_sys::Oid, name: &str) {
+    let existing = db::select(
+        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1
+            AND tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del')",
+        &[oid.into()],
+        |r| r.get::<String>(1),
+    );
+    for trg in existing.into_iter().flatten() {
+        // trg is one of our three constant names
+        db::execute(&format!("DROP TRIGGER {trg} ON {name}"), &[]);
+    }
+}
+
 #[pg_schema]
 pub mod dashboard {
     use super::*;
@@ -343,8 +357,8 @@ pub mod dashboard {
         crate::actor::writer("enabling audit on a table");
         let (oid, name) = checked_table(tbl, "enable_audit");
         db::as_extension_owner(|| {
+            drop_audit_triggers(oid, &name);
             for (trg, event, referencing) in TRIGGERS {
-                db::execute(&format!("DROP TRIGGER IF EXISTS {trg} ON {name}"), &[]);
                 db::execute(
                     &format!(
                         "CREATE TRIGGER {trg} AFTER {event} ON {name} {referencing} \
@@ -370,11 +384,7 @@ pub mod dashboard {
         )
         .unwrap_or(0)
             > 0;
-        db::as_extension_owner(|| {
-            for (trg, _, _) in TRIGGERS {
-                db::execute(&format!("DROP TRIGGER IF EXISTS {trg} ON {name}"), &[]);
-            }
-        });
+        db::as_extension_owner(|| drop_audit_triggers(oid, &name));
         if had {
             audit::record(audit::Event::new("audit.disable", "table", &name).details(json!({"relid": oid.to_u32()})));
         }
@@ -390,7 +400,8 @@ pub mod dashboard {
             "SELECT t.tgrelid::regclass::text,
                     array_agg(CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 'INSERT'
                                             WHEN 'fluxbase_audit_upd' THEN 'UPDATE' ELSE 'DELETE' END
-                              ORDER BY t.tgname DESC)
+                              ORDER BY CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 1
+                                                     WHEN 'fluxbase_audit_upd' THEN 2 ELSE 3 END)
                FROM pg_catalog.pg_trigger t
                JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
