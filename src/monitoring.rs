@@ -162,12 +162,16 @@ pub mod dashboard {
         if !(1..=1000).contains(&limit) {
             raise(FbError::invalid("limit must be between 1 and 1000"));
         }
-        let schema = db::one::<String>(
-            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-              WHERE e.extname = 'pg_stat_statements'
-                AND current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_stat_statements($|[ ,])'",
-            &[],
-        );
+        // shared_preload_libraries is readable by superusers and
+        // pg_read_all_settings only: look at it (just it) as the owner.
+        let schema = db::as_extension_owner(|| {
+            db::one::<String>(
+                "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                  WHERE e.extname = 'pg_stat_statements'
+                    AND current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_stat_statements($|[ ,])'",
+                &[],
+            )
+        });
         let Some(schema) = schema else {
             pgrx::notice!(
                 "pg_stat_statements is not available in this database: CREATE EXTENSION pg_stat_statements (it must also be in shared_preload_libraries)"
