@@ -62,22 +62,46 @@ pub fn record(ev: Event) {
         (a.id(), a.label())
     });
     db::as_extension_owner(|| {
-        db::execute(
-            "INSERT INTO dashboard_auth.audit_log
-                 (actor_id, actor, action, target_type, target_id, details, ip, success, impersonation_session_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                actor_id.into(),
-                actor_label.into(),
-                ev.action.into(),
-                ev.target_type.into(),
-                ev.target_id.into(),
-                JsonB(ev.details).into(),
-                ev.ip.map(Inet).into(),
-                ev.success.into(),
-                ev.impersonation_session_id.into(),
-            ],
-        )
+        // a saved plan: this runs for every audited statement
+        pgrx::spi::Spi::connect_mut(|c| {
+            crate::audit_triggers::with_plan(
+                c,
+                "audit_record".into(),
+                "INSERT INTO dashboard_auth.audit_log
+                     (actor_id, actor, action, target_type, target_id, details, ip, success, impersonation_session_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    pgrx::pg_sys::UUIDOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::JSONBOID,
+                    pgrx::pg_sys::INETOID,
+                    pgrx::pg_sys::BOOLOID,
+                    pgrx::pg_sys::UUIDOID,
+                ],
+                |c, plan| {
+                    c.update(
+                        plan,
+                        None,
+                        &[
+                            actor_id.into(),
+                            actor_label.into(),
+                            ev.action.into(),
+                            ev.target_type.into(),
+                            ev.target_id.into(),
+                            JsonB(ev.details).into(),
+                            ev.ip.map(Inet).into(),
+                            ev.success.into(),
+                            ev.impersonation_session_id.into(),
+                        ],
+                    )
+                    .map(|_| ())
+                },
+            )
+        })
+        .or_raise()
     });
 }
 
@@ -114,6 +138,7 @@ fn stored_row(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<StoredRow
     let record = match chain_record!(r) {
         Ok(mut rec) => {
             rec.ip = r.get_by_name::<String, _>("ip_text")?;
+            rec.details = r.get_by_name::<String, _>("details_text")?.unwrap_or_default();
             rec
         }
         Err(e) => raise(FbError::new(Code::WrongState, format!("cannot read an audit row: {e}"))),
@@ -144,7 +169,7 @@ fn first_bad_id() -> Option<i64> {
     let mut last_seen = start;
     loop {
         let batch = db::select(
-            "SELECT *, pg_catalog.inet_out(ip)::text AS ip_text FROM dashboard_auth.audit_log WHERE id > $1 ORDER BY id LIMIT 1000",
+            "SELECT *, pg_catalog.inet_out(ip)::text AS ip_text, pg_catalog.jsonb_out(details)::text AS details_text FROM dashboard_auth.audit_log WHERE id > $1 ORDER BY id LIMIT 1000",
             &[last_seen.into()],
             stored_row,
         );

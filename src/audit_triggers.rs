@@ -61,7 +61,6 @@ macro_rules! chain_record {
             let action: Option<String> = r.get_by_name("action").map_err(e)?;
             let target_type: Option<String> = r.get_by_name("target_type").map_err(e)?;
             let target_id: Option<String> = r.get_by_name("target_id").map_err(e)?;
-            let details: Option<JsonB> = r.get_by_name("details").map_err(e)?;
             let success: Option<bool> = r.get_by_name("success").map_err(e)?;
             let db_user: Option<String> = r.get_by_name("db_user").map_err(e)?;
             let txid: Option<i64> = r.get_by_name("txid").map_err(e)?;
@@ -74,7 +73,7 @@ macro_rules! chain_record {
                 action: action.unwrap_or_default(),
                 target_type,
                 target_id,
-                details: details.map(|j| fluxbase_core::chain::canonical_json(&j.0)).unwrap_or_default(),
+                details: String::new(), // filled by the caller: jsonb_out text of `details`
                 ip: None, // filled by the caller: inet has no direct unboxing
                 success: success.unwrap_or(false),
                 db_user: db_user.unwrap_or_default(),
@@ -100,6 +99,71 @@ pub fn in_api_context() -> bool {
     ctx & (pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32) != 0 && user == db::extension_owner()
 }
 
+// ---------------------------------------------------------------------------
+// Saved SPI plans for the statements of the audit path (they run for every
+// audited statement; parsing and planning them each time would cost more than
+// running them). Plans reading a table's transition tables depend on its row
+// type, so any relcache invalidation of a table drops its plans.
+
+thread_local! {
+    static PLANS: std::cell::RefCell<std::collections::HashMap<String, pgrx::spi::OwnedPreparedStatement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    static STALE: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ALL_STALE: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_inval(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Only note it here: freeing plans inside an invalidation callback is not safe.
+    if relid == pg_sys::InvalidOid {
+        ALL_STALE.with(|a| a.set(true));
+    } else {
+        STALE.with(|s| s.borrow_mut().push(relid.to_u32()));
+    }
+}
+
+fn drop_stale_plans() {
+    if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_inval), pg_sys::Datum::from(0)) };
+    }
+    let all = ALL_STALE.with(|a| a.replace(false));
+    let stale: Vec<u32> = STALE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if !all && stale.is_empty() {
+        return;
+    }
+    PLANS.with(|p| {
+        p.borrow_mut().retain(|k, _| {
+            let Some(rest) = k.strip_prefix("rows:") else { return true };
+            let relid: u32 = rest.split(':').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            !all && !stale.contains(&relid)
+        })
+    });
+}
+
+/// Run `f` with the saved plan for `key`, preparing (and saving) it first if
+/// needed. The plan is taken out of the map while it runs, so a nested use
+/// (the chain trigger under the row-change trigger) never sees it borrowed.
+pub(crate) fn with_plan<'conn, R>(
+    c: &mut pgrx::spi::SpiClient<'conn>,
+    key: String,
+    sql: &str,
+    arg_types: &[pg_sys::Oid],
+    f: impl FnOnce(&mut pgrx::spi::SpiClient<'conn>, &pgrx::spi::OwnedPreparedStatement) -> pgrx::spi::SpiResult<R>,
+) -> pgrx::spi::SpiResult<R> {
+    drop_stale_plans();
+    let plan = match PLANS.with(|p| p.borrow_mut().remove(&key)) {
+        Some(plan) => plan,
+        None => {
+            let types: Vec<pgrx::PgOid> = arg_types.iter().map(|o| pgrx::PgOid::from(*o)).collect();
+            c.prepare_mut(sql, &types)?.keep()
+        }
+    };
+    let result = f(c, &plan);
+    PLANS.with(|p| p.borrow_mut().insert(key, plan));
+    result
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -116,13 +180,13 @@ pub mod dashboard_auth {
             // The lock that serializes appends; held to the end of the transaction,
             // so the next appender reads this row's hash once it is committed.
             let (last_id, last_hash) = Spi::connect_mut(|c| {
-                c.update(
+                with_plan(
+                    c,
+                    "chain_lock".into(),
                     "SELECT last_id, last_hash FROM dashboard_auth.audit_chain_head WHERE singleton FOR UPDATE",
-                    None,
                     &[],
-                )?
-                .first()
-                .get_two::<i64, Vec<u8>>()
+                    |c, plan| c.update(plan, None, &[])?.first().get_two::<i64, Vec<u8>>(),
+                )
             })
             .or_raise();
             let (Some(last_id), Some(prev)) = (last_id, last_hash) else {
@@ -132,13 +196,20 @@ pub mod dashboard_auth {
             new.set_by_name("id", id).map_err(|e| e.to_string())?;
             new.set_by_name("prev_hash", prev.clone()).map_err(|e| e.to_string())?;
             let mut rec = chain_record!(&new)?;
-            rec.ip = inet_text_of_new(tr);
+            rec.ip = output_text_of_new(tr, "ip", pg_sys::inet_out);
+            rec.details = output_text_of_new(tr, "details", pg_sys::jsonb_out).unwrap_or_default();
             let hash = chain::row_hash(&prev, &rec).to_vec();
             new.set_by_name("row_hash", hash.clone()).map_err(|e| e.to_string())?;
-            db::execute(
-                "UPDATE dashboard_auth.audit_chain_head SET last_id = $1, last_hash = $2 WHERE singleton",
-                &[id.into(), hash.into()],
-            );
+            Spi::connect_mut(|c| {
+                with_plan(
+                    c,
+                    "chain_advance".into(),
+                    "UPDATE dashboard_auth.audit_chain_head SET last_id = $1, last_hash = $2 WHERE singleton",
+                    &[pg_sys::INT8OID, pg_sys::BYTEAOID],
+                    |c, plan| c.update(plan, None, &[id.into(), hash.clone().into()]).map(|_| ()),
+                )
+            })
+            .or_raise();
             Ok(Some(new))
         })
     }
@@ -209,12 +280,15 @@ pub mod dashboard_auth {
             agg(&old_name),
             agg(&new_name)
         );
-        let (old_rows, old_count, new_rows, new_count, pk, columns) = Spi::connect(|c| {
+        let key = format!("rows:{}:{op}:{}", relid.to_u32(), query.len());
+        let (old_rows, old_count, new_rows, new_count, pk, columns) = Spi::connect_mut(|c| {
             let rc = unsafe { pg_sys::SPI_register_trigger_data(tdata) };
             if rc < 0 {
                 raise(FbError::new(fluxbase_core::Code::WrongState, "could not read the trigger's transition tables"));
             }
-            let t = c.select(&query, Some(1), &[relid.into()])?.first();
+            let t = with_plan(c, key, &query, &[pg_sys::OIDOID], |c, plan| {
+                c.select(plan, Some(1), &[relid.into()]).map(|t| t.first())
+            })?;
             Ok::<_, pgrx::spi::Error>((
                 t.get::<JsonB>(1)?,
                 t.get::<i64>(2)?.unwrap_or(0),
@@ -252,17 +326,23 @@ pub mod dashboard_auth {
     }
 }
 
-/// The `ip` column of the row being inserted, as inet_out writes it (the
-/// same text `ip::text` gives the verifier).
-fn inet_text_of_new(tr: &PgTrigger<'_>) -> Option<String> {
+/// A column of the row being inserted, as its type's output function writes
+/// it (the verifier calls the same function in SQL). Used for inet (no direct
+/// unboxing in pgrx) and jsonb (hashing jsonb_out's text, which is canonical
+/// for a jsonb value, saves a JSON parse on every append).
+fn output_text_of_new(
+    tr: &PgTrigger<'_>,
+    column: &str,
+    out_fn: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
+) -> Option<String> {
     let td = tr.trigger_data();
     unsafe {
         let tupdesc = (*td.tg_relation).rd_att;
         let natts = (*tupdesc).natts as usize;
         let attrs = (*tupdesc).attrs.as_slice(natts);
-        let attno = attrs.iter().position(|a| !a.attisdropped && pgrx::name_data_to_str(&a.attname) == "ip")? + 1;
+        let attno = attrs.iter().position(|a| !a.attisdropped && pgrx::name_data_to_str(&a.attname) == column)? + 1;
         let datum = pgrx::heap_getattr_raw(td.tg_trigtuple, std::num::NonZeroUsize::new(attno)?, tupdesc)?;
-        let out = pgrx::direct_function_call::<&std::ffi::CStr>(pg_sys::inet_out, &[Some(datum)])?;
+        let out = pgrx::direct_function_call::<&std::ffi::CStr>(out_fn, &[Some(datum)])?;
         Some(out.to_string_lossy().into_owned())
     }
 }

@@ -445,3 +445,21 @@ def test_audit_search_filters_and_keyset(su, orders):
             su.execute("SELECT * FROM dashboard.audit_search(page_size => %s)", (bad,))
         assert e.value.sqlstate == "22023"
     assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log") == 8  # the table survived
+
+
+def test_audit_follows_table_changes_in_the_same_session(db, su, orders):
+    # the trigger keeps saved plans per table: a change of the table's columns must be seen
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 1, 1)")
+    su.execute("ALTER TABLE orders ADD COLUMN extra text DEFAULT 'e'")
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 2, 1)")
+    su.execute("ALTER TABLE orders DROP COLUMN note")
+    su.execute("UPDATE orders SET extra = 'f' WHERE num = 2")
+    other = db.conn()
+    other.execute("ALTER TABLE orders ADD COLUMN more int DEFAULT 7")
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 3, 1)")
+    ev = row_events(su)
+    assert "extra" not in ev[0][1]["rows"][0]["new"]
+    assert ev[1][1]["rows"][0]["new"]["extra"] == "e" and "note" in ev[1][1]["rows"][0]["new"]
+    assert ev[2][1]["rows"][0]["new"] == {"extra": "f"}
+    assert ev[3][1]["rows"][0]["new"]["more"] == 7 and "note" not in ev[3][1]["rows"][0]["new"]
+    assert verify(su) == (True, None)
