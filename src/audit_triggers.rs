@@ -164,6 +164,112 @@ pub(crate) fn with_plan<'conn, R>(
     result
 }
 
+/// The primary key columns of a table, in key order.
+fn primary_key_columns(c: &mut pgrx::spi::SpiClient<'_>, relid: pg_sys::Oid) -> pgrx::spi::SpiResult<Vec<String>> {
+    with_plan(
+        c,
+        "pk_columns".into(),
+        "SELECT coalesce(array_agg(a.attname::text ORDER BY k.ord), '{}')
+           FROM pg_catalog.pg_index i
+           CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE i.indrelid = $1 AND i.indisprimary",
+        &[pg_sys::OIDOID],
+        |c, plan| Ok(c.select(plan, Some(1), &[relid.into()])?.first().get_one::<Vec<String>>()?.unwrap_or_default()),
+    )
+}
+
+/// INSERT/DELETE: build the same details document as `row_change_details`
+/// in SQL and append it to the audit log in the same statement. Returns None
+/// when the statement touched no row.
+#[allow(clippy::too_many_arguments)]
+fn record_in_sql(
+    relid: pg_sys::Oid,
+    op: &str,
+    action: &'static str,
+    schema: &str,
+    table: &str,
+    old_name: &Option<String>,
+    new_name: &Option<String>,
+    tdata: *mut pg_sys::TriggerData,
+) -> Option<()> {
+    let (rows_table, side) = match op {
+        "INSERT" => (new_name.as_ref()?, "new"),
+        _ => (old_name.as_ref()?, "old"),
+    };
+    let actor = crate::actor::current();
+    let target = format!("{schema}.{table}");
+    let who = current_user_name();
+    let imp = impersonation_session();
+    let inserted = db::as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            let rc = unsafe { pg_sys::SPI_register_trigger_data(tdata) };
+            if rc < 0 {
+                raise(FbError::new(fluxbase_core::Code::WrongState, "could not read the trigger's transition tables"));
+            }
+            let pk = primary_key_columns(c, relid)?;
+            let pk_expr = pk
+                .iter()
+                .map(|col| format!("{}, t.{}", quote_literal(col), quote_ident(col)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO dashboard_auth.audit_log
+                     (actor_id, actor, action, target_type, target_id, details, impersonation_session_id)
+                 SELECT $1, $2, $3, 'table', $4,
+                        jsonb_build_object('table', $4, 'op', $5, 'pk_columns', to_jsonb($6::text[]), 'count', c.n,
+                                           'current_user', $7,
+                                           'rows', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                                        'pk', jsonb_build_object({pk_expr}), '{side}', to_jsonb(t))), '[]')
+                                                      FROM (SELECT * FROM {rows_table} LIMIT {MAX_ROWS_PER_ENTRY}) t))
+                        || CASE WHEN c.n > {MAX_ROWS_PER_ENTRY} THEN '{{\"truncated\": true}}'::jsonb ELSE '{{}}'::jsonb END,
+                        $8
+                   FROM (SELECT count(*) AS n FROM {rows_table}) c
+                  WHERE c.n > 0"
+            );
+            let key = format!("rows:{}:fast:{op}:{}", relid.to_u32(), sql.len());
+            with_plan(
+                c,
+                key,
+                &sql,
+                &[
+                    pg_sys::UUIDOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::UUIDOID,
+                ],
+                |c, plan| {
+                    c.update(
+                        plan,
+                        None,
+                        &[
+                            actor.id().into(),
+                            actor.label().into(),
+                            action.into(),
+                            target.clone().into(),
+                            op.into(),
+                            pk.clone().into(),
+                            who.clone().into(),
+                            imp.into(),
+                        ],
+                    )
+                    .map(|t| t.len())
+                },
+            )
+        })
+        .or_raise()
+    });
+    (inserted > 0).then_some(())
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -260,6 +366,15 @@ pub mod dashboard_auth {
         let mut redact = tr.extra_args().map_err(|e| e.to_string())?;
         let tdata = tr.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
 
+        // Fast path for INSERT and DELETE on user tables (nothing to redact or
+        // diff): the details document is built and inserted by one saved SQL
+        // statement, without a JSON round trip through Rust.
+        if !own_table && redact.is_empty() && op != "UPDATE" {
+            if let Some(done) = record_in_sql(relid, op, action, &schema, &table, &old_name, &new_name, tdata) {
+                let _ = done;
+                return Ok(None);
+            }
+        }
         let agg = |name: &Option<String>| -> String {
             match name {
                 Some(n) => format!(

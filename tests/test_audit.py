@@ -463,3 +463,13 @@ def test_audit_follows_table_changes_in_the_same_session(db, su, orders):
     assert ev[2][1]["rows"][0]["new"] == {"extra": "f"}
     assert ev[3][1]["rows"][0]["new"]["more"] == 7 and "note" not in ev[3][1]["rows"][0]["new"]
     assert verify(su) == (True, None)
+
+
+def test_large_statement_is_capped_but_counted(su, orders):
+    su.execute("INSERT INTO orders (region, num, qty) SELECT 'r', g, 1 FROM generate_series(1, 10001) g")
+    su.execute("DELETE FROM orders WHERE num <= 3")
+    ins, dele = [e[1] for e in row_events(su)]
+    assert ins["count"] == 10001 and ins["truncated"] is True and len(ins["rows"]) == 10000
+    assert dele["count"] == 3 and "truncated" not in dele
+    assert sorted(r["pk"]["num"] for r in dele["rows"]) == [1, 2, 3]
+    assert verify(su) == (True, None)
