@@ -52,3 +52,13 @@ CREATE TABLE dashboard_auth.audit_checkpoints (
 );
 COMMENT ON TABLE dashboard_auth.audit_checkpoints IS 'Where the audit chain continues after each purge';
 CREATE INDEX audit_log_target ON dashboard_auth.audit_log (target_id, id);
+
+-- Row-change entries carry whole batches of rows in `details`: lz4 compresses
+-- them several times faster than the default pglz (where the server has lz4).
+DO $lz4$
+BEGIN
+    ALTER TABLE dashboard_auth.audit_log ALTER COLUMN details SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    NULL;
+END
+$lz4$;
