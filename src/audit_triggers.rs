@@ -179,7 +179,7 @@ fn primary_key_columns(c: &mut pgrx::spi::SpiClient<'_>, relid: pg_sys::Oid) -> 
     )
 }
 
-/// Build the same details document as `row_change_details`
+/// INSERT/DELETE: build the same details document as `row_change_details`
 /// in SQL and append it to the audit log in the same statement. Returns None
 /// when the statement touched no row.
 #[allow(clippy::too_many_arguments)]
@@ -193,9 +193,9 @@ fn record_in_sql(
     new_name: &Option<String>,
     tdata: *mut pg_sys::TriggerData,
 ) -> Option<()> {
-    let (Some(old_t), Some(new_t)) = (old_name.as_deref().or(new_name.as_deref()), new_name.as_deref().or(old_name.as_deref()))
-    else {
-        return None;
+    let (rows_table, side) = match op {
+        "INSERT" => (new_name.as_ref()?, "new"),
+        _ => (old_name.as_ref()?, "old"),
     };
     let actor = crate::actor::current();
     let target = format!("{schema}.{table}");
@@ -208,57 +208,23 @@ fn record_in_sql(
                 raise(FbError::new(fluxbase_core::Code::WrongState, "could not read the trigger's transition tables"));
             }
             let pk = primary_key_columns(c, relid)?;
-            let pk_of = |alias: &str| {
-                pk.iter()
-                    .map(|col| format!("{}, {alias}.j -> {}", quote_literal(col), quote_literal(col)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let (rows_expr, count_table) = match op {
-                "INSERT" | "DELETE" => {
-                    let (tbl, side) = if op == "INSERT" { (new_t, "new") } else { (old_t, "old") };
-                    (
-                        format!(
-                            "(SELECT coalesce(jsonb_agg(jsonb_build_object('pk', jsonb_build_object({}), '{side}', r.j)), '[]')
-                                FROM (SELECT to_jsonb(t) AS j FROM (SELECT * FROM {tbl} LIMIT {MAX_ROWS_PER_ENTRY}) t) r)",
-                            pk_of("r")
-                        ),
-                        tbl,
-                    )
-                }
-                _ => (
-                    // old and new rows pair up in order (Postgres fills both
-                    // transition tables row by row); only changed columns are kept
-                    format!(
-                        "(SELECT coalesce(jsonb_agg(
-                                   jsonb_build_object('pk', jsonb_build_object({pko}), 'old', d.old, 'new', d.new)
-                                   || CASE WHEN jsonb_build_object({pko}) IS DISTINCT FROM jsonb_build_object({pkn})
-                                           THEN jsonb_build_object('new_pk', jsonb_build_object({pkn})) ELSE '{{}}'::jsonb END
-                                   ORDER BY o.n), '[]')
-                            FROM (SELECT row_number() OVER () AS n, to_jsonb(t) AS j
-                                    FROM (SELECT * FROM {old_t} LIMIT {MAX_ROWS_PER_ENTRY}) t) o
-                            JOIN (SELECT row_number() OVER () AS n, to_jsonb(t) AS j
-                                    FROM (SELECT * FROM {new_t} LIMIT {MAX_ROWS_PER_ENTRY}) t) w USING (n)
-                            CROSS JOIN LATERAL (
-                                SELECT coalesce(jsonb_object_agg(e.key, o.j -> e.key), '{{}}') AS old,
-                                       coalesce(jsonb_object_agg(e.key, e.value), '{{}}') AS new
-                                  FROM jsonb_each(w.j) e WHERE e.value IS DISTINCT FROM o.j -> e.key) d)",
-                        pko = pk_of("o"),
-                        pkn = pk_of("w"),
-                    ),
-                    new_t,
-                ),
-            };
+            let pk_expr = pk
+                .iter()
+                .map(|col| format!("{}, t.{}", quote_literal(col), quote_ident(col)))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!(
                 "INSERT INTO dashboard_auth.audit_log
                      (actor_id, actor, action, target_type, target_id, details, impersonation_session_id)
                  SELECT $1, $2, $3, 'table', $4,
                         jsonb_build_object('table', $4, 'op', $5, 'pk_columns', to_jsonb($6::text[]), 'count', c.n,
                                            'current_user', $7,
-                                           'rows', {rows_expr})
+                                           'rows', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                                        'pk', jsonb_build_object({pk_expr}), '{side}', to_jsonb(t))), '[]')
+                                                      FROM (SELECT * FROM {rows_table} LIMIT {MAX_ROWS_PER_ENTRY}) t))
                         || CASE WHEN c.n > {MAX_ROWS_PER_ENTRY} THEN '{{\"truncated\": true}}'::jsonb ELSE '{{}}'::jsonb END,
                         $8
-                   FROM (SELECT count(*) AS n FROM {count_table}) c
+                   FROM (SELECT count(*) AS n FROM {rows_table}) c
                   WHERE c.n > 0"
             );
             let key = format!("rows:{}:fast:{op}:{}", relid.to_u32(), sql.len());
@@ -403,7 +369,7 @@ pub mod dashboard_auth {
         // Fast path for INSERT and DELETE on user tables (nothing to redact or
         // diff): the details document is built and inserted by one saved SQL
         // statement, without a JSON round trip through Rust.
-        if !own_table && redact.is_empty() {
+        if !own_table && redact.is_empty() && op != "UPDATE" {
             if let Some(done) = record_in_sql(relid, op, action, &schema, &table, &old_name, &new_name, tdata) {
                 let _ = done;
                 return Ok(None);
