@@ -13,9 +13,52 @@ CREATE TABLE dashboard_auth.audit_log (
     success             boolean NOT NULL DEFAULT true,
     db_user             text NOT NULL DEFAULT session_user,
     txid                bigint NOT NULL DEFAULT txid_current(),
-    impersonation_session_id uuid
+    impersonation_session_id uuid,
+    -- The hash chain (see core/src/chain.rs): row_hash = sha256(prev_hash ||
+    -- canonical(row)); both are filled by the BEFORE INSERT trigger
+    -- _audit_chain, whatever the INSERT says.
+    prev_hash           bytea,
+    row_hash            bytea
 );
 CREATE INDEX audit_log_occurred_at ON dashboard_auth.audit_log (occurred_at);
 CREATE INDEX audit_log_actor ON dashboard_auth.audit_log (actor_id, occurred_at);
 CREATE INDEX audit_log_action ON dashboard_auth.audit_log (action, occurred_at);
 COMMENT ON TABLE dashboard_auth.audit_log IS 'Append-only record of every admin action';
+
+-- The head of the hash chain: one row, locked FOR UPDATE by every append (in
+-- the BEFORE INSERT trigger), so concurrent appenders queue for just the
+-- append and each sees the previous row's hash once its writer has committed.
+-- The id of a row is assigned under that lock (last_id + 1), so ids are
+-- gapless and in chain order; verify_audit_chain() also checks the tail
+-- against this row, which finds rows removed from the end of the log.
+CREATE TABLE dashboard_auth.audit_chain_head (
+    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_id             bigint NOT NULL,
+    last_hash           bytea NOT NULL
+);
+-- (its one row is created by the first append: see audit::CHAIN_LOCK_SQL)
+COMMENT ON TABLE dashboard_auth.audit_chain_head IS 'Last id and hash of the audit chain; written only by the audit_log insert trigger';
+
+-- Retention: purge_audit() deletes a prefix of the chain and records here the
+-- id and hash of the last row it removed, so verification can start from it.
+-- Append-only as well (same guard as audit_log).
+CREATE TABLE dashboard_auth.audit_checkpoints (
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    last_purged_id      bigint NOT NULL,
+    last_purged_hash    bytea NOT NULL,
+    purged_rows         bigint NOT NULL,
+    purged_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    purged_by           text NOT NULL
+);
+COMMENT ON TABLE dashboard_auth.audit_checkpoints IS 'Where the audit chain continues after each purge';
+CREATE INDEX audit_log_target ON dashboard_auth.audit_log (target_id, id);
+
+-- Row-change entries carry whole batches of rows in `details`: lz4 compresses
+-- them several times faster than the default pglz (where the server has lz4).
+DO $lz4$
+BEGIN
+    ALTER TABLE dashboard_auth.audit_log ALTER COLUMN details SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    NULL;
+END
+$lz4$;

@@ -4,6 +4,7 @@
 use pgrx::datum::{Inet, JsonB, Uuid};
 use serde_json::{json, Value};
 
+use crate::json::JsonArg;
 use crate::{actor, db};
 
 pub struct Event {
@@ -62,21 +63,292 @@ pub fn record(ev: Event) {
         (a.id(), a.label())
     });
     db::as_extension_owner(|| {
-        db::execute(
-            "INSERT INTO dashboard_auth.audit_log
-                 (actor_id, actor, action, target_type, target_id, details, ip, success, impersonation_session_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                actor_id.into(),
-                actor_label.into(),
-                ev.action.into(),
-                ev.target_type.into(),
-                ev.target_id.into(),
-                JsonB(ev.details).into(),
-                ev.ip.map(Inet).into(),
-                ev.success.into(),
-                ev.impersonation_session_id.into(),
-            ],
-        )
+        // a saved plan: this runs for every audited statement
+        pgrx::spi::Spi::connect_mut(|c| {
+            crate::audit_triggers::with_plan(
+                c,
+                "audit_record".into(),
+                "INSERT INTO dashboard_auth.audit_log
+                     (actor_id, actor, action, target_type, target_id, details, ip, success, impersonation_session_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    pgrx::pg_sys::UUIDOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::TEXTOID,
+                    pgrx::pg_sys::JSONBOID,
+                    pgrx::pg_sys::INETOID,
+                    pgrx::pg_sys::BOOLOID,
+                    pgrx::pg_sys::UUIDOID,
+                ],
+                |c, plan| {
+                    c.update(
+                        plan,
+                        None,
+                        &[
+                            actor_id.into(),
+                            actor_label.into(),
+                            ev.action.into(),
+                            ev.target_type.into(),
+                            ev.target_id.into(),
+                            JsonB(ev.details).into(),
+                            ev.ip.map(Inet).into(),
+                            ev.success.into(),
+                            ev.impersonation_session_id.into(),
+                        ],
+                    )
+                    .map(|_| ())
+                },
+            )
+        })
+        .or_raise()
     });
+}
+
+// ---------------------------------------------------------------------------
+// Audit-aware scopes, chain verification, retention, search.
+
+use fluxbase_core::chain::{StoredRow, Verifier};
+use fluxbase_core::error::check_len;
+use fluxbase_core::{Code, FbError};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::prelude::*;
+
+use crate::audit_triggers::{chain_record, API_DEPTH, PURGING};
+use crate::errors::{raise, OrRaise};
+
+/// Run `f` as "the extension's API": row changes it makes to the extension's
+/// own tables are not recorded again by the row-change trigger (the API
+/// records its own, more meaningful event). SECURITY DEFINER API functions and
+/// `db::as_extension_owner` are recognised without it; use this in API code
+/// that writes the extension's tables as the caller.
+pub fn api_scope<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            API_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    API_DEPTH.with(|d| d.set(d.get() + 1));
+    let _leave = Leave;
+    f()
+}
+
+fn stored_row(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<StoredRow> {
+    let record = match chain_record!(r) {
+        Ok(mut rec) => {
+            rec.ip = r.get_by_name::<String, _>("ip_text")?;
+            rec.details = r.get_by_name::<String, _>("details_text")?.unwrap_or_default();
+            rec
+        }
+        Err(e) => raise(FbError::new(Code::WrongState, format!("cannot read an audit row: {e}"))),
+    };
+    Ok(StoredRow { record, prev_hash: r.get_by_name::<Vec<u8>, _>("prev_hash")?, row_hash: r.get_by_name::<Vec<u8>, _>("row_hash")? })
+}
+
+/// Walk the chain from the last purge checkpoint (or the start). All reads are
+/// read-only SPI queries, so they share the calling statement's snapshot.
+fn first_bad_id() -> Option<i64> {
+    let cp = db::select(
+        "SELECT last_purged_id, last_purged_hash FROM dashboard_auth.audit_checkpoints ORDER BY id DESC LIMIT 1",
+        &[],
+        |r| Ok((r.get::<i64>(1)?, r.get::<Vec<u8>>(2)?)),
+    )
+    .into_iter()
+    .next()
+    .and_then(|(a, b)| Some((a?, b?)));
+    let start = cp.as_ref().map(|c| c.0).unwrap_or(0);
+    // a row at or before the checkpoint was put back after the purge
+    let early = db::select("SELECT min(id) FROM dashboard_auth.audit_log WHERE id <= $1", &[start.into()], |r| {
+        r.get::<i64>(1)
+    });
+    if let Some(Some(id)) = early.into_iter().next() {
+        return Some(id);
+    }
+    let mut verifier = Verifier::new(cp);
+    let mut last_seen = start;
+    loop {
+        let batch = db::select(
+            "SELECT *, pg_catalog.inet_out(ip)::text AS ip_text, pg_catalog.jsonb_out(details)::text AS details_text FROM dashboard_auth.audit_log WHERE id > $1 ORDER BY id LIMIT 1000",
+            &[last_seen.into()],
+            stored_row,
+        );
+        if batch.is_empty() {
+            break;
+        }
+        for row in &batch {
+            if !verifier.check(row) {
+                return Some(row.record.id);
+            }
+            last_seen = row.record.id;
+        }
+    }
+    // The tail: the head names the last row appended (rows removed from the
+    // end, or a forged last row, show here).
+    let head = db::select("SELECT last_id, last_hash FROM dashboard_auth.audit_chain_head", &[], |r| {
+        Ok((r.get::<i64>(1)?, r.get::<Vec<u8>>(2)?))
+    });
+    match head.into_iter().next() {
+        Some((Some(id), Some(hash))) => {
+            if id > last_seen {
+                Some(last_seen + 1)
+            } else if id < last_seen {
+                Some(id + 1)
+            } else if last_seen > start && hash != verifier.expected_prev {
+                Some(last_seen)
+            } else {
+                None
+            }
+        }
+        // No head row: nothing was ever appended (it is created by the first
+        // append, so a restore does not clash with an install-time row) —
+        // unless there are rows, in which case the head was removed.
+        _ if last_seen == start => None,
+        _ => Some(last_seen + 1),
+    }
+}
+
+/// Take the chain lock: the one row of audit_chain_head, created by the first
+/// append (not at install, so pg_dump/restore carries it without a clash),
+/// locked until the end of the transaction. Returns the last id and hash.
+pub const CHAIN_LOCK_SQL: &str = "INSERT INTO dashboard_auth.audit_chain_head AS h (last_id, last_hash)
+     VALUES (0, '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+     ON CONFLICT (singleton) DO UPDATE SET singleton = h.singleton
+     RETURNING h.last_id, h.last_hash";
+
+/// Check the audit log's hash chain: ok, or the first id that does not follow.
+#[pg_extern(schema = "dashboard_auth", security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn verify_audit_chain() -> TableIterator<'static, (name!(ok, bool), name!(first_bad_id, Option<i64>))> {
+    actor::reader();
+    let bad = first_bad_id();
+    TableIterator::once((bad.is_none(), bad))
+}
+
+/// Delete audit entries older than `older_than`, keeping the chain verifiable:
+/// the id and hash of the last removed row go to audit_checkpoints. Audited.
+#[pg_extern(schema = "dashboard_auth", security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn purge_audit(older_than: Option<Interval>) -> i64 {
+    let Some(older_than) = older_than else {
+        raise(FbError::new(Code::NullValue, "older_than must not be null"));
+    };
+    actor::writer("purging the audit log");
+    let who = actor::current().label();
+    let positive = db::one::<bool>("SELECT $1::interval >= interval '0'", &[older_than.into()]).unwrap_or(false);
+    if !positive {
+        raise(FbError::invalid("older_than must not be negative"));
+    }
+    let purged = db::as_extension_owner(|| {
+        // Take the chain lock first: no append interleaves with the purge.
+        db::execute(crate::audit::CHAIN_LOCK_SQL, &[]);
+        let upto = db::one::<i64>(
+            "SELECT max(id) FROM dashboard_auth.audit_log WHERE occurred_at < pg_catalog.clock_timestamp() - $1",
+            &[older_than.into()],
+        );
+        let Some(upto) = upto else { return (0i64, None) };
+        let hash = db::one::<Vec<u8>>("SELECT row_hash FROM dashboard_auth.audit_log WHERE id = $1", &[upto.into()])
+            .unwrap_or_else(|| raise(FbError::new(Code::WrongState, "the audit chain is damaged: verify it first")));
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                PURGING.with(|p| p.set(false));
+            }
+        }
+        PURGING.with(|p| p.set(true));
+        let _reset = Reset;
+        let n = db::execute("DELETE FROM dashboard_auth.audit_log WHERE id <= $1", &[upto.into()]) as i64;
+        db::execute(
+            "INSERT INTO dashboard_auth.audit_checkpoints (last_purged_id, last_purged_hash, purged_rows, purged_by)
+             VALUES ($1, $2, $3, $4)",
+            &[upto.into(), hash.into(), n.into(), who.clone().into()],
+        );
+        (n, Some(upto))
+    });
+    let older_text = db::one::<String>("SELECT $1::interval::text", &[older_than.into()]).unwrap_or_default();
+    record(
+        Event::new("audit.purge", "audit_log", purged.1.map(|i| i.to_string()).unwrap_or_default())
+            .details(json!({"older_than": older_text, "purged_rows": purged.0, "last_purged_id": purged.1})),
+    );
+    purged.0
+}
+
+/// Search the audit log, newest first, keyset-paginated on id (pass the last
+/// id of a page as `after` for the next). `action` ending in '*' is a prefix
+/// ('row.*'); `target` matches target_id, target_type or 'type:id'; `actor`
+/// matches the actor label or the actor's user id.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[pg_extern(schema = "dashboard", security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn audit_search(
+    actor: default!(Option<&str>, "NULL"),
+    action: default!(Option<&str>, "NULL"),
+    target: default!(Option<&str>, "NULL"),
+    since: default!(Option<TimestampWithTimeZone>, "NULL"),
+    until: default!(Option<TimestampWithTimeZone>, "NULL"),
+    page_size: default!(Option<i32>, 50),
+    after: default!(Option<i64>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(id, Option<i64>),
+        name!(occurred_at, Option<TimestampWithTimeZone>),
+        name!(actor_id, Option<Uuid>),
+        name!(actor, Option<String>),
+        name!(action, Option<String>),
+        name!(target_type, Option<String>),
+        name!(target_id, Option<String>),
+        name!(details, Option<JsonB>),
+        name!(ip, Option<String>),
+        name!(success, Option<bool>),
+        name!(db_user, Option<String>),
+        name!(txid, Option<i64>),
+        name!(impersonation_session_id, Option<Uuid>),
+    ),
+> {
+    actor::reader();
+    for (what, v) in [("actor", actor), ("action", action), ("target", target)] {
+        if let Some(v) = v {
+            check_len(what, v, 1000).or_raise();
+        }
+    }
+    let page_size = page_size.unwrap_or(50);
+    if !(1..=1000).contains(&page_size) {
+        raise(FbError::invalid("page_size must be between 1 and 1000"));
+    }
+    let rows = db::select(
+        "SELECT id, occurred_at, actor_id, actor, action, target_type, target_id, details, ip::text,
+                success, db_user, txid, impersonation_session_id
+           FROM dashboard_auth.audit_log
+          WHERE ($1::text IS NULL OR actor = $1 OR actor_id::text = $1)
+            AND ($2::text IS NULL OR action = $2
+                 OR (right($2, 1) = '*' AND starts_with(action, left($2, -1))))
+            AND ($3::text IS NULL OR target_id = $3 OR target_type = $3
+                 OR (target_type || ':' || target_id) = $3)
+            AND ($4::timestamptz IS NULL OR occurred_at >= $4)
+            AND ($5::timestamptz IS NULL OR occurred_at < $5)
+            AND ($7::bigint IS NULL OR id < $7)
+          ORDER BY id DESC
+          LIMIT $6",
+        &[actor.into(), action.into(), target.into(), since.into(), until.into(), (page_size as i64).into(), after.into()],
+        |r| {
+            Ok((
+                r.get::<i64>(1)?,
+                r.get::<TimestampWithTimeZone>(2)?,
+                r.get::<Uuid>(3)?,
+                r.get::<String>(4)?,
+                r.get::<String>(5)?,
+                r.get::<String>(6)?,
+                r.get::<String>(7)?,
+                r.get::<JsonArg>(8)?.map(|j| JsonB(j.into_value("details"))),
+                r.get::<String>(9)?,
+                r.get::<bool>(10)?,
+                r.get::<String>(11)?,
+                r.get::<i64>(12)?,
+                r.get::<Uuid>(13)?,
+            ))
+        },
+    );
+    TableIterator::new(rows)
 }

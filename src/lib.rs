@@ -25,6 +25,8 @@ pub mod mfa;
 pub mod password_resets;
 pub mod impersonation;
 pub mod explorer;
+pub mod audit_triggers;
+pub mod monitoring;
 pub mod sessions;
 pub mod settings;
 
@@ -48,6 +50,7 @@ extension_sql_file!("../sql/invitations.sql", name = "invitations_schema", requi
 extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/app_users.sql", name = "app_users_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/explorer.sql", name = "explorer_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/monitoring.sql", name = "monitoring_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]

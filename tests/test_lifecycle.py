@@ -18,22 +18,29 @@ def test_dump_restores_admins_sessions_settings_and_audit(db, tmp_path):
     one(web, "SELECT status FROM dashboard_auth.login('root@example.com', 'wrong-password-here')")
     audit_before = web.execute("SELECT id, action FROM dashboard_auth.audit_log ORDER BY id").fetchall()
 
-    dump = tmp_path / "dump.sql"
-    subprocess.run([pg_bin("pg_dump"), "-d", db.name, "-f", str(dump)], check=True)
+    # Schema, then data with --disable-triggers (which pg_dump honours only for
+    # data-only dumps): the audit triggers must not re-chain or re-record the
+    # rows being restored. The README gives the same two commands.
+    schema, data = tmp_path / "schema.sql", tmp_path / "data.sql"
+    subprocess.run([pg_bin("pg_dump"), "--schema-only", "-d", db.name, "-f", str(schema)], check=True)
+    subprocess.run([pg_bin("pg_dump"), "--data-only", "--disable-triggers", "-d", db.name, "-f", str(data)], check=True)
     target = "restored_" + uuid.uuid4().hex[:8]
     with connect("postgres") as c:
         c.execute(f"CREATE DATABASE {target}")
     try:
-        subprocess.run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", str(dump)],
-                       check=True, capture_output=True)
+        for part in (schema, data):
+            subprocess.run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", str(part)],
+                           check=True, capture_output=True)
         with connect(target, user="fb_web") as r:
             assert one(r, "SELECT dashboard_auth.needs_setup()") is False
             assert one(r, "SELECT user_id FROM dashboard_auth.validate_session(%s)", (token,)) == uid
             assert one(r, "SELECT dashboard_auth.get_setting('lockout.max_attempts')") == 7
             assert r.execute("SELECT id, action FROM dashboard_auth.audit_log ORDER BY id").fetchall() == audit_before
+            assert r.execute("SELECT ok, first_bad_id FROM dashboard_auth.verify_audit_chain()").fetchone() == (True, None)
             assert one(r, "SELECT status FROM dashboard_auth.login('root@example.com', %s)", (PASSWORD,)) == "ok"
             # New audit rows continue after the restored ones (the identity sequence came along).
             assert one(r, "SELECT max(id) FROM dashboard_auth.audit_log") > audit_before[-1][0]
+            assert r.execute("SELECT ok, first_bad_id FROM dashboard_auth.verify_audit_chain()").fetchone() == (True, None)
     finally:
         with connect("postgres") as c:
             c.execute(f"DROP DATABASE {target} WITH (FORCE)")

@@ -3,6 +3,7 @@
 //! is unit-tested with `cargo test -p fluxbase_core`; the extension's
 //! `#[pg_extern]` functions are thin wrappers that call into this crate.
 
+pub mod chain;
 pub mod email;
 pub mod error;
 pub mod explorer;

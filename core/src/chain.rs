@@ -1,0 +1,404 @@
+//! The audit log's hash chain: a canonical, unambiguous serialization of one
+//! audit row and `row_hash = sha256(prev_hash || canonical(row))`.
+//!
+//! The serialization is independent of any session setting (no timestamps or
+//! numbers rendered through DateStyle/TimeZone/locale): integers are 8-byte
+//! big-endian, times are microseconds since the PostgreSQL epoch, every text
+//! field is length-prefixed with a NULL marker, so no two different rows can
+//! serialize to the same bytes. The trigger that appends a row and the
+//! verifier both build a `ChainRecord` the same way and call `row_hash`.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the very first row (and of the first row after a purge
+/// when no checkpoint exists).
+pub const GENESIS: [u8; 32] = [0u8; 32];
+
+const VERSION_TAG: &[u8] = b"fluxbase-audit-v1\0";
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChainRecord {
+    pub id: i64,
+    /// microseconds since 2000-01-01 UTC (PostgreSQL's TimestampTz)
+    pub occurred_at_us: i64,
+    pub actor_id: Option<[u8; 16]>,
+    pub actor: String,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    /// `details` as canonical JSON (see `canonical_json`)
+    pub details: String,
+    pub ip: Option<String>,
+    pub success: bool,
+    pub db_user: String,
+    pub txid: i64,
+    pub impersonation_session_id: Option<[u8; 16]>,
+}
+
+fn put_bytes(out: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+impl ChainRecord {
+    /// The bytes hashed for this row.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.details.len());
+        out.extend_from_slice(VERSION_TAG);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&self.occurred_at_us.to_be_bytes());
+        put_bytes(&mut out, self.actor_id.as_ref().map(|b| &b[..]));
+        put_bytes(&mut out, Some(self.actor.as_bytes()));
+        put_bytes(&mut out, Some(self.action.as_bytes()));
+        put_bytes(&mut out, self.target_type.as_deref().map(str::as_bytes));
+        put_bytes(&mut out, self.target_id.as_deref().map(str::as_bytes));
+        put_bytes(&mut out, Some(self.details.as_bytes()));
+        put_bytes(&mut out, self.ip.as_deref().map(str::as_bytes));
+        out.push(self.success as u8);
+        put_bytes(&mut out, Some(self.db_user.as_bytes()));
+        out.extend_from_slice(&self.txid.to_be_bytes());
+        put_bytes(&mut out, self.impersonation_session_id.as_ref().map(|b| &b[..]));
+        out
+    }
+}
+
+/// sha256(prev_hash || canonical(row))
+pub fn row_hash(prev_hash: &[u8], rec: &ChainRecord) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev_hash);
+    h.update(rec.canonical());
+    h.finalize().into()
+}
+
+/// JSON with object keys sorted at every level and no insignificant
+/// whitespace, so the same value always gives the same text.
+pub fn canonical_json(v: &Value) -> String {
+    fn sort(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let mut out = Map::new();
+                for k in keys {
+                    out.insert(k.clone(), sort(&m[k]));
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    // serde_json's Map keeps insertion order or sorts: both give sorted output here.
+    serde_json::to_string(&sort(v)).unwrap_or_default()
+}
+
+/// One stored row as the verifier reads it back.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub record: ChainRecord,
+    pub prev_hash: Option<Vec<u8>>,
+    pub row_hash: Option<Vec<u8>>,
+}
+
+/// Walks the chain in id order; `check` returns false at the first row that
+/// does not follow from the one before it (edited, removed before it, or
+/// inserted with a forged or stale hash).
+pub struct Verifier {
+    pub expected_prev: Vec<u8>,
+    pub expected_id: i64,
+}
+
+impl Verifier {
+    /// Start after a checkpoint (`last_id`, `last_hash`), or at the beginning.
+    pub fn new(checkpoint: Option<(i64, Vec<u8>)>) -> Self {
+        match checkpoint {
+            Some((id, hash)) => Verifier { expected_prev: hash, expected_id: id + 1 },
+            None => Verifier { expected_prev: GENESIS.to_vec(), expected_id: 1 },
+        }
+    }
+
+    pub fn check(&mut self, row: &StoredRow) -> bool {
+        if row.record.id != self.expected_id {
+            return false;
+        }
+        let (Some(prev), Some(stored)) = (&row.prev_hash, &row.row_hash) else {
+            return false;
+        };
+        if prev[..] != self.expected_prev[..] {
+            return false;
+        }
+        let computed = row_hash(prev, &row.record);
+        if computed[..] != stored[..] {
+            return false;
+        }
+        self.expected_prev = stored.clone();
+        self.expected_id += 1;
+        true
+    }
+}
+
+/// Parse a textual UUID (with or without dashes, any case) into its bytes.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 || s.len() > 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for i in 0..16 {
+        let hi = (hex[2 * i] as char).to_digit(16)?;
+        let lo = (hex[2 * i + 1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// The audit details of one statement's row changes: for INSERT the new rows,
+/// for DELETE the old rows, for UPDATE (rows paired in order) only the columns
+/// that changed, beside the primary key. `pk` holds the primary key columns
+/// (empty when the table has none).
+/// Columns named in `redact` keep their key (so a change to them is on
+/// record) but their values are replaced by "[redacted]".
+pub fn row_change_details(
+    op: &str,
+    table: &str,
+    pk: &[String],
+    redact: &[String],
+    old: &[Value],
+    new: &[Value],
+) -> Value {
+    fn mask(v: &mut Value, redact: &[String]) {
+        if let Value::Object(m) = v {
+            for (k, val) in m.iter_mut() {
+                if redact.iter().any(|r| r == k) {
+                    *val = Value::String("[redacted]".into());
+                }
+            }
+        }
+    }
+    fn pick(row: &Value, cols: &[String]) -> Value {
+        let mut m = Map::new();
+        if let Value::Object(o) = row {
+            for c in cols {
+                if let Some(v) = o.get(c) {
+                    m.insert(c.clone(), v.clone());
+                }
+            }
+        }
+        Value::Object(m)
+    }
+    let mut rows = Vec::new();
+    match op {
+        "INSERT" => {
+            for n in new {
+                rows.push(serde_json::json!({"pk": pick(n, pk), "new": n}));
+            }
+        }
+        "DELETE" => {
+            for o in old {
+                rows.push(serde_json::json!({"pk": pick(o, pk), "old": o}));
+            }
+        }
+        _ => {
+            for (o, n) in old.iter().zip(new.iter()) {
+                let mut oc = Map::new();
+                let mut nc = Map::new();
+                if let (Value::Object(om), Value::Object(nm)) = (o, n) {
+                    for (k, nv) in nm {
+                        let ov = om.get(k).unwrap_or(&Value::Null);
+                        if ov != nv {
+                            oc.insert(k.clone(), ov.clone());
+                            nc.insert(k.clone(), nv.clone());
+                        }
+                    }
+                }
+                let mut entry = serde_json::json!({"pk": pick(o, pk), "old": oc, "new": nc});
+                let new_pk = pick(n, pk);
+                if new_pk != entry["pk"] {
+                    entry["new_pk"] = new_pk;
+                }
+                rows.push(entry);
+            }
+        }
+    }
+    for r in rows.iter_mut() {
+        for key in ["old", "new", "pk", "new_pk"] {
+            if let Some(v) = r.get_mut(key) {
+                mask(v, redact);
+            }
+        }
+    }
+    serde_json::json!({
+        "table": table,
+        "op": op,
+        "pk_columns": pk,
+        "count": rows.len(),
+        "rows": rows,
+    })
+}
+
+/// Columns of the extension's own tables whose values never go into the
+/// audit log (password hashes, token digests, 2FA secrets and codes).
+pub fn is_secret_column(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with("_enabled") || n.ends_with("_at") {
+        return false;
+    }
+    ["password", "secret", "digest", "hash", "token", "totp", "backup_code", "otp"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(id: i64) -> ChainRecord {
+        ChainRecord {
+            id,
+            occurred_at_us: 1_000_000 * id,
+            actor: "db:postgres".into(),
+            action: "test.action".into(),
+            target_type: Some("t".into()),
+            target_id: Some(id.to_string()),
+            details: canonical_json(&json!({"b": 1, "a": [1, {"z": 1, "y": 2}]})),
+            success: true,
+            db_user: "postgres".into(),
+            txid: 42,
+            ..Default::default()
+        }
+    }
+
+    fn chain(n: i64) -> Vec<StoredRow> {
+        let mut prev = GENESIS.to_vec();
+        (1..=n)
+            .map(|id| {
+                let r = rec(id);
+                let h = row_hash(&prev, &r);
+                let row = StoredRow { record: r, prev_hash: Some(prev.clone()), row_hash: Some(h.to_vec()) };
+                prev = h.to_vec();
+                row
+            })
+            .collect()
+    }
+
+    fn first_bad(rows: &[StoredRow], cp: Option<(i64, Vec<u8>)>) -> Option<i64> {
+        let mut v = Verifier::new(cp);
+        rows.iter().find(|r| !v.check(r)).map(|r| r.record.id)
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        assert_eq!(canonical_json(&json!({"b": 1, "a": {"d": 1, "c": 2}})), r#"{"a":{"c":2,"d":1},"b":1}"#);
+    }
+
+    #[test]
+    fn null_and_empty_differ() {
+        let mut a = rec(1);
+        let mut b = rec(1);
+        a.target_id = None;
+        b.target_id = Some(String::new());
+        assert_ne!(a.canonical(), b.canonical());
+        // moving bytes between adjacent fields changes the serialization
+        a.target_id = Some("ab".into());
+        a.target_type = Some("c".into());
+        b.target_id = Some("b".into());
+        b.target_type = Some("ca".into());
+        assert_ne!(a.canonical(), b.canonical());
+    }
+
+    #[test]
+    fn hash_depends_on_prev_and_every_field() {
+        let r = rec(1);
+        let h = row_hash(&GENESIS, &r);
+        assert_ne!(h, row_hash(&[1u8; 32], &r));
+        let mut r2 = r.clone();
+        r2.success = false;
+        assert_ne!(h, row_hash(&GENESIS, &r2));
+        let mut r3 = r.clone();
+        r3.occurred_at_us += 1;
+        assert_ne!(h, row_hash(&GENESIS, &r3));
+        assert_eq!(h, row_hash(&GENESIS, &r.clone()));
+    }
+
+    #[test]
+    fn intact_chain_verifies() {
+        assert_eq!(first_bad(&chain(10), None), None);
+    }
+
+    #[test]
+    fn edit_is_found_at_the_edited_row() {
+        let mut c = chain(10);
+        c[4].record.actor = "someone else".into();
+        assert_eq!(first_bad(&c, None), Some(5));
+    }
+
+    #[test]
+    fn removal_is_found_at_the_next_row() {
+        let mut c = chain(10);
+        c.remove(6); // id 7
+        assert_eq!(first_bad(&c, None), Some(8));
+    }
+
+    #[test]
+    fn insertion_with_recomputed_hash_is_found() {
+        let mut c = chain(5);
+        // forge a row 4 that hashes correctly over row 3 ...
+        let mut forged = rec(4);
+        forged.action = "forged".into();
+        let prev = c[2].row_hash.clone().unwrap();
+        let h = row_hash(&prev, &forged);
+        c[3] = StoredRow { record: forged, prev_hash: Some(prev), row_hash: Some(h.to_vec()) };
+        // ... then row 5 no longer follows
+        assert_eq!(first_bad(&c, None), Some(5));
+    }
+
+    #[test]
+    fn checkpoint_continues_the_chain() {
+        let c = chain(10);
+        let cp = (5, c[4].row_hash.clone().unwrap());
+        assert_eq!(first_bad(&c[5..], Some(cp.clone())), None);
+        assert_eq!(first_bad(&c[6..], Some(cp)), Some(7));
+    }
+
+    #[test]
+    fn uuid_parsing() {
+        assert_eq!(parse_uuid("00000000-0000-0000-0000-0000000000ff").unwrap()[15], 255);
+        assert!(parse_uuid("not-a-uuid").is_none());
+        assert!(parse_uuid("00000000-0000-0000-0000-0000000000fg").is_none());
+    }
+
+    #[test]
+    fn update_details_keep_only_changed_columns() {
+        let pk = vec!["a".to_string(), "b".to_string()];
+        let old = vec![json!({"a": 1, "b": 2, "x": "same", "y": 1})];
+        let new = vec![json!({"a": 1, "b": 2, "x": "same", "y": 2})];
+        let d = row_change_details("UPDATE", "public.t", &pk, &[], &old, &new);
+        assert_eq!(d["rows"][0]["pk"], json!({"a": 1, "b": 2}));
+        assert_eq!(d["rows"][0]["old"], json!({"y": 1}));
+        assert_eq!(d["rows"][0]["new"], json!({"y": 2}));
+        assert_eq!(d["count"], json!(1));
+        let ins = row_change_details("INSERT", "public.t", &pk, &[], &[], &new);
+        assert_eq!(ins["rows"][0]["new"]["x"], json!("same"));
+        let red = row_change_details("UPDATE", "public.t", &pk, &["y".to_string()], &old, &new);
+        assert_eq!(red["rows"][0]["old"], json!({"y": "[redacted]"}));
+        assert_eq!(red["rows"][0]["new"], json!({"y": "[redacted]"}));
+    }
+
+    #[test]
+    fn secret_columns() {
+        assert!(is_secret_column("password_hash"));
+        assert!(is_secret_column("token_digest"));
+        assert!(is_secret_column("totp_secret"));
+        assert!(!is_secret_column("totp_enabled"));
+        assert!(!is_secret_column("email"));
+        assert!(!is_secret_column("password_changed_at"));
+    }
+}

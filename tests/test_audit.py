@@ -1,0 +1,475 @@
+"""Tamper-evident audit trail, Rust row-change audit triggers, audit_search."""
+import json
+import threading
+
+import psycopg
+import pytest
+
+from conftest import PASSWORD, as_session, one, setup_admin
+
+INJECTION = "x'); DROP TABLE dashboard_auth.audit_log; --"
+
+
+def verify(conn):
+    return conn.execute("SELECT ok, first_bad_id FROM dashboard_auth.verify_audit_chain()").fetchone()
+
+
+def append(conn, n, action="test.event"):
+    conn.execute(
+        "INSERT INTO dashboard_auth.audit_log (actor, action, target_type, target_id, details, ip) "
+        "SELECT 'db:test', %s, 'thing', g::text, jsonb_build_object('n', g, 'nested', jsonb_build_object('b', 1, 'a', 2)), "
+        "'10.0.0.1'::inet FROM generate_series(1, %s) g",
+        (action, n),
+    )
+
+
+def make_viewer(su):
+    setup_admin(su)
+    su.execute(
+        "SELECT dashboard_auth.create_admin('viewer@example.com', %s, 'Viewer', 'dashboard_viewer')", (PASSWORD,)
+    )
+    status, token, _ = su.execute(
+        "SELECT * FROM dashboard_auth.login('viewer@example.com', %s, '192.0.2.7'::inet)", (PASSWORD,)
+    ).fetchone()
+    assert status == "ok"
+    return token
+
+
+# --------------------------------------------------------------- append-only
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE dashboard_auth.audit_log SET actor = 'evil'",
+        "DELETE FROM dashboard_auth.audit_log",
+        "TRUNCATE dashboard_auth.audit_log",
+        "UPDATE dashboard_auth.audit_checkpoints SET purged_rows = 0",
+        "DELETE FROM dashboard_auth.audit_checkpoints",
+        "TRUNCATE dashboard_auth.audit_checkpoints",
+    ],
+)
+def test_audit_log_is_append_only_even_for_superuser(su, sql):
+    append(su, 3)
+    with pytest.raises(psycopg.Error) as e:
+        su.execute(sql)
+    assert e.value.sqlstate == "42501"
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log") == 3
+
+
+def test_chain_is_valid_and_gapless_after_api_actions(su):
+    assert verify(su) == (True, None)
+    token = make_viewer(su)
+    su.execute("SELECT * FROM dashboard_auth.login('nobody@example.com', 'wrong-password-here', '2001:db8::1'::inet)")
+    as_session(su, token)
+    su.execute("COMMIT")
+    ids = [r[0] for r in su.execute("SELECT id FROM dashboard_auth.audit_log ORDER BY id")]
+    assert len(ids) >= 3 and ids == list(range(1, len(ids) + 1))
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE row_hash IS NULL OR prev_hash IS NULL") == 0
+    # each row's prev_hash is the row_hash of the row before it
+    assert one(
+        su,
+        "SELECT count(*) FROM dashboard_auth.audit_log a JOIN dashboard_auth.audit_log b ON b.id = a.id - 1 "
+        "WHERE a.prev_hash <> b.row_hash",
+    ) == 0
+    assert verify(su) == (True, None)
+
+
+def test_insert_cannot_choose_its_hash_or_id(su):
+    su.execute(
+        "INSERT INTO dashboard_auth.audit_log (id, actor, action, prev_hash, row_hash) OVERRIDING SYSTEM VALUE "
+        "VALUES (999, 'db:x', 'forged', '\\x00', '\\x00')"
+    )
+    row = su.execute("SELECT id, length(row_hash), length(prev_hash) FROM dashboard_auth.audit_log").fetchone()
+    assert row == (1, 32, 32)
+    assert verify(su) == (True, None)
+
+
+# ------------------------------------------------------------ tamper routes
+
+TAMPERS = {
+    # guard trigger disabled by name, then an edit in the middle
+    "update_actor": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only",
+         "UPDATE dashboard_auth.audit_log SET actor = 'db:innocent' WHERE id = 5"], 5),
+    "update_details": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only",
+         "UPDATE dashboard_auth.audit_log SET details = details || '{\"n\": 99}' WHERE id = 7"], 7),
+    "update_ip": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only",
+         "UPDATE dashboard_auth.audit_log SET ip = '10.0.0.2' WHERE id = 3"], 3),
+    "update_time": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only",
+         "UPDATE dashboard_auth.audit_log SET occurred_at = occurred_at - interval '1 day' WHERE id = 2"], 2),
+    "update_success": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER USER",
+         "UPDATE dashboard_auth.audit_log SET success = false WHERE id = 1"], 1),
+    # all triggers off through session_replication_role
+    "delete_middle": (
+        ["SET session_replication_role = replica",
+         "DELETE FROM dashboard_auth.audit_log WHERE id = 4"], 5),
+    "delete_tail": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER ALL",
+         "DELETE FROM dashboard_auth.audit_log WHERE id >= 9"], 9),
+    "truncate_all": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER ALL",
+         "TRUNCATE dashboard_auth.audit_log"], 1),
+    # removal and a replacement with the same id (chain trigger off)
+    "replace_middle": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER ALL",
+         "DELETE FROM dashboard_auth.audit_log WHERE id = 6",
+         "INSERT INTO dashboard_auth.audit_log (id, actor, action, prev_hash, row_hash) OVERRIDING SYSTEM VALUE "
+         "SELECT 6, 'db:test', 'test.event', row_hash, sha256(row_hash) FROM dashboard_auth.audit_log WHERE id = 5"], 6),
+    # a row copied over another one (valid-looking hashes of another position)
+    "copy_row": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER ALL",
+         "DELETE FROM dashboard_auth.audit_log WHERE id = 8",
+         "INSERT INTO dashboard_auth.audit_log (id, occurred_at, actor, action, target_type, target_id, details, ip, "
+         "success, db_user, txid, prev_hash, row_hash) OVERRIDING SYSTEM VALUE "
+         "SELECT 8, occurred_at, actor, action, target_type, target_id, details, ip, success, db_user, txid, "
+         "prev_hash, row_hash FROM dashboard_auth.audit_log WHERE id = 7"], 8),
+    # a forged row appended at the end with the chain trigger off
+    "append_forged": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER zz_audit_chain",
+         "INSERT INTO dashboard_auth.audit_log (id, actor, action, prev_hash, row_hash) OVERRIDING SYSTEM VALUE "
+         "SELECT 11, 'db:test', 'forged', row_hash, sha256(row_hash) FROM dashboard_auth.audit_log WHERE id = 10"], 11),
+    # the head moved back to hide a removed tail: row 9 is not what the head recorded
+    "head_rewound": (
+        ["ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER ALL",
+         "DELETE FROM dashboard_auth.audit_log WHERE id = 10",
+         "UPDATE dashboard_auth.audit_chain_head SET last_id = 9"], 9),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERS))
+def test_tampering_is_detected_at_the_right_id(db, su, name):
+    append(su, 10)
+    assert verify(su) == (True, None)
+    statements, bad = TAMPERS[name]
+    dba = db.conn()
+    for s in statements:
+        dba.execute(s)
+    assert verify(su) == (False, bad)
+
+
+def test_guard_switched_back_on_still_reports(su):
+    append(su, 5)
+    su.execute("ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only")
+    su.execute("UPDATE dashboard_auth.audit_log SET action = 'x' WHERE id = 2")
+    su.execute("ALTER TABLE dashboard_auth.audit_log ENABLE TRIGGER audit_log_append_only")
+    append(su, 2)
+    assert verify(su) == (False, 2)
+
+
+def test_concurrent_appends_from_16_connections_chain_correctly(db, su):
+    setup_admin(su)
+    errors = []
+    barrier = threading.Barrier(16)
+
+    def worker(i):
+        try:
+            c = psycopg.connect(dbname=db.name, user="postgres", autocommit=True)
+            barrier.wait()
+            for j in range(15):
+                if j % 3 == 0:
+                    with c.transaction():
+                        append(c, 2, f"test.t{i}")
+                        c.execute("UPDATE dashboard_auth.users SET full_name = %s", (f"n{i}-{j}",))
+                else:
+                    append(c, 1, f"test.t{i}")
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # 16 * (5 * (2 + 1 row.update) + 10 * 1)
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action LIKE 'test.t%%'") == 16 * 20
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action = 'row.update'") == 16 * 5
+    n = one(su, "SELECT count(*) FROM dashboard_auth.audit_log")
+    assert one(su, "SELECT max(id) FROM dashboard_auth.audit_log") == n
+    assert one(su, "SELECT last_id FROM dashboard_auth.audit_chain_head") == n
+    assert verify(su) == (True, None)
+
+
+def test_rolled_back_append_leaves_no_gap(db, su):
+    append(su, 2)
+    c = db.conn(autocommit=False)
+    append(c, 3)
+    c.rollback()
+    append(su, 1)
+    assert [r[0] for r in su.execute("SELECT id FROM dashboard_auth.audit_log ORDER BY id")] == [1, 2, 3]
+    assert verify(su) == (True, None)
+
+
+# ------------------------------------------------------------------- purge
+
+
+def test_purge_keeps_chain_verifiable_and_is_audited(su):
+    append(su, 6)
+    assert one(su, "SELECT dashboard_auth.purge_audit('1 hour')") == 0
+    assert one(su, "SELECT dashboard_auth.purge_audit('0 seconds')") == 7  # 6 + the first purge's own entry
+    cp = su.execute("SELECT last_purged_id, purged_rows, purged_by FROM dashboard_auth.audit_checkpoints "
+                    "ORDER BY id DESC LIMIT 1").fetchone()
+    assert cp == (7, 7, "db:postgres")
+    rows = su.execute("SELECT id, action, details FROM dashboard_auth.audit_log ORDER BY id").fetchall()
+    assert rows[0][0] == 8 and rows[0][1] == "audit.purge" and rows[0][2]["purged_rows"] == 7
+    assert verify(su) == (True, None)
+    append(su, 3)
+    assert verify(su) == (True, None)
+    # a purged row put back, or a tamper after the purge, is still found
+    su.execute("ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only")
+    su.execute("UPDATE dashboard_auth.audit_log SET actor = 'x' WHERE id = 10")
+    assert verify(su) == (False, 10)
+
+
+def test_purge_bad_arguments_and_refused_roles(db, su):
+    with pytest.raises(psycopg.Error) as e:
+        su.execute("SELECT dashboard_auth.purge_audit(NULL)")
+    assert e.value.sqlstate == "22004"
+    with pytest.raises(psycopg.Error) as e:
+        su.execute("SELECT dashboard_auth.purge_audit('-1 day')")
+    assert e.value.sqlstate == "22023"
+    token = make_viewer(su)
+    web = db.conn("fb_web")
+    as_session(web, token)
+    assert verify(web) == (True, None)  # viewers may read
+    with pytest.raises(psycopg.Error) as e:
+        web.execute("SELECT dashboard_auth.purge_audit('0 seconds')")
+    assert e.value.sqlstate == "42501"
+    web.execute("ROLLBACK")
+    plain = db.conn("fb_plain")
+    for sql in ["SELECT dashboard_auth.purge_audit('0 seconds')", "SELECT * FROM dashboard_auth.verify_audit_chain()",
+                "SELECT * FROM dashboard.audit_search()"]:
+        with pytest.raises(psycopg.Error) as e:
+            plain.execute(sql)
+        assert e.value.sqlstate == "42501"
+    app = db.conn("fb_app")
+    app.execute("SET ROLE anon")
+    with pytest.raises(psycopg.Error) as e:
+        app.execute("SELECT * FROM dashboard_auth.verify_audit_chain()")
+    assert e.value.sqlstate == "42501"
+    # the web role can't write the log directly either
+    with pytest.raises(psycopg.Error) as e:
+        db.conn("fb_web").execute("INSERT INTO dashboard_auth.audit_log (actor, action) VALUES ('x', 'y')")
+    assert e.value.sqlstate == "42501"
+
+
+# ------------------------------------------- row-change triggers, own tables
+
+
+def test_direct_sql_on_extension_tables_is_recorded(db, su):
+    uid, token = setup_admin(su)
+    # the API's own changes are audited by the API only
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action LIKE 'row.%%'") == 0
+    su.execute("UPDATE dashboard_auth.users SET full_name = 'Changed', updated_at = updated_at WHERE id = %s", (uid,))
+    actor, db_user, target, details = su.execute(
+        "SELECT actor, db_user, target_id, details FROM dashboard_auth.audit_log WHERE action = 'row.update'"
+    ).fetchone()
+    assert (actor, db_user, target) == ("db:postgres", "postgres", "dashboard_auth.users")
+    assert details["rows"] == [{"pk": {"id": str(uid)}, "old": {"full_name": "Root Admin"}, "new": {"full_name": "Changed"}}]
+    # with an admin session in the transaction, that admin is the actor
+    as_session(su, token)
+    su.execute("INSERT INTO dashboard_auth.settings_store (key, value) VALUES ('password.min_length', '14')")
+    su.execute("COMMIT")
+    actor, db_user = su.execute(
+        "SELECT actor, db_user FROM dashboard_auth.audit_log WHERE target_id = 'dashboard_auth.settings_store'"
+    ).fetchone()
+    assert (actor, db_user) == ("root@example.com", "postgres")
+    assert verify(su) == (True, None)
+
+
+def test_secret_columns_are_redacted(su):
+    uid, _ = setup_admin(su)
+    secret_hash = one(su, "SELECT password_hash FROM dashboard_auth.credentials")
+    digest = one(su, "SELECT encode(token_digest, 'hex') FROM dashboard_auth.sessions")
+    su.execute("UPDATE dashboard_auth.credentials SET password_hash = password_hash || 'x'")
+    su.execute("DELETE FROM dashboard_auth.sessions")
+    rows = su.execute("SELECT target_id, details::text, details FROM dashboard_auth.audit_log "
+                      "WHERE action LIKE 'row.%' ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == ["dashboard_auth.credentials", "dashboard_auth.sessions"]
+    for _, text, _ in rows:
+        assert secret_hash not in text and "argon2" not in text and digest not in text
+    assert rows[0][2]["rows"][0]["new"] == {"password_hash": "[redacted]"}
+    assert rows[1][2]["rows"][0]["old"]["token_digest"] == "[redacted]"
+    assert rows[1][2]["rows"][0]["old"]["user_id"] == str(uid)
+
+
+# --------------------------------------------- row-change triggers, user tables
+
+
+@pytest.fixture
+def orders(su):
+    su.execute(
+        "CREATE TABLE public.orders (region text, num int, qty int NOT NULL, price numeric, note text, "
+        "total numeric GENERATED ALWAYS AS (qty * price) STORED, PRIMARY KEY (region, num))"
+    )
+    assert one(su, "SELECT dashboard.enable_audit('public.orders')") is True
+    return "public.orders"
+
+
+def row_events(su, target="public.orders"):
+    return su.execute(
+        "SELECT action, details, actor, db_user, txid, impersonation_session_id FROM dashboard_auth.audit_log "
+        "WHERE action LIKE 'row.%%' AND target_id = %s ORDER BY id", (target,)
+    ).fetchall()
+
+
+def test_user_table_audit_composite_key_and_generated_column(su, orders):
+    su.execute("INSERT INTO orders (region, num, qty, price, note) VALUES ('eu', 1, 2, 10, 'a'), ('eu', 2, 1, 5, 'b'), "
+               "('us', 1, 3, 1, 'c')")
+    su.execute("UPDATE orders SET qty = qty + 1 WHERE region = 'eu'")
+    su.execute("UPDATE orders SET note = note WHERE region = 'us'")  # no real change
+    su.execute("DELETE FROM orders WHERE num = 2")
+    su.execute("DELETE FROM orders WHERE false")  # no rows: no entry
+    ev = row_events(su)
+    assert [e[0] for e in ev] == ["row.insert", "row.update", "row.update", "row.delete"]
+    ins = ev[0][1]
+    assert ins["count"] == 3 and ins["pk_columns"] == ["region", "num"] and ins["op"] == "INSERT"
+    assert ins["rows"][0] == {"pk": {"region": "eu", "num": 1},
+                              "new": {"region": "eu", "num": 1, "qty": 2, "price": 10, "note": "a", "total": 20}}
+    upd = ev[1][1]
+    by_pk = {(r["pk"]["region"], r["pk"]["num"]): r for r in upd["rows"]}
+    assert by_pk[("eu", 1)]["old"] == {"qty": 2, "total": 20}
+    assert by_pk[("eu", 1)]["new"] == {"qty": 3, "total": 30}
+    assert by_pk[("eu", 2)]["new"] == {"qty": 2, "total": 10}
+    assert ev[2][1]["rows"] == [{"pk": {"region": "us", "num": 1}, "old": {}, "new": {}}]
+    dele = ev[3][1]
+    assert dele["rows"][0]["pk"] == {"region": "eu", "num": 2} and dele["rows"][0]["old"]["note"] == "b"
+    assert all(e[2] == "db:postgres" and e[3] == "postgres" and e[4] > 0 for e in ev)
+    assert verify(su) == (True, None)
+
+
+def test_enable_disable_and_list(su, orders):
+    assert su.execute("SELECT * FROM dashboard.audited_tables()").fetchall() == [("public.orders", ["INSERT", "UPDATE", "DELETE"])]
+    assert one(su, "SELECT dashboard.enable_audit('orders')") is True  # idempotent
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('x', 1, 1)")
+    assert len(row_events(su)) == 1
+    assert one(su, "SELECT dashboard.disable_audit('orders')") is True
+    assert one(su, "SELECT dashboard.disable_audit('orders')") is False
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('x', 2, 1)")
+    assert len(row_events(su)) == 1
+    assert su.execute("SELECT * FROM dashboard.audited_tables()").fetchall() == []
+    actions = [r[0] for r in su.execute("SELECT action FROM dashboard_auth.audit_log WHERE target_id = 'public.orders' "
+                                        "AND action LIKE 'audit.%' ORDER BY id")]
+    assert actions == ["audit.enable", "audit.enable", "audit.disable"]
+
+
+def test_impersonation_session_and_admin_actor_recorded(su, orders):
+    _, token = setup_admin(su)
+    sid = "6f1c2c8e-5d6a-4b0e-9a51-3f7d2f0c1a11"
+    as_session(su, token)
+    su.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": "x", "session_id": sid}),))
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 1, 1)")
+    su.execute("COMMIT")
+    # garbage claims do not break the user's statement
+    su.execute("SELECT set_config('request.jwt.claims', 'not json', false)")
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 2, 1)")
+    ev = row_events(su)
+    assert str(ev[0][5]) == sid and ev[0][2] == "root@example.com"
+    assert ev[1][5] is None and ev[1][2] == "db:postgres"
+
+
+def test_weird_table_name_and_no_primary_key(su):
+    su.execute('CREATE TABLE public."we""ird; drop table x" (v int, "sp ace" text)')
+    assert one(su, """SELECT dashboard.enable_audit('public."we""ird; drop table x"')""") is True
+    su.execute('INSERT INTO public."we""ird; drop table x" VALUES (1, \'a\'), (2, \'b\')')
+    su.execute('UPDATE public."we""ird; drop table x" SET v = v * 10')
+    ev = row_events(su, 'public.we"ird; drop table x')
+    assert [e[0] for e in ev] == ["row.insert", "row.update"]
+    assert ev[1][1]["pk_columns"] == [] and ev[1][1]["rows"][1] == {"pk": {}, "old": {"v": 2}, "new": {"v": 20}}
+
+
+def test_enable_audit_bad_input_and_refused(db, su, orders):
+    su.execute("CREATE VIEW public.v AS SELECT 1 AS x")
+    for sql, state in [
+        ("SELECT dashboard.enable_audit(NULL)", "22004"),
+        ("SELECT dashboard.enable_audit('public.v')", "22023"),
+        ("SELECT dashboard.enable_audit('dashboard_auth.users')", "22023"),
+        ("SELECT dashboard.enable_audit('pg_catalog.pg_class')", "22023"),
+        ("SELECT dashboard.enable_audit(%s)", "42602"),
+    ]:
+        with pytest.raises(psycopg.Error) as e:
+            su.execute(sql, (INJECTION,) if "%s" in sql else ())
+        assert e.value.sqlstate == state, sql
+    web = db.conn("fb_web")  # may call the API, but has no TRIGGER right on the table
+    with pytest.raises(psycopg.Error) as e:
+        web.execute("SELECT dashboard.enable_audit('public.orders')")
+    assert e.value.sqlstate == "42501"
+    for user in ["fb_plain"]:
+        with pytest.raises(psycopg.Error) as e:
+            db.conn(user).execute("SELECT dashboard.disable_audit('public.orders')")
+        assert e.value.sqlstate == "42501"
+    app = db.conn("fb_app")
+    app.execute("SET ROLE authenticated")
+    with pytest.raises(psycopg.Error) as e:
+        app.execute("SELECT dashboard.enable_audit('public.orders')")
+    assert e.value.sqlstate == "42501"
+    token = make_viewer(su)
+    web2 = db.conn("fb_web")
+    as_session(web2, token)
+    with pytest.raises(psycopg.Error) as e:
+        web2.execute("SELECT dashboard.disable_audit('public.orders')")
+    assert e.value.sqlstate == "42501"
+
+
+# ------------------------------------------------------------- audit_search
+
+
+def test_audit_search_filters_and_keyset(su, orders):
+    append(su, 5, "test.alpha")
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 1, 1)")
+    su.execute("UPDATE orders SET qty = 2")
+    all_rows = su.execute("SELECT id, action FROM dashboard.audit_search()").fetchall()
+    ids = [r[0] for r in all_rows]
+    assert ids == sorted(ids, reverse=True) and len(ids) == 8
+    assert [r[0] for r in su.execute("SELECT action FROM dashboard.audit_search(action => 'row.*')")] == ["row.update", "row.insert"]
+    assert len(su.execute("SELECT 1 FROM dashboard.audit_search(action => 'test.alpha')").fetchall()) == 5
+    assert len(su.execute("SELECT 1 FROM dashboard.audit_search(target => 'public.orders')").fetchall()) == 3
+    assert len(su.execute("SELECT 1 FROM dashboard.audit_search(target => 'thing:3')").fetchall()) == 1
+    assert len(su.execute("SELECT 1 FROM dashboard.audit_search(actor => 'db:test')").fetchall()) == 5
+    assert su.execute("SELECT 1 FROM dashboard.audit_search(since => now() + interval '1 day')").fetchall() == []
+    assert len(su.execute("SELECT 1 FROM dashboard.audit_search(until => now() + interval '1 day')").fetchall()) == 8
+    page1 = [r[0] for r in su.execute("SELECT id FROM dashboard.audit_search(page_size => 3)")]
+    page2 = [r[0] for r in su.execute("SELECT id FROM dashboard.audit_search(page_size => 3, after => %s)", (page1[-1],))]
+    assert page1 + page2 == ids[:6]
+    for arg in ["actor", "action", "target"]:
+        assert su.execute(f"SELECT 1 FROM dashboard.audit_search({arg} => %s)", (INJECTION,)).fetchall() == []
+    assert su.execute("SELECT 1 FROM dashboard.audit_search(action => '%%')").fetchall() == []
+    for bad in [0, 1001, -1]:
+        with pytest.raises(psycopg.Error) as e:
+            su.execute("SELECT * FROM dashboard.audit_search(page_size => %s)", (bad,))
+        assert e.value.sqlstate == "22023"
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log") == 8  # the table survived
+
+
+def test_audit_follows_table_changes_in_the_same_session(db, su, orders):
+    # the trigger keeps saved plans per table: a change of the table's columns must be seen
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 1, 1)")
+    su.execute("ALTER TABLE orders ADD COLUMN extra text DEFAULT 'e'")
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 2, 1)")
+    su.execute("ALTER TABLE orders DROP COLUMN note")
+    su.execute("UPDATE orders SET extra = 'f' WHERE num = 2")
+    other = db.conn()
+    other.execute("ALTER TABLE orders ADD COLUMN more int DEFAULT 7")
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 3, 1)")
+    ev = row_events(su)
+    assert "extra" not in ev[0][1]["rows"][0]["new"]
+    assert ev[1][1]["rows"][0]["new"]["extra"] == "e" and "note" in ev[1][1]["rows"][0]["new"]
+    assert ev[2][1]["rows"][0]["new"] == {"extra": "f"}
+    assert ev[3][1]["rows"][0]["new"]["more"] == 7 and "note" not in ev[3][1]["rows"][0]["new"]
+    assert verify(su) == (True, None)
+
+
+def test_large_statement_is_capped_but_counted(su, orders):
+    su.execute("INSERT INTO orders (region, num, qty) SELECT 'r', g, 1 FROM generate_series(1, 10001) g")
+    su.execute("DELETE FROM orders WHERE num <= 3")
+    ins, dele = [e[1] for e in row_events(su)]
+    assert ins["count"] == 10001 and ins["truncated"] is True and len(ins["rows"]) == 10000
+    assert dele["count"] == 3 and "truncated" not in dele
+    assert sorted(r["pk"]["num"] for r in dele["rows"]) == [1, 2, 3]
+    assert verify(su) == (True, None)
