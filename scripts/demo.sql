@@ -21,7 +21,7 @@ SELECT dashboard_auth.create_admin('bob@example.com', 'password1234', 'Bob');
 \set ON_ERROR_STOP 1
 BEGIN;
 SELECT dashboard_auth.use_session(:'token') IS NOT NULL AS acting_as_ada;
-SELECT dashboard_auth.create_admin('vic@example.com', 'viewer-passphrase-42', 'Vic Viewer', 'dashboard_viewer') IS NOT NULL AS viewer_created;
+SELECT dashboard_auth.create_admin('vic@example.com', 'lighthouse-keeper-77', 'Vic Viewer', 'dashboard_viewer') IS NOT NULL AS viewer_created;
 COMMIT;
 SELECT email, role, totp_enabled, active_sessions FROM dashboard_auth.list_admins();
 \echo
@@ -40,18 +40,24 @@ SELECT user_id AS bob FROM dashboard.invite_user('bob@example.com') \gset
 INSERT INTO public.todos (user_id, title) VALUES
     (:'alice', 'Alice: write the report'), (:'alice', 'Alice: book flights'), (:'bob', 'Bob: fix the bike');
 SELECT email, role, created_at FROM dashboard.list_users();
-\echo 'Impersonate Alice (the reason is required and recorded):'
+\echo 'Impersonate Alice as Ada (the reason is required and recorded):'
 BEGIN;
 SELECT dashboard_auth.use_session(:'token') IS NOT NULL AS acting_as_ada;
 SELECT dashboard.start_impersonation('alice@example.com', 'ticket #42: Alice cannot see her todos') AS imp \gset
-COMMIT;
 \echo 'What Alice sees through the RLS policy (2 of 3 rows):'
 SELECT * FROM dashboard.query_as(:'imp', 'SELECT title, done FROM public.todos ORDER BY id');
-\echo 'And her attempt to escape is refused:'
+COMMIT;
+\echo 'An escape attempt through query_as is refused:'
+BEGIN;
+SELECT dashboard_auth.use_session(:'token') IS NOT NULL AS acting_as_ada;
 \set ON_ERROR_STOP 0
 SELECT * FROM dashboard.query_as(:'imp', 'SET ROLE postgres');
 \set ON_ERROR_STOP 1
+ROLLBACK;
+BEGIN;
+SELECT dashboard_auth.use_session(:'token') IS NOT NULL AS acting_as_ada;
 SELECT dashboard.stop_impersonation(:'imp');
+COMMIT;
 SELECT actor, target_role, impersonation_type, reason, ended_at IS NOT NULL AS ended FROM auth.impersonation_sessions ORDER BY started_at DESC LIMIT 50;
 \echo
 \echo '== 5. Table explorer: filtered, keyset-paginated browsing'
