@@ -486,7 +486,7 @@ pub fn impersonation_session() -> Option<Uuid> {
     };
     let v: Value = serde_json::from_str(&raw).ok()?;
     let s = v.get("session_id")?.as_str()?;
-    chain::parse_uuid(s).map(Uuid::from_bytes)
+    fluxbase_core::parse_uuid(s).map(Uuid::from_bytes)
 }
 
 // ---------------------------------------------------------------------------

@@ -144,21 +144,6 @@ impl Verifier {
     }
 }
 
-/// Parse a textual UUID (with or without dashes, any case) into its bytes.
-pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 || s.len() > 36 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for i in 0..16 {
-        let hi = (hex[2 * i] as char).to_digit(16)?;
-        let lo = (hex[2 * i + 1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
-}
-
 /// The audit details of one statement's row changes: for INSERT the new rows,
 /// for DELETE the old rows, for UPDATE (rows paired in order) only the columns
 /// that changed, beside the primary key. `pk` holds the primary key columns
@@ -366,13 +351,6 @@ mod tests {
         let cp = (5, c[4].row_hash.clone().unwrap());
         assert_eq!(first_bad(&c[5..], Some(cp.clone())), None);
         assert_eq!(first_bad(&c[6..], Some(cp)), Some(7));
-    }
-
-    #[test]
-    fn uuid_parsing() {
-        assert_eq!(parse_uuid("00000000-0000-0000-0000-0000000000ff").unwrap()[15], 255);
-        assert!(parse_uuid("not-a-uuid").is_none());
-        assert!(parse_uuid("00000000-0000-0000-0000-0000000000fg").is_none());
     }
 
     #[test]

@@ -43,26 +43,7 @@ impl Claims {
     }
 }
 
-/// Parse a UUID in its canonical text form (hyphens optional, braces allowed,
-/// any case), as Postgres' uuid input does for the usual forms.
-pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let s = s.trim();
-    let s = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
-    let hex: Vec<u8> = s.bytes().filter(|&b| b != b'-').collect();
-    if hex.len() != 32 || s.len() > 36 {
-        return None;
-    }
-    if s.len() == 36 && [8, 13, 18, 23].iter().any(|&i| s.as_bytes()[i] != b'-') {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for i in 0..16 {
-        let hi = (hex[2 * i] as char).to_digit(16)?;
-        let lo = (hex[2 * i + 1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
-}
+pub use crate::parse_uuid;
 
 pub fn format_uuid(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();

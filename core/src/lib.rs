@@ -15,3 +15,9 @@ pub mod claims;
 pub mod sqlguard;
 
 pub use error::{Code, FbError, FbResult};
+
+/// Parse a UUID in its usual text forms (hyphens optional, braces allowed, any
+/// case), as Postgres' uuid input does.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    uuid::Uuid::try_parse(s).ok().map(|u| u.into_bytes())
+}
