@@ -25,6 +25,7 @@ pub mod mfa;
 pub mod password_resets;
 pub mod impersonation;
 pub mod sessions;
+pub mod fastpath;
 pub mod settings;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
