@@ -28,6 +28,7 @@ pub mod explorer;
 pub mod audit_triggers;
 pub mod monitoring;
 pub mod sessions;
+pub mod fastpath;
 pub mod settings;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);

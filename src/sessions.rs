@@ -1,14 +1,10 @@
 //! Admin sessions: creation at login, the `validate_session` hot path,
 //! `use_session`, logout and revocation.
 
-use std::cell::OnceCell;
-
 use fluxbase_core::token::{self, TokenKind};
 use fluxbase_core::{Code, FbError};
 use pgrx::datum::{Inet, TimestampWithTimeZone, Uuid};
-use pgrx::pg_sys::{self, PgOid};
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
 use serde_json::json;
 
 use crate::actor::{self, AdminIdentity, AdminRole};
@@ -16,6 +12,7 @@ use crate::audit::{self, Event};
 use crate::errors::{raise, OrRaise};
 use crate::settings;
 use crate::db;
+use crate::fastpath;
 
 /// How long a password-checked login may wait for its 2FA code.
 pub const MFA_PENDING_LIFETIME: &str = "5 minutes";
@@ -60,63 +57,27 @@ pub struct LiveSession {
     pub expires_at: TimestampWithTimeZone,
 }
 
-const VALIDATE_SQL: &str = "
-    SELECT s.id, s.user_id, u.email, u.role, s.scope,
-           least(s.expires_at, s.last_seen_at + s.idle_timeout),
-           s.last_seen_at < now() - least(interval '60 seconds', s.idle_timeout / 10)
-    FROM dashboard_auth.sessions s
-    JOIN dashboard_auth.users u ON u.id = s.user_id
-    WHERE s.token_digest = $1
-      AND s.revoked_at IS NULL
-      AND s.expires_at > now()
-      AND s.last_seen_at + s.idle_timeout > now()";
-
-thread_local! {
-    // The hot path's plan, prepared once per backend and kept (SPI_keepplan).
-    // Postgres' plan cache re-plans it by itself when the tables change.
-    static VALIDATE_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
-}
-
 /// Look a presented session token up: one index probe on the digest, no
 /// argon2. Returns None for anything unknown, expired (idle or absolute) or
 /// revoked. Refreshes `last_seen_at` at most about once a minute, so the hot
 /// path stays read-only almost always.
+///
+/// The probe itself is src/fastpath.rs (direct index scans rather than SPI,
+/// for speed); its doc comment holds the SQL it is equivalent to.
 pub fn lookup(presented: &str, kind: TokenKind) -> Option<LiveSession> {
     let digest = token::digest_if_well_formed(kind, presented)?;
-    let found = VALIDATE_PLAN.with(|cell| {
-        Spi::connect(|c| {
-            let plan = match cell.get() {
-                Some(p) => p,
-                None => {
-                    let p = c.prepare(VALIDATE_SQL, &[PgOid::from(pg_sys::BYTEAOID)])?.keep();
-                    let _ = cell.set(p);
-                    cell.get().expect("just set")
-                }
-            };
-            let table = c.select(plan, Some(1), &[digest.to_vec().into()])?;
-            if table.is_empty() {
-                return Ok(None);
-            }
-            let r = table.first();
-            Ok::<_, pgrx::spi::SpiError>(Some((
-                LiveSession {
-                    id: r.get::<Uuid>(1)?.expect("id"),
-                    user_id: r.get::<Uuid>(2)?.expect("user_id"),
-                    email: r.get::<String>(3)?.unwrap_or_default(),
-                    role: r.get::<String>(4)?.unwrap_or_default(),
-                    scope: r.get::<String>(5)?.unwrap_or_default(),
-                    expires_at: r.get::<TimestampWithTimeZone>(6)?.expect("expiry"),
-                },
-                r.get::<bool>(7)?.unwrap_or(false),
-            )))
-        })
-    })
-    .or_raise();
-    let (session, stale) = found?;
-    if stale {
-        db::execute("UPDATE dashboard_auth.sessions SET last_seen_at = now() WHERE id = $1", &[session.id.into()]);
+    let found = fastpath::validate(&digest)?;
+    if found.stale {
+        db::execute("UPDATE dashboard_auth.sessions SET last_seen_at = now() WHERE id = $1", &[found.id.into()]);
     }
-    Some(session)
+    Some(LiveSession {
+        id: found.id,
+        user_id: found.user_id,
+        email: found.email,
+        role: found.role,
+        scope: found.scope,
+        expires_at: found.expires_at,
+    })
 }
 
 /// The dashboard's per-request check. Empty when the token is unknown,

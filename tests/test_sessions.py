@@ -179,3 +179,165 @@ def test_settings_refuse_bad_values(web, key, value, state):
         web.execute("SELECT dashboard_auth.set_setting(%s, %s::jsonb)", (key, value))
     assert e.value.sqlstate == state
     assert one(web, "SELECT count(*) FROM dashboard_auth.settings WHERE value <> default_value") == 0
+
+
+# --- the direct index probe (src/fastpath.rs) against the SQL it replaced ----
+#
+# `ORACLE` is the query validate_session ran through SPI before it became two
+# direct index probes. Each check runs both in one transaction (same now())
+# and compares the rows.
+
+ORACLE = """
+    SELECT s.user_id, u.email, u.role, least(s.expires_at, s.last_seen_at + s.idle_timeout)
+    FROM dashboard_auth.sessions s
+    JOIN dashboard_auth.users u ON u.id = s.user_id
+    WHERE s.token_digest = sha256(convert_to(%s, 'UTF8'))
+      AND s.scope = 'full'
+      AND s.revoked_at IS NULL
+      AND s.expires_at > now()
+      AND s.last_seen_at + s.idle_timeout > now()"""
+
+SESSION_OF = "WHERE token_digest = sha256(convert_to(%s, 'UTF8'))"
+
+
+def same_as_sql(conn, token):
+    """validate_session's rows, asserted equal to the old SQL's in one transaction."""
+    with conn.transaction():
+        want = conn.execute(ORACLE, (token,)).fetchall()  # first: validate may refresh last_seen_at
+        got = valid(conn, token)
+    assert got == want
+    return got
+
+
+def test_fastpath_idle_boundary_exact_and_one_second_either_side(db, su):
+    _, token = setup_admin(su)
+    other = db.conn()
+    for offset, alive in [(-1, False), (0, False), (1, True)]:
+        # now() is fixed at the transaction's start; the row is backdated
+        # relative to it from another connection, and seen by the next statement
+        # (READ COMMITTED) while this transaction has written nothing.
+        with su.transaction():
+            t0 = one(su, "SELECT now()")
+            other.execute(f"UPDATE dashboard_auth.sessions SET last_seen_at = %s::timestamptz - idle_timeout + %s * interval '1 second' {SESSION_OF}",
+                          (t0, offset, token))
+            want = su.execute(ORACLE, (token,)).fetchall()
+            got = valid(su, token)
+        assert got == want and len(got) == (1 if alive else 0), offset
+        # the same after a write in the transaction (SPI then ran read-write)
+        with su.transaction():
+            su.execute(f"UPDATE dashboard_auth.sessions SET last_seen_at = now() - idle_timeout + %s * interval '1 second' {SESSION_OF}",
+                       (offset, token))
+            want = su.execute(ORACLE, (token,)).fetchall()
+            got = valid(su, token)
+        assert got == want and len(got) == (1 if alive else 0), offset
+    # absolute expiry: exactly now() is expired, one second later is not
+    su.execute(f"UPDATE dashboard_auth.sessions SET last_seen_at = now() {SESSION_OF}", (token,))
+    for offset, alive in [(0, False), (1, True)]:
+        with su.transaction():
+            su.execute(f"UPDATE dashboard_auth.sessions SET expires_at = now() + %s * interval '1 second' {SESSION_OF}", (offset, token))
+            want = su.execute(ORACLE, (token,)).fetchall()
+            got = valid(su, token)
+        assert got == want and len(got) == (1 if alive else 0), offset
+
+
+def test_fastpath_months_days_and_time_zones(web, su):
+    uid, token = setup_admin(web)
+    web.execute("SELECT dashboard_auth.set_setting('session.idle_timeout', '\"1 day\"')")
+    assert one(su, f"SELECT idle_timeout FROM dashboard_auth.sessions {SESSION_OF}", (token,)).days == 1
+    su.execute(f"UPDATE dashboard_auth.sessions SET expires_at = now() + interval '2 years' {SESSION_OF}", (token,))
+    # 23 hours idle of a 1-day timeout: alive, reported expiry last_seen + 1 day
+    su.execute(f"UPDATE dashboard_auth.sessions SET last_seen_at = now() - interval '23 hours' {SESSION_OF}", (token,))
+    [(user_id, _, _, expires)] = same_as_sql(su, token)
+    assert user_id == uid
+    su.execute(f"UPDATE dashboard_auth.sessions SET last_seen_at = now() - interval '25 hours' {SESSION_OF}", (token,))
+    assert same_as_sql(su, token) == []
+    # Calendar intervals across daylight-saving changes: 182 days, months,
+    # in zones with and without DST. Seconds arithmetic would differ.
+    for zone in ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]:
+        su.execute(f"SET TimeZone = '{zone}'")
+        for idle in ["182 days", "1 mon 1 day", "7 mons", "1 day 00:00:01"]:
+            su.execute(f"UPDATE dashboard_auth.sessions SET idle_timeout = %s::interval, last_seen_at = now() - interval '2 minutes' {SESSION_OF}",
+                       (idle, token))
+            rows = same_as_sql(su, token)
+            assert len(rows) == 1, (zone, idle)
+    su.execute("RESET TimeZone")
+    # a long idle timeout makes "stale" 60 seconds; a short one a tenth of it
+    su.execute(f"UPDATE dashboard_auth.sessions SET idle_timeout = '5 minutes', last_seen_at = now() - interval '40 seconds' {SESSION_OF}", (token,))
+    assert len(same_as_sql(su, token)) == 1
+    assert one(su, f"SELECT now() - last_seen_at < interval '5 seconds' FROM dashboard_auth.sessions {SESSION_OF}", (token,))
+    su.execute(f"UPDATE dashboard_auth.sessions SET idle_timeout = '30 minutes', last_seen_at = now() - interval '40 seconds' {SESSION_OF}", (token,))
+    assert len(same_as_sql(su, token)) == 1
+    assert one(su, f"SELECT now() - last_seen_at > interval '39 seconds' FROM dashboard_auth.sessions {SESSION_OF}", (token,))
+
+
+def test_fastpath_deleted_user_scopes_and_revocation(web, su):
+    uid, token = setup_admin(web)
+    t2, t3, t4 = login_token(web), login_token(web), login_token(web)
+    # scopes: only 'full' validates; use_session also takes 'mfa_enroll'
+    su.execute(f"UPDATE dashboard_auth.sessions SET scope = 'mfa_pending' {SESSION_OF}", (t2,))
+    su.execute(f"UPDATE dashboard_auth.sessions SET scope = 'mfa_enroll' {SESSION_OF}", (t3,))
+    assert same_as_sql(su, t2) == [] and same_as_sql(su, t3) == []
+    with pytest.raises(psycopg.Error) as e:
+        as_session(web, t2)
+    assert e.value.sqlstate == "28000"
+    web.execute("ROLLBACK")
+    assert one(as_session(web, t3), "SELECT dashboard_auth.use_session(%s)", (t3,)) == uid
+    web.execute("ROLLBACK")
+    # revoked: now, and (odd data) in the future: any revoked_at ends it
+    su.execute(f"UPDATE dashboard_auth.sessions SET revoked_at = now() + interval '1 hour' {SESSION_OF}", (t4,))
+    assert same_as_sql(su, t4) == []
+    web.execute("SELECT dashboard_auth.logout(%s)", (token,))
+    assert same_as_sql(su, token) == []
+    # a session whose admin row is gone (foreign key bypassed as superuser)
+    t5 = login_token(web)
+    web.execute("SELECT dashboard_auth.create_admin('second@example.com', %s, 'S', 'dashboard_admin')", (PASSWORD,))
+    t6 = login_token(web, "second@example.com")
+    assert len(same_as_sql(su, t5)) == 1
+    with su.transaction():
+        su.execute("SET LOCAL session_replication_role = replica")
+        su.execute("DELETE FROM dashboard_auth.users WHERE id = %s", (uid,))
+        assert one(su, f"SELECT count(*) FROM dashboard_auth.sessions {SESSION_OF}", (t5,)) == 1
+        assert same_as_sql(su, t5) == []
+        assert len(same_as_sql(su, t6)) == 1
+    assert same_as_sql(su, t5) == []  # committed, and read without a write in the transaction
+    assert valid(web, t6)[0][1] == "second@example.com"
+
+
+def test_fastpath_role_and_email_changes_show_at_once(web, su):
+    _, token = setup_admin(web)
+    web.execute("SELECT dashboard_auth.create_admin('v@example.com', %s, 'V', 'dashboard_viewer')", (PASSWORD,))
+    vtoken = login_token(web, "v@example.com")
+    assert same_as_sql(su, vtoken)[0][2] == "dashboard_viewer"
+    su.execute("UPDATE dashboard_auth.users SET role = 'dashboard_admin', email = 'boss@example.com' WHERE email = 'v@example.com'")
+    [(_, email, role, _)] = valid(web, vtoken)
+    assert (email, role) == ("boss@example.com", "dashboard_admin")
+    su.execute("UPDATE dashboard_auth.users SET role = 'dashboard_viewer' WHERE email = 'boss@example.com'")
+    assert valid(web, vtoken)[0][2] == "dashboard_viewer"
+    # and in the same transaction as the change (the probe sees this transaction's writes)
+    with su.transaction():
+        su.execute("UPDATE dashboard_auth.users SET role = 'dashboard_admin' WHERE email = 'boss@example.com'")
+        assert same_as_sql(su, vtoken)[0][2] == "dashboard_admin"
+    assert valid(web, token)[0][2] == "dashboard_admin"
+
+
+def test_fastpath_sees_a_login_earlier_in_the_same_statement(web):
+    setup_admin(web)
+    # login() writes the session, then validate_session runs in the same
+    # statement: as SPI did, the probe must see that write.
+    rows = web.execute("""
+        SELECT v.email FROM dashboard_auth.login('root@example.com', %s) l,
+               LATERAL dashboard_auth.validate_session(l.session_token) v""", (PASSWORD,)).fetchall()
+    assert rows == [("root@example.com",)]
+
+
+def test_fastpath_survives_index_rebuilds_and_extension_recreation(db, su):
+    uid, token = setup_admin(su)
+    assert len(valid(su, token)) == 1  # caches the index oids in this backend
+    su.execute("REINDEX TABLE CONCURRENTLY dashboard_auth.sessions")  # new index oids
+    su.execute("REINDEX TABLE CONCURRENTLY dashboard_auth.users")
+    assert valid(su, token)[0][0] == uid
+    su.execute("DROP EXTENSION fluxbase_admin CASCADE")
+    su.execute("CREATE EXTENSION fluxbase_admin")
+    uid2, token2 = setup_admin(su)
+    assert valid(su, token) == []
+    assert valid(su, token2)[0][0] == uid2
