@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::actor::{self, AdminRole};
 use crate::audit::{self, Event};
-use crate::errors::{raise, OrRaise};
+use crate::errors::{raise, required, OrRaise};
 use crate::{db, sessions, settings};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -170,7 +170,7 @@ fn get_admin(id: Option<Uuid>) -> TableIterator<'static, (
         name!(created_at, TimestampWithTimeZone),
         name!(active_sessions, i64),
     )> {
-    let Some(id) = id else { raise(FbError::new(Code::NullValue, "id is required")) };
+    let id = required("id", id);
     actor::reader();
     let rows = admins(Some(id));
     if rows.is_empty() {
@@ -202,7 +202,7 @@ fn role_of(id: Uuid) -> String {
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn update_admin_role(id: Option<Uuid>, role: Option<&str>) {
-    let Some(id) = id else { raise(FbError::new(Code::NullValue, "id is required")) };
+    let id = required("id", id);
     let new_role = AdminRole::parse(require_text("role", role, 64).or_raise()).or_raise();
     actor::writer("changing admin roles");
     let old_role = role_of(id);
@@ -222,7 +222,7 @@ fn update_admin_role(id: Option<Uuid>, role: Option<&str>) {
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn delete_admin(id: Option<Uuid>) {
-    let Some(id) = id else { raise(FbError::new(Code::NullValue, "id is required")) };
+    let id = required("id", id);
     actor::writer("deleting admins");
     let old_role = role_of(id);
     if old_role == "dashboard_admin" {
@@ -258,6 +258,12 @@ pub fn count_failure(email_digest: &[u8]) -> bool {
         settings::sql_value("lockout.duration", "interval"),
     );
     db::one::<bool>(&sql, &[email_digest.to_vec().into()]).unwrap_or(false)
+}
+
+/// Forget the failed attempts of this email: its owner proved control of the
+/// account (a completed login, or a password reset).
+pub fn clear_throttle(email_digest: &[u8]) {
+    db::execute("DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1", &[email_digest.to_vec().into()]);
 }
 
 /// Take (creating if needed) the throttle row of this email, locking it so
@@ -341,7 +347,7 @@ fn login(
     // With 2FA on, the failure count (wrong codes count too) is cleared only
     // when login_mfa succeeds: a right password alone must not reset it.
     if !totp_enabled {
-        db::execute("DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1", &[email_digest.to_vec().into()]);
+        clear_throttle(&email_digest);
     }
     if verified.needs_rehash {
         // The stored hash was made with weaker or other parameters: upgrade it now

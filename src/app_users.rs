@@ -15,7 +15,7 @@ use crate::json::JsonArg;
 use crate::actor;
 use crate::audit::{self, Event};
 use crate::db;
-use crate::errors::{raise, OrRaise};
+use crate::errors::{raise, required, OrRaise};
 
 pub const MAX_PAGE_SIZE: i32 = 1000;
 
@@ -73,10 +73,6 @@ pub fn check_app_role(role: Option<&str>) -> String {
         );
     }
     role.to_string()
-}
-
-fn require_id(id: Option<Uuid>) -> Uuid {
-    id.unwrap_or_else(|| raise(FbError::new(Code::NullValue, "id is required")))
 }
 
 fn user_email(id: Uuid) -> Option<String> {
@@ -152,7 +148,7 @@ fn get_user(id: Option<Uuid>) -> TableIterator<'static, (
         name!(app_metadata, JsonB),
         name!(user_metadata, JsonB),
     )> {
-    let id = require_id(id);
+    let id = required("id", id);
     actor::reader();
     let rows = db::select(
         &format!("SELECT {USER_COLUMNS} FROM auth.users u WHERE u.id = $1 AND u.deleted_at IS NULL"),
@@ -204,7 +200,7 @@ fn invite_user(
 #[pg_extern(schema = "dashboard", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn update_user_role(id: Option<Uuid>, role: Option<&str>) {
-    let id = require_id(id);
+    let id = required("id", id);
     let role = check_app_role(role);
     actor::writer("changing app user roles");
     let old = db::one::<String>(
@@ -219,7 +215,7 @@ fn update_user_role(id: Option<Uuid>, role: Option<&str>) {
 #[pg_extern(schema = "dashboard", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn reset_user_password(id: Option<Uuid>) -> String {
-    let id = require_id(id);
+    let id = required("id", id);
     actor::writer("resetting app user passwords");
     let email = user_email(id);
     let t = token::generate(TokenKind::PasswordReset);
@@ -234,7 +230,7 @@ fn reset_user_password(id: Option<Uuid>) -> String {
 #[pg_extern(schema = "dashboard", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn delete_user(id: Option<Uuid>) {
-    let id = require_id(id);
+    let id = required("id", id);
     actor::writer("deleting app users");
     let email = user_email(id);
     db::execute("DELETE FROM auth.users WHERE id = $1", &[id.into()]);

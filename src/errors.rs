@@ -37,6 +37,11 @@ pub fn raise(e: FbError) -> ! {
     unreachable!("ERROR does not return")
 }
 
+/// A required argument: SQL NULL is refused with 22004 naming it.
+pub fn required<T>(what: &str, value: Option<T>) -> T {
+    value.unwrap_or_else(|| raise(FbError::new(Code::NullValue, format!("{what} is required"))))
+}
+
 pub trait OrRaise<T> {
     fn or_raise(self) -> T;
 }

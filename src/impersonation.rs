@@ -40,11 +40,7 @@ use crate::json::JsonArg;
 use crate::actor::{self, Actor, AdminRole};
 use crate::audit::{self, Event};
 use crate::db;
-use crate::errors::{raise, OrRaise};
-
-fn require_uuid(what: &str, id: Option<Uuid>) -> Uuid {
-    id.unwrap_or_else(|| raise(FbError::new(Code::NullValue, format!("{what} is required"))))
-}
+use crate::errors::{raise, required, OrRaise};
 
 fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(80).collect()
@@ -266,7 +262,7 @@ fn become_target(live: &Live, claims_text: &str, read_only: bool, action: pg_sys
 /// SECURITY INVOKER on purpose (see the module comment).
 #[pg_extern(schema = "dashboard")]
 fn apply_impersonation(session_id: Option<Uuid>) {
-    let id = require_uuid("session_id", session_id);
+    let id = required("session_id", session_id);
     let actor = actor::reader();
     let live = pinned_path(|| {
         let live = load_live(id, &actor);
@@ -285,7 +281,7 @@ fn apply_impersonation(session_id: Option<Uuid>) {
 #[pg_extern(schema = "dashboard", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn stop_impersonation(session_id: Option<Uuid>) {
-    let id = require_uuid("session_id", session_id);
+    let id = required("session_id", session_id);
     let actor = actor::reader();
     let row = db::update(
         "SELECT actor, ended_at IS NOT NULL FROM auth.impersonation_sessions WHERE id = $1 FOR UPDATE",
@@ -387,7 +383,7 @@ fn query_as(
     sql: Option<&str>,
     params: default!(Option<JsonArg>, "'[]'"),
 ) -> SetOfIterator<'static, JsonB> {
-    let id = require_uuid("session_id", session_id);
+    let id = required("session_id", session_id);
     let sql = require_text("sql", sql, 100_000).or_raise();
     let stmt = sqlguard::classify(sql).or_raise();
     let params = params_as_text(params);

@@ -21,7 +21,7 @@ use pgrx::datum::{Inet, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::accounts::{count_failure, lock_throttle, login_answer};
+use crate::accounts::{clear_throttle, count_failure, lock_throttle, login_answer};
 use crate::actor::{self, AdminIdentity};
 use crate::audit::{self, Event};
 use crate::errors::{raise, OrRaise};
@@ -379,7 +379,7 @@ fn login_mfa(
         }
     };
     sessions::revoke_where("id = $1", &[pending.id.into()], "mfa_completed");
-    db::execute("DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1", &[email_digest.to_vec().into()]);
+    clear_throttle(&email_digest);
     let s = sessions::create(user_id, "full", ip, user_agent.as_deref());
     db::execute("UPDATE dashboard_auth.users SET last_login_at = now() WHERE id = $1", &[user_id.into()]);
     audit_mfa("login.success", None, json!({ "mfa": method, "session_id": s.id.to_string() }), true);

@@ -10,7 +10,7 @@ use pgrx::datum::Uuid;
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::accounts::{hash_new_password, set_password_hash};
+use crate::accounts::{clear_throttle, hash_new_password, set_password_hash};
 use crate::actor::{self, Actor, AdminRole};
 use crate::audit::{self, Event};
 use crate::errors::{raise, OrRaise};
@@ -117,10 +117,7 @@ fn reset_password(token: Option<&str>, new_password: Option<&str>) {
     );
     let ended = sessions::revoke_where("user_id = $1", &[user_id.into()], "password_reset");
     // The owner proved control of the account: lift a lockout of its email.
-    db::execute(
-        "DELETE FROM dashboard_auth.login_throttle WHERE email_digest = $1",
-        &[sha256(email.as_bytes()).to_vec().into()],
-    );
+    clear_throttle(&sha256(email.as_bytes()));
     audit::record(
         Event::new("password_reset.complete", "admin", user_id)
             .actor(Some(user_id), email.clone())

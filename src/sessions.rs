@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::actor::{self, AdminIdentity, AdminRole};
 use crate::audit::{self, Event};
-use crate::errors::{raise, OrRaise};
+use crate::errors::{raise, required, OrRaise};
 use crate::settings;
 use crate::db;
 use crate::fastpath;
@@ -204,7 +204,7 @@ pub fn revoke_where(condition: &str, args: &[pgrx::datum::DatumWithOid], reason:
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_session(session_id: Option<Uuid>) -> bool {
-    let Some(session_id) = session_id else { raise(FbError::new(Code::NullValue, "session_id is required")) };
+    let session_id = required("session_id", session_id);
     let actor = actor::reader();
     let owner = db::one::<Uuid>("SELECT user_id FROM dashboard_auth.sessions WHERE id = $1", &[session_id.into()]);
     let Some(owner) = owner else {
@@ -224,7 +224,7 @@ fn revoke_session(session_id: Option<Uuid>) -> bool {
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_all_sessions(user_id: Option<Uuid>) -> i32 {
-    let Some(user_id) = user_id else { raise(FbError::new(Code::NullValue, "user_id is required")) };
+    let user_id = required("user_id", user_id);
     let actor = actor::reader();
     if actor.id() != Some(user_id) {
         actor::writer("revoking another admin's sessions");
