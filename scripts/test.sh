@@ -17,8 +17,11 @@ bash scripts/install-deps.sh
 bash scripts/python-env.sh
 
 echo "==> unit tests (fluxbase_core, fluxbase CLI)"
-cargo test -p fluxbase_core -p fluxbase 2>&1 | tee "$LOGS/unit.log" | grep -E "^test result|FAILED|panicked" || true
-[ "${PIPESTATUS[0]}" -eq 0 ] || { cat "$LOGS/unit.log" | tail -50; exit 1; }
+# (pipefail is on: a pipeline fails when cargo or pytest does, not just tee)
+if ! cargo test -p fluxbase_core -p fluxbase >"$LOGS/unit.log" 2>&1; then
+    tail -50 "$LOGS/unit.log"; exit 1
+fi
+grep -E "^test result" "$LOGS/unit.log"
 
 echo "==> build and install the extension"
 cargo pgrx install --pg-config "$PG_CONFIG" >"$LOGS/install.log" 2>&1 || { cat "$LOGS/install.log"; exit 1; }
@@ -31,8 +34,9 @@ export FLUXBASE_BIN="$ROOT/target/debug/fluxbase"
 
 echo "==> client-level tests against a real cluster"
 status=0
-"$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "$@" 2>&1 | tee "$LOGS/pytest.log" || true
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+if ! "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "$@" 2>&1 | tee "$LOGS/pytest.log"; then
+    status=1
+fi
 # A backend that crashed would have made the postmaster restart its children.
 # (Signal 9 is the fault tests killing a backend on purpose.)
 if grep "terminated by signal" "$CLUSTER_DIR/server.log" | grep -qv "signal 9"; then
