@@ -15,8 +15,8 @@ CREATE TABLE dashboard_auth.audit_log (
     txid                bigint NOT NULL DEFAULT txid_current(),
     impersonation_session_id uuid,
     -- The hash chain (see core/src/chain.rs): row_hash = sha256(prev_hash ||
-    -- canonical(row)); both are filled by the BEFORE INSERT trigger
-    -- _audit_chain, whatever the INSERT says.
+    -- canonical(row)); both are filled by the commit-time append, whatever an
+    -- INSERT says (the BEFORE INSERT trigger _audit_chain routes others there).
     prev_hash           bytea,
     row_hash            bytea
 );
@@ -25,19 +25,20 @@ CREATE INDEX audit_log_actor ON dashboard_auth.audit_log (actor_id, occurred_at)
 CREATE INDEX audit_log_action ON dashboard_auth.audit_log (action, occurred_at);
 COMMENT ON TABLE dashboard_auth.audit_log IS 'Append-only record of every admin action';
 
--- The head of the hash chain: one row, locked FOR UPDATE by every append (in
--- the BEFORE INSERT trigger), so concurrent appenders queue for just the
--- append and each sees the previous row's hash once its writer has committed.
--- The id of a row is assigned under that lock (last_id + 1), so ids are
--- gapless and in chain order; verify_audit_chain() also checks the tail
--- against this row, which finds rows removed from the end of the log.
+-- The head of the hash chain: one row. Entries are appended at commit
+-- (src/audit_append.rs) under an EXCLUSIVE lock on this table, held from the
+-- append to the end of the commit, so concurrent writers queue for the append
+-- only. Ids are assigned there (last_id + 1): gapless and in chain order.
+-- verify_audit_chain() also checks the tail against this row, which finds
+-- rows removed from the end of the log.
 CREATE TABLE dashboard_auth.audit_chain_head (
     singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     last_id             bigint NOT NULL,
     last_hash           bytea NOT NULL
 );
--- (its one row is created by the first append: see audit::CHAIN_LOCK_SQL)
-COMMENT ON TABLE dashboard_auth.audit_chain_head IS 'Last id and hash of the audit chain; written only by the audit_log insert trigger';
+-- (its one row is created by the first append, not at install, so a restore
+-- brings it without a clash)
+COMMENT ON TABLE dashboard_auth.audit_chain_head IS 'Last id and hash of the audit chain; written only by the commit-time append';
 
 -- Retention: purge_audit() deletes a prefix of the chain and records here the
 -- id and hash of the last row it removed, so verification can start from it.
@@ -58,6 +59,19 @@ CREATE INDEX audit_log_target ON dashboard_auth.audit_log (target_id, id);
 DO $lz4$
 BEGIN
     ALTER TABLE dashboard_auth.audit_log ALTER COLUMN details SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    NULL;
+END
+$lz4$;
+
+-- Row-change entries keep the statement's changed rows as a binary row image
+-- (core/src/row_image.rs), decoded to JSON only when read
+-- (dashboard.audit_search, dashboard_auth.audit_details): capturing jsonb for
+-- every row cost more than the audited statement itself. Covered by row_hash.
+ALTER TABLE dashboard_auth.audit_log ADD COLUMN row_data bytea;
+DO $lz4$
+BEGIN
+    ALTER TABLE dashboard_auth.audit_log ALTER COLUMN row_data SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
     NULL;
 END

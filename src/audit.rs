@@ -1,7 +1,7 @@
 //! Writing the audit trail. Every capability records its actions through
 //! `record`, which fills in the actor from the current identity.
 
-use pgrx::datum::{Inet, JsonB, Uuid};
+use pgrx::datum::{JsonB, Uuid};
 use serde_json::{json, Value};
 
 use crate::json::JsonArg;
@@ -18,6 +18,8 @@ pub struct Event {
     /// (a login attempt names the account it tried).
     pub actor_override: Option<(Option<Uuid>, String)>,
     pub impersonation_session_id: Option<Uuid>,
+    /// A row-change entry's binary row image (row_capture.rs).
+    pub row_data: Option<Vec<u8>>,
 }
 
 impl Event {
@@ -31,6 +33,7 @@ impl Event {
             ip: None,
             actor_override: None,
             impersonation_session_id: None,
+            row_data: None,
         }
     }
     pub fn details(mut self, d: Value) -> Self {
@@ -49,60 +52,39 @@ impl Event {
         self.actor_override = Some((id, label));
         self
     }
+    pub fn row_data(mut self, data: Vec<u8>) -> Self {
+        self.row_data = Some(data);
+        self
+    }
     pub fn impersonation(mut self, session: Uuid) -> Self {
         self.impersonation_session_id = Some(session);
         self
     }
 }
 
-/// Append one row to dashboard_auth.audit_log, as the extension owner (callers
-/// of SECURITY INVOKER functions have no INSERT right on it).
+/// Record an audit entry. It is queued in backend memory and appended to
+/// dashboard_auth.audit_log, with its place in the hash chain, when the
+/// transaction commits (see audit_append.rs); an abort drops it with
+/// everything else the transaction did.
 pub fn record(ev: Event) {
     let (actor_id, actor_label) = ev.actor_override.clone().unwrap_or_else(|| {
         let a = actor::current();
         (a.id(), a.label())
     });
-    db::as_extension_owner(|| {
-        // a saved plan: this runs for every audited statement
-        pgrx::spi::Spi::connect_mut(|c| {
-            crate::audit_triggers::with_plan(
-                c,
-                "audit_record".into(),
-                "INSERT INTO dashboard_auth.audit_log
-                     (actor_id, actor, action, target_type, target_id, details, ip, success, impersonation_session_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[
-                    pgrx::pg_sys::UUIDOID,
-                    pgrx::pg_sys::TEXTOID,
-                    pgrx::pg_sys::TEXTOID,
-                    pgrx::pg_sys::TEXTOID,
-                    pgrx::pg_sys::TEXTOID,
-                    pgrx::pg_sys::JSONBOID,
-                    pgrx::pg_sys::INETOID,
-                    pgrx::pg_sys::BOOLOID,
-                    pgrx::pg_sys::UUIDOID,
-                ],
-                |c, plan| {
-                    c.update(
-                        plan,
-                        None,
-                        &[
-                            actor_id.into(),
-                            actor_label.into(),
-                            ev.action.into(),
-                            ev.target_type.into(),
-                            ev.target_id.into(),
-                            JsonB(ev.details).into(),
-                            ev.ip.map(Inet).into(),
-                            ev.success.into(),
-                            ev.impersonation_session_id.into(),
-                        ],
-                    )
-                    .map(|_| ())
-                },
-            )
-        })
-        .or_raise()
+    crate::audit_append::queue(crate::audit_append::Entry {
+        occurred_at: crate::audit_append::now(),
+        actor_id: actor_id.map(|u| *u),
+        actor: actor_label,
+        action: ev.action.to_string(),
+        target_type: ev.target_type.map(str::to_string),
+        target_id: ev.target_id,
+        details: ev.details.to_string(),
+        ip: ev.ip,
+        success: ev.success,
+        db_user: db::session_user_name(),
+        txid: crate::audit_append::current_txid(),
+        impersonation_session_id: ev.impersonation_session_id.map(|u| *u),
+        row_data: ev.row_data,
     });
 }
 
@@ -140,6 +122,7 @@ fn stored_row(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<StoredRow
         Ok(mut rec) => {
             rec.ip = r.get_by_name::<String, _>("ip_text")?;
             rec.details = r.get_by_name::<String, _>("details_text")?.unwrap_or_default();
+            rec.row_data = r.get_by_name::<Vec<u8>, _>("row_data")?;
             rec
         }
         Err(e) => raise(FbError::new(Code::WrongState, format!("cannot read an audit row: {e}"))),
@@ -170,7 +153,7 @@ fn first_bad_id() -> Option<i64> {
     let mut last_seen = start;
     loop {
         let batch = db::select(
-            "SELECT *, pg_catalog.inet_out(ip)::text AS ip_text, pg_catalog.jsonb_out(details)::text AS details_text FROM dashboard_auth.audit_log WHERE id > $1 ORDER BY id LIMIT 1000",
+            &format!("SELECT {ENTRY_COLUMNS} FROM dashboard_auth.audit_log WHERE id > $1 ORDER BY id LIMIT 1000"),
             &[last_seen.into()],
             stored_row,
         );
@@ -209,14 +192,6 @@ fn first_bad_id() -> Option<i64> {
     }
 }
 
-/// Take the chain lock: the one row of audit_chain_head, created by the first
-/// append (not at install, so pg_dump/restore carries it without a clash),
-/// locked until the end of the transaction. Returns the last id and hash.
-pub const CHAIN_LOCK_SQL: &str = "INSERT INTO dashboard_auth.audit_chain_head AS h (last_id, last_hash)
-     VALUES (0, '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-     ON CONFLICT (singleton) DO UPDATE SET singleton = h.singleton
-     RETURNING h.last_id, h.last_hash";
-
 /// Check the audit log's hash chain: ok, or the first id that does not follow.
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
@@ -242,7 +217,7 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
     }
     let purged = db::as_extension_owner(|| {
         // Take the chain lock first: no append interleaves with the purge.
-        db::execute(crate::audit::CHAIN_LOCK_SQL, &[]);
+        crate::audit_append::lock_chain();
         let upto = db::one::<i64>(
             "SELECT max(id) FROM dashboard_auth.audit_log WHERE occurred_at < pg_catalog.clock_timestamp() - $1",
             &[older_than.into()],
@@ -318,37 +293,93 @@ pub fn audit_search(
         raise(FbError::invalid("page_size must be between 1 and 1000"));
     }
     let rows = db::select(
-        "SELECT id, occurred_at, actor_id, actor, action, target_type, target_id, details, ip::text,
-                success, db_user, txid, impersonation_session_id
-           FROM dashboard_auth.audit_log
-          WHERE ($1::text IS NULL OR actor = $1 OR actor_id::text = $1)
-            AND ($2::text IS NULL OR action = $2
-                 OR (right($2, 1) = '*' AND starts_with(action, left($2, -1))))
-            AND ($3::text IS NULL OR target_id = $3 OR target_type = $3
-                 OR (target_type || ':' || target_id) = $3)
-            AND ($4::timestamptz IS NULL OR occurred_at >= $4)
-            AND ($5::timestamptz IS NULL OR occurred_at < $5)
-            AND ($7::bigint IS NULL OR id < $7)
-          ORDER BY id DESC
-          LIMIT $6",
+        &format!(
+            "SELECT {ENTRY_COLUMNS}
+               FROM dashboard_auth.audit_log
+              WHERE ($1::text IS NULL OR actor = $1 OR actor_id::text = $1)
+                AND ($2::text IS NULL OR action = $2
+                     OR (right($2, 1) = '*' AND starts_with(action, left($2, -1))))
+                AND ($3::text IS NULL OR target_id = $3 OR target_type = $3
+                     OR (target_type || ':' || target_id) = $3)
+                AND ($4::timestamptz IS NULL OR occurred_at >= $4)
+                AND ($5::timestamptz IS NULL OR occurred_at < $5)
+                AND ($7::bigint IS NULL OR id < $7)
+              ORDER BY id DESC
+              LIMIT $6"
+        ),
         &[actor.into(), action.into(), target.into(), since.into(), until.into(), (page_size as i64).into(), after.into()],
-        |r| {
-            Ok((
-                r.get::<i64>(1)?,
-                r.get::<TimestampWithTimeZone>(2)?,
-                r.get::<Uuid>(3)?,
-                r.get::<String>(4)?,
-                r.get::<String>(5)?,
-                r.get::<String>(6)?,
-                r.get::<String>(7)?,
-                r.get::<JsonArg>(8)?.map(|j| JsonB(j.into_value("details"))),
-                r.get::<String>(9)?,
-                r.get::<bool>(10)?,
-                r.get::<String>(11)?,
-                r.get::<i64>(12)?,
-                r.get::<Uuid>(13)?,
-            ))
-        },
+        read_entry,
     );
-    TableIterator::new(rows)
+    let rows = rows.into_iter().map(|(row, details)| {
+        let r = row.record;
+        (
+            Some(r.id),
+            unsafe { TimestampWithTimeZone::from_datum(pgrx::pg_sys::Datum::from(r.occurred_at_us), false) },
+            r.actor_id.map(Uuid::from_bytes),
+            Some(r.actor),
+            Some(r.action),
+            r.target_type,
+            r.target_id,
+            Some(JsonB(details)),
+            r.ip,
+            Some(r.success),
+            Some(r.db_user),
+            Some(r.txid),
+            r.impersonation_session_id.map(Uuid::from_bytes),
+        )
+    });
+    TableIterator::new(rows.collect::<Vec<_>>())
 }
+
+/// What an entry query selects: every column, plus the text forms the chain
+/// hashes (read_entry and the verifier need them).
+const ENTRY_COLUMNS: &str =
+    "*, pg_catalog.inet_out(ip)::text AS ip_text, pg_catalog.jsonb_out(details)::text AS details_text";
+
+/// An audit row as stored, and its details as a reader sees them: for a
+/// row-change entry, with the changed rows decoded from the binary row image
+/// (after checking the entry's own hash, so a damaged image is reported, not
+/// decoded).
+fn read_entry(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<(StoredRow, Value)> {
+    let row = stored_row(r)?;
+    let mut details =
+        r.get_by_name::<JsonArg, _>("details")?.map(|j| j.into_value("details")).unwrap_or_else(|| json!({}));
+    if let Some(data) = &row.record.row_data {
+        let intact = match (&row.prev_hash, &row.row_hash) {
+            (Some(prev), Some(stored)) => fluxbase_core::chain::row_hash(prev, &row.record)[..] == stored[..],
+            _ => false,
+        };
+        let table = row.record.target_id.clone().unwrap_or_default();
+        let decoded = if intact {
+            crate::row_capture::decode_rows(data, &table)
+        } else {
+            Err("the entry fails its hash check (run dashboard_auth.verify_audit_chain())".to_string())
+        };
+        match decoded {
+            Ok(rows) => details["rows"] = rows,
+            Err(e) => {
+                details["rows"] = Value::Null;
+                details["rows_error"] = json!(e);
+            }
+        }
+    }
+    Ok((row, details))
+}
+
+/// One audit entry's details as a reader sees them (a row-change entry's
+/// changed rows decoded), or NULL when there is no such entry.
+#[pg_extern(schema = "dashboard_auth", security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn audit_details(id: Option<i64>) -> Option<JsonB> {
+    actor::reader();
+    let id = id?;
+    db::select(
+        &format!("SELECT {ENTRY_COLUMNS} FROM dashboard_auth.audit_log WHERE id = $1"),
+        &[id.into()],
+        read_entry,
+    )
+    .into_iter()
+    .next()
+    .map(|(_, details)| JsonB(details))
+}
+

@@ -1,15 +1,15 @@
 //! The audit triggers, written in Rust:
 //!
-//! * `_audit_chain` (BEFORE INSERT, per row, on audit_log): assigns the row's
-//!   id and its place in the hash chain under a lock on the one-row chain head,
-//!   so every route that inserts (the API, a DBA's INSERT) is chained.
+//! * `_audit_chain` (BEFORE INSERT, per row, on audit_log): routes every
+//!   INSERT that is not the extension's own commit-time append (a DBA's) into
+//!   that append (audit_append.rs), so whatever route a row takes, it is chained.
 //! * `_audit_guard` (BEFORE UPDATE/DELETE/TRUNCATE, per statement, on
 //!   audit_log and audit_checkpoints): refuses them, also for the owner and
 //!   superusers; only `purge_audit` may delete, through a backend-local flag.
 //! * `_audit_row_change` (AFTER INSERT/UPDATE/DELETE, per statement, with
-//!   transition tables): one audit row per statement holding every changed row,
-//!   on the extension's own tables and on any table given to
-//!   `dashboard.enable_audit`.
+//!   transition tables): one audit row per statement holding every changed row
+//!   as a binary row image (row_capture.rs), on the extension's own tables and
+//!   on any table given to `dashboard.enable_audit`.
 //!
 //! Changes made by the extension's own API functions are not recorded a second
 //! time by `_audit_row_change`: the API audits them itself. "Made by the API" is
@@ -26,14 +26,14 @@
 use std::cell::Cell;
 
 use fluxbase_core::chain;
+use fluxbase_core::row_image;
 use fluxbase_core::FbError;
 use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::PgRelation;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
-use crate::json::JsonArg;
-use crate::errors::{raise, OrRaise};
+use crate::errors::raise;
 use crate::{audit, db};
 
 thread_local! {
@@ -80,6 +80,7 @@ macro_rules! chain_record {
                 db_user: db_user.unwrap_or_default(),
                 txid: txid.unwrap_or(0),
                 impersonation_session_id: imp.map(|u| *u),
+                row_data: None, // filled by the caller: bytea unboxes differently per row kind
             })
         })()
     }};
@@ -100,225 +101,41 @@ pub fn in_api_context() -> bool {
     ctx & (pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32) != 0 && user == db::extension_owner()
 }
 
-// ---------------------------------------------------------------------------
-// Saved SPI plans for the statements of the audit path (they run for every
-// audited statement; parsing and planning them each time would cost more than
-// running them). Plans reading a table's transition tables depend on its row
-// type, so any relcache invalidation of a table drops its plans.
-
-thread_local! {
-    static PLANS: std::cell::RefCell<std::collections::HashMap<String, pgrx::spi::OwnedPreparedStatement>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-    static STALE: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
-    static ALL_STALE: Cell<bool> = const { Cell::new(false) };
-    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_inval(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    // Only note it here: freeing plans inside an invalidation callback is not safe.
-    if relid == pg_sys::InvalidOid {
-        ALL_STALE.with(|a| a.set(true));
-    } else {
-        STALE.with(|s| s.borrow_mut().push(relid.to_u32()));
-    }
-}
-
-fn drop_stale_plans() {
-    if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
-        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_inval), pg_sys::Datum::from(0)) };
-    }
-    let all = ALL_STALE.with(|a| a.replace(false));
-    let stale: Vec<u32> = STALE.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    if !all && stale.is_empty() {
-        return;
-    }
-    PLANS.with(|p| {
-        p.borrow_mut().retain(|k, _| {
-            let Some(rest) = k.strip_prefix("rows:") else { return true };
-            let relid: u32 = rest.split(':').next().and_then(|x| x.parse().ok()).unwrap_or(0);
-            !all && !stale.contains(&relid)
-        })
-    });
-}
-
-/// Run `f` with the saved plan for `key`, preparing (and saving) it first if
-/// needed. The plan is taken out of the map while it runs, so a nested use
-/// (the chain trigger under the row-change trigger) never sees it borrowed.
-pub(crate) fn with_plan<'conn, R>(
-    c: &mut pgrx::spi::SpiClient<'conn>,
-    key: String,
-    sql: &str,
-    arg_types: &[pg_sys::Oid],
-    f: impl FnOnce(&mut pgrx::spi::SpiClient<'conn>, &pgrx::spi::OwnedPreparedStatement) -> pgrx::spi::SpiResult<R>,
-) -> pgrx::spi::SpiResult<R> {
-    drop_stale_plans();
-    let plan = match PLANS.with(|p| p.borrow_mut().remove(&key)) {
-        Some(plan) => plan,
-        None => {
-            let types: Vec<pgrx::PgOid> = arg_types.iter().map(|o| pgrx::PgOid::from(*o)).collect();
-            c.prepare_mut(sql, &types)?.keep()
-        }
-    };
-    let result = f(c, &plan);
-    PLANS.with(|p| p.borrow_mut().insert(key, plan));
-    result
-}
-
-/// The primary key columns of a table, in key order.
-fn primary_key_columns(c: &mut pgrx::spi::SpiClient<'_>, relid: pg_sys::Oid) -> pgrx::spi::SpiResult<Vec<String>> {
-    with_plan(
-        c,
-        "pk_columns".into(),
-        "SELECT coalesce(array_agg(a.attname::text ORDER BY k.ord), '{}')
-           FROM pg_catalog.pg_index i
-           CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-          WHERE i.indrelid = $1 AND i.indisprimary",
-        &[pg_sys::OIDOID],
-        |c, plan| Ok(c.select(plan, Some(1), &[relid.into()])?.first().get_one::<Vec<String>>()?.unwrap_or_default()),
-    )
-}
-
-/// INSERT/DELETE: build the same details document as `row_change_details`
-/// in SQL and append it to the audit log in the same statement. Returns None
-/// when the statement touched no row.
-#[allow(clippy::too_many_arguments)]
-fn record_in_sql(
-    relid: pg_sys::Oid,
-    op: &str,
-    action: &'static str,
-    schema: &str,
-    table: &str,
-    old_name: &Option<String>,
-    new_name: &Option<String>,
-    tdata: *mut pg_sys::TriggerData,
-) -> Option<()> {
-    let (rows_table, side) = match op {
-        "INSERT" => (new_name.as_ref()?, "new"),
-        _ => (old_name.as_ref()?, "old"),
-    };
-    let actor = crate::actor::current();
-    let target = format!("{schema}.{table}");
-    let who = current_user_name();
-    let imp = impersonation_session();
-    let inserted = db::as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            let rc = unsafe { pg_sys::SPI_register_trigger_data(tdata) };
-            if rc < 0 {
-                raise(FbError::new(fluxbase_core::Code::WrongState, "could not read the trigger's transition tables"));
-            }
-            let pk = primary_key_columns(c, relid)?;
-            let pk_expr = pk
-                .iter()
-                .map(|col| format!("{}, t.{}", quote_literal(col), quote_ident(col)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO dashboard_auth.audit_log
-                     (actor_id, actor, action, target_type, target_id, details, impersonation_session_id)
-                 SELECT $1, $2, $3, 'table', $4,
-                        jsonb_build_object('table', $4, 'op', $5, 'pk_columns', to_jsonb($6::text[]), 'count', c.n,
-                                           'current_user', $7,
-                                           'rows', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                                        'pk', jsonb_build_object({pk_expr}), '{side}', to_jsonb(t))), '[]')
-                                                      FROM (SELECT * FROM {rows_table} LIMIT {MAX_ROWS_PER_ENTRY}) t))
-                        || CASE WHEN c.n > {MAX_ROWS_PER_ENTRY} THEN '{{\"truncated\": true}}'::jsonb ELSE '{{}}'::jsonb END,
-                        $8
-                   FROM (SELECT count(*) AS n FROM {rows_table}) c
-                  WHERE c.n > 0"
-            );
-            let key = format!("rows:{}:fast:{op}:{}", relid.to_u32(), sql.len());
-            with_plan(
-                c,
-                key,
-                &sql,
-                &[
-                    pg_sys::UUIDOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::TEXTARRAYOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::UUIDOID,
-                ],
-                |c, plan| {
-                    c.update(
-                        plan,
-                        None,
-                        &[
-                            actor.id().into(),
-                            actor.label().into(),
-                            action.into(),
-                            target.clone().into(),
-                            op.into(),
-                            pk.clone().into(),
-                            who.clone().into(),
-                            imp.into(),
-                        ],
-                    )
-                    .map(|t| t.len())
-                },
-            )
-        })
-        .or_raise()
-    });
-    (inserted > 0).then_some(())
-}
-
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 #[pg_schema]
 pub mod dashboard_auth {
     use super::*;
 
-    /// BEFORE INSERT FOR EACH ROW on audit_log: place the row in the chain.
+    /// BEFORE INSERT FOR EACH ROW on audit_log. The extension's own append
+    /// (audit_append.rs, at commit) passes through. Any other INSERT (a DBA's)
+    /// is queued like an API entry and skipped here: it is appended at commit
+    /// with its own id and place in the chain, whatever id or hashes it gave.
     #[pg_trigger]
     pub fn _audit_chain<'a>(tr: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, String> {
-        let mut new = tr.new().ok_or("_audit_chain must be a BEFORE INSERT row trigger")?.into_owned();
-        db::as_extension_owner(|| {
-            // The lock that serializes appends; held to the end of the transaction,
-            // so the next appender reads this row's hash once it is committed.
-            let (last_id, last_hash) = Spi::connect_mut(|c| {
-                with_plan(
-                    c,
-                    "chain_lock".into(),
-                    crate::audit::CHAIN_LOCK_SQL,
-                    &[],
-                    |c, plan| c.update(plan, None, &[])?.first().get_two::<i64, Vec<u8>>(),
-                )
-            })
-            .or_raise();
-            let (Some(last_id), Some(prev)) = (last_id, last_hash) else {
-                raise(FbError::new(fluxbase_core::Code::WrongState, "the audit chain head is missing"));
-            };
-            let id = last_id + 1;
-            new.set_by_name("id", id).map_err(|e| e.to_string())?;
-            new.set_by_name("prev_hash", prev.clone()).map_err(|e| e.to_string())?;
-            let mut rec = chain_record!(&new)?;
-            rec.ip = output_text_of_new(tr, "ip", pg_sys::inet_out);
-            rec.details = output_text_of_new(tr, "details", pg_sys::jsonb_out).unwrap_or_default();
-            let hash = chain::row_hash(&prev, &rec).to_vec();
-            new.set_by_name("row_hash", hash.clone()).map_err(|e| e.to_string())?;
-            Spi::connect_mut(|c| {
-                with_plan(
-                    c,
-                    "chain_advance".into(),
-                    "UPDATE dashboard_auth.audit_chain_head SET last_id = $1, last_hash = $2 WHERE singleton",
-                    &[pg_sys::INT8OID, pg_sys::BYTEAOID],
-                    |c, plan| c.update(plan, None, &[id.into(), hash.clone().into()]).map(|_| ()),
-                )
-            })
-            .or_raise();
-            Ok(Some(new))
-        })
+        let new = tr.new().ok_or("_audit_chain must be a BEFORE INSERT row trigger")?.into_owned();
+        if crate::audit_append::APPENDING.with(|a| a.get()) {
+            return Ok(Some(new));
+        }
+        let mut rec = chain_record!(&new)?;
+        rec.ip = output_text_of_new(tr, "ip", pg_sys::inet_out);
+        rec.details = output_text_of_new(tr, "details", pg_sys::jsonb_out).unwrap_or_else(|| "{}".into());
+        rec.row_data = new.get_by_name::<&[u8]>("row_data").map_err(|e| e.to_string())?.map(<[u8]>::to_vec);
+        crate::audit_append::queue(crate::audit_append::Entry {
+            occurred_at: if rec.occurred_at_us == 0 { crate::audit_append::now() } else { rec.occurred_at_us },
+            actor_id: rec.actor_id,
+            actor: rec.actor,
+            action: rec.action,
+            target_type: rec.target_type,
+            target_id: rec.target_id,
+            details: rec.details,
+            ip: rec.ip,
+            success: rec.success,
+            db_user: rec.db_user,
+            txid: rec.txid,
+            impersonation_session_id: rec.impersonation_session_id,
+            row_data: rec.row_data,
+        });
+        Ok(None)
     }
 
     /// BEFORE UPDATE/DELETE/TRUNCATE FOR EACH STATEMENT: the log is append-only.
@@ -361,79 +178,34 @@ pub mod dashboard_auth {
             PgTriggerOperation::Delete => ("DELETE", "row.delete"),
             PgTriggerOperation::Truncate => return Ok(None),
         };
-        let old_name = tr.old_transition_table_name().map_err(|e| e.to_string())?.map(quote_ident);
-        let new_name = tr.new_transition_table_name().map_err(|e| e.to_string())?.map(quote_ident);
-        let relid = tr.relid().map_err(|e| e.to_string())?;
-        let mut redact = tr.extra_args().map_err(|e| e.to_string())?;
-        let tdata = tr.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
-
-        // Fast path for INSERT and DELETE on user tables (nothing to redact or
-        // diff): the details document is built and inserted by one saved SQL
-        // statement, without a JSON round trip through Rust.
-        if !own_table && redact.is_empty() && op != "UPDATE" {
-            if let Some(done) = record_in_sql(relid, op, action, &schema, &table, &old_name, &new_name, tdata) {
-                let _ = done;
-                return Ok(None);
-            }
-        }
-        let agg = |name: &Option<String>| -> String {
-            match name {
-                Some(n) => format!(
-                    "(SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]'::jsonb) FROM (SELECT * FROM {n} LIMIT {MAX_ROWS_PER_ENTRY}) t), (SELECT count(*) FROM {n})"
-                ),
-                None => "'[]'::jsonb, 0::bigint".to_string(),
-            }
+        // trigger arguments name extra columns to redact; on the extension's
+        // own tables the secret columns always are
+        let redact = tr.extra_args().map_err(|e| e.to_string())?;
+        let td = tr.trigger_data();
+        let image_op = match op {
+            "INSERT" => row_image::Op::Insert,
+            "UPDATE" => row_image::Op::Update,
+            _ => row_image::Op::Delete,
         };
-        let query = format!(
-            "SELECT {}, {}, \
-               (SELECT coalesce(array_agg(a.attname::text ORDER BY k.ord), '{{}}') \
-                  FROM pg_catalog.pg_index i \
-                  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
-                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                 WHERE i.indrelid = $1 AND i.indisprimary), \
-               (SELECT coalesce(array_agg(a.attname::text), '{{}}') FROM pg_catalog.pg_attribute a \
-                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped)",
-            agg(&old_name),
-            agg(&new_name)
-        );
-        let key = format!("rows:{}:{op}:{}", relid.to_u32(), query.len());
-        let (old_rows, old_count, new_rows, new_count, pk, columns) = Spi::connect_mut(|c| {
-            let rc = unsafe { pg_sys::SPI_register_trigger_data(tdata) };
-            if rc < 0 {
-                raise(FbError::new(fluxbase_core::Code::WrongState, "could not read the trigger's transition tables"));
-            }
-            let t = with_plan(c, key, &query, &[pg_sys::OIDOID], |c, plan| {
-                c.select(plan, Some(1), &[relid.into()]).map(|t| t.first())
-            })?;
-            Ok::<_, pgrx::spi::Error>((
-                t.get::<JsonArg>(1)?,
-                t.get::<i64>(2)?.unwrap_or(0),
-                t.get::<JsonArg>(3)?,
-                t.get::<i64>(4)?.unwrap_or(0),
-                t.get::<Vec<String>>(5)?.unwrap_or_default(),
-                t.get::<Vec<String>>(6)?.unwrap_or_default(),
-            ))
-        })
-        .or_raise();
-        let total = old_count.max(new_count);
-        if total == 0 {
+        let is_redacted = |col: &str| redact.iter().any(|r| r == col) || (own_table && chain::is_secret_column(col));
+        // SAFETY: a statement-level AFTER trigger created by enable_audit (or
+        // sql/audit_triggers.sql) with the transition tables its operation needs.
+        let captured = unsafe { crate::row_capture::capture(td, image_op, &is_redacted, MAX_ROWS_PER_ENTRY) };
+        if captured.count == 0 {
             return Ok(None);
         }
-        if own_table {
-            redact.extend(columns.into_iter().filter(|c| chain::is_secret_column(c)));
-        }
-        let as_vec = |j: Option<JsonArg>| match j.map(|j| j.into_value("the changed rows")) {
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
-        };
         let target = format!("{schema}.{table}");
-        let mut details = chain::row_change_details(op, &target, &pk, &redact, &as_vec(old_rows), &as_vec(new_rows));
-        details["count"] = json!(total);
-        if total > MAX_ROWS_PER_ENTRY {
+        let mut details = json!({
+            "table": target,
+            "op": op,
+            "pk_columns": captured.pk_columns,
+            "count": captured.count,
+            "current_user": current_user_name(),
+        });
+        if captured.count > MAX_ROWS_PER_ENTRY {
             details["truncated"] = json!(true);
         }
-        details["current_user"] = json!(current_user_name());
-        let mut ev = audit::Event::new(action, "table", target).details(details);
+        let mut ev = audit::Event::new(action, "table", target).details(details).row_data(captured.data);
         if let Some(s) = impersonation_session() {
             ev = ev.impersonation(s);
         }

@@ -26,6 +26,8 @@ pub mod password_resets;
 pub mod impersonation;
 pub mod explorer;
 pub mod audit_triggers;
+pub mod audit_append;
+pub mod row_capture;
 pub mod monitoring;
 pub mod sessions;
 pub mod fastpath;
@@ -59,6 +61,9 @@ pub extern "C-unwind" fn _PG_init() {
     // Forget any `use_session` identity when its transaction ends.
     unsafe {
         pg_sys::RegisterXactCallback(Some(actor::on_xact_event), std::ptr::null_mut());
+        // Audit entries are appended to the chain at commit.
+        pg_sys::RegisterXactCallback(Some(audit_append::on_xact_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(audit_append::on_subxact_event), std::ptr::null_mut());
     }
     claims::init();
 }

@@ -268,7 +268,8 @@ def test_direct_sql_on_extension_tables_is_recorded(db, su):
     assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action LIKE 'row.%%'") == 0
     su.execute("UPDATE dashboard_auth.users SET full_name = 'Changed', updated_at = updated_at WHERE id = %s", (uid,))
     actor, db_user, target, details = su.execute(
-        "SELECT actor, db_user, target_id, details FROM dashboard_auth.audit_log WHERE action = 'row.update'"
+        "SELECT actor, db_user, target_id, dashboard_auth.audit_details(id) FROM dashboard_auth.audit_log "
+        "WHERE action = 'row.update'"
     ).fetchone()
     assert (actor, db_user, target) == ("db:postgres", "postgres", "dashboard_auth.users")
     assert details["rows"] == [{"pk": {"id": str(uid)}, "old": {"full_name": "Root Admin"}, "new": {"full_name": "Changed"}}]
@@ -289,11 +290,14 @@ def test_secret_columns_are_redacted(su):
     digest = one(su, "SELECT encode(token_digest, 'hex') FROM dashboard_auth.sessions")
     su.execute("UPDATE dashboard_auth.credentials SET password_hash = password_hash || 'x'")
     su.execute("DELETE FROM dashboard_auth.sessions")
-    rows = su.execute("SELECT target_id, details::text, details FROM dashboard_auth.audit_log "
+    rows = su.execute("SELECT target_id, dashboard_auth.audit_details(id)::text, dashboard_auth.audit_details(id), "
+                      "encode(row_data, 'hex') FROM dashboard_auth.audit_log "
                       "WHERE action LIKE 'row.%' ORDER BY id").fetchall()
     assert [r[0] for r in rows] == ["dashboard_auth.credentials", "dashboard_auth.sessions"]
-    for _, text, _ in rows:
+    for _, text, _, stored in rows:
+        # neither in what a reader sees nor in the stored row image
         assert secret_hash not in text and "argon2" not in text and digest not in text
+        assert secret_hash.encode().hex() not in stored and b"argon2".hex() not in stored and digest not in stored
     assert rows[0][2]["rows"][0]["new"] == {"password_hash": "[redacted]"}
     assert rows[1][2]["rows"][0]["old"]["token_digest"] == "[redacted]"
     assert rows[1][2]["rows"][0]["old"]["user_id"] == str(uid)
@@ -314,7 +318,8 @@ def orders(su):
 
 def row_events(su, target="public.orders"):
     return su.execute(
-        "SELECT action, details, actor, db_user, txid, impersonation_session_id FROM dashboard_auth.audit_log "
+        "SELECT action, dashboard_auth.audit_details(id), actor, db_user, txid, impersonation_session_id "
+        "FROM dashboard_auth.audit_log "
         "WHERE action LIKE 'row.%%' AND target_id = %s ORDER BY id", (target,)
     ).fetchall()
 

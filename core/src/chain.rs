@@ -34,6 +34,10 @@ pub struct ChainRecord {
     pub db_user: String,
     pub txid: i64,
     pub impersonation_session_id: Option<[u8; 16]>,
+    /// `row_data`: a row-change entry's binary row image (see row_image.rs).
+    /// Hashed only when present, so entries written before the column
+    /// existed keep their hashes.
+    pub row_data: Option<Vec<u8>>,
 }
 
 fn put_bytes(out: &mut Vec<u8>, v: Option<&[u8]>) {
@@ -65,6 +69,9 @@ impl ChainRecord {
         put_bytes(&mut out, Some(self.db_user.as_bytes()));
         out.extend_from_slice(&self.txid.to_be_bytes());
         put_bytes(&mut out, self.impersonation_session_id.as_ref().map(|b| &b[..]));
+        if let Some(data) = &self.row_data {
+            put_bytes(&mut out, Some(data));
+        }
         out
     }
 }

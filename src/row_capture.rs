@@ -1,0 +1,328 @@
+//! The changed rows of one audited statement: captured from the trigger's
+//! transition tables as a binary row image (fluxbase_core::row_image) while
+//! the statement runs, and turned into JSON only when the entry is read.
+//!
+//! Capture reads the transition tuplestores directly, copies each column's
+//! stored bytes (detoasted, so the image never points into a TOAST table) and
+//! never stores the value of a redacted column — only whether an UPDATE
+//! changed it. Decoding rebuilds each row as a record of the captured column
+//! types and lets Postgres' own row_to_json render it, so values look exactly
+//! as `to_jsonb(row)` shows them; a column whose type has since been dropped
+//! or changed shows as "[undecodable]".
+
+use std::ffi::{CStr, CString};
+
+use fluxbase_core::chain;
+use fluxbase_core::row_image::{self, Cell, Column, Op, Writer};
+use pgrx::pg_sys::{self, Datum};
+use pgrx::prelude::*;
+use serde_json::Value;
+
+pub struct Captured {
+    pub data: Vec<u8>,
+    /// every changed row, also those beyond `max_rows`
+    pub count: i64,
+    pub pk_columns: Vec<String>,
+}
+
+/// Capture the statement's rows (at most `max_rows` of them) from the
+/// trigger's transition tables.
+///
+/// # Safety
+/// `td` must be the TriggerData of an AFTER ... FOR EACH STATEMENT trigger
+/// with the transition tables `op` needs.
+pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) -> bool, max_rows: i64) -> Captured {
+    let rel = td.tg_relation;
+    let desc = (*rel).rd_att;
+    let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+    let pk_attnums = primary_key_attnums(rel);
+    // (index into the tuple's attributes, column)
+    let columns: Vec<(usize, Column)> = attrs
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.attisdropped)
+        .map(|(i, a)| {
+            let name = pgrx::name_data_to_str(&a.attname).to_string();
+            (
+                i,
+                Column {
+                    attnum: a.attnum,
+                    typid: a.atttypid.to_u32(),
+                    typmod: a.atttypmod,
+                    attlen: a.attlen,
+                    byval: a.attbyval,
+                    align: a.attalign as u8,
+                    pk: pk_attnums.contains(&a.attnum),
+                    redacted: redact(&name),
+                    name,
+                },
+            )
+        })
+        .collect();
+    let mut pk_columns: Vec<(usize, String)> = columns
+        .iter()
+        .filter(|(_, c)| c.pk)
+        .map(|(_, c)| (pk_attnums.iter().position(|k| *k == c.attnum).unwrap_or(0), c.name.clone()))
+        .collect();
+    pk_columns.sort();
+
+    let plain: Vec<Column> = columns.iter().map(|(_, c)| c.clone()).collect();
+    let mut w = Writer::new(op, &plain);
+    let (first, second) = match op {
+        Op::Insert => (td.tg_newtable, std::ptr::null_mut()),
+        Op::Delete => (td.tg_oldtable, std::ptr::null_mut()),
+        Op::Update => (td.tg_oldtable, td.tg_newtable),
+    };
+    if first.is_null() || (op == Op::Update && second.is_null()) {
+        error!("fluxbase_admin: the audit trigger needs its transition tables (REFERENCING ...)");
+    }
+    let count = pg_sys::tuplestore_tuple_count(first);
+    let a = Scan::start(first, desc);
+    let b = (!second.is_null()).then(|| Scan::start(second, desc));
+    let mut n = 0;
+    while n < max_rows && a.next() {
+        let old_or_only = a.row();
+        match &b {
+            None => {
+                for (i, c) in &columns {
+                    match old_or_only.get(*i) {
+                        None => w.null(),
+                        Some(_) if c.redacted => w.redacted(false),
+                        Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
+                    }
+                }
+            }
+            Some(b) => {
+                if !b.next() {
+                    error!("fluxbase_admin: the UPDATE's old and new transition tables differ in length");
+                }
+                let new = b.row();
+                let mut secret_changed = vec![false; columns.len()];
+                for (k, (i, c)) in columns.iter().enumerate() {
+                    if c.redacted {
+                        secret_changed[k] = match (old_or_only.get(*i), new.get(*i)) {
+                            (None, None) => false,
+                            (Some(x), Some(y)) => with_bytes(c, x, |bx| with_bytes(c, y, |by| bx != by)),
+                            _ => true,
+                        };
+                    }
+                }
+                for row in [&old_or_only, &new] {
+                    for (k, (i, c)) in columns.iter().enumerate() {
+                        match row.get(*i) {
+                            _ if c.redacted => w.redacted(secret_changed[k]),
+                            None => w.null(),
+                            Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
+                        }
+                    }
+                }
+            }
+        }
+        n += 1;
+    }
+    a.finish();
+    if let Some(b) = b {
+        b.finish();
+    }
+    Captured { data: w.finish(), count, pk_columns: pk_columns.into_iter().map(|(_, n)| n).collect() }
+}
+
+/// Attribute numbers of the primary key, in key order (empty without one).
+unsafe fn primary_key_attnums(rel: pg_sys::Relation) -> Vec<i16> {
+    let pk = pg_sys::RelationGetPrimaryKeyIndex(rel);
+    if pk == pg_sys::InvalidOid {
+        return Vec::new();
+    }
+    let index = pg_sys::index_open(pk, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    let form = &*(*index).rd_index;
+    let keys = form.indkey.values.as_slice(form.indnkeyatts as usize).to_vec();
+    pg_sys::index_close(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    keys
+}
+
+/// Hand the bytes of one value, as the image stores them, to `f`.
+unsafe fn with_bytes<R>(c: &Column, d: Datum, f: impl FnOnce(&[u8]) -> R) -> R {
+    if c.byval {
+        let v = (d.value() as u64).to_le_bytes();
+        f(&v[..c.attlen as usize])
+    } else if c.attlen > 0 {
+        f(std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), c.attlen as usize))
+    } else if c.attlen == -1 {
+        let p = d.cast_mut_ptr::<pg_sys::varlena>();
+        // Compressed or TOASTed values are expanded: the image must not point
+        // into the TOAST table (the row may be gone when the entry is read).
+        let flat = pg_sys::pg_detoast_datum_packed(p);
+        let r = f(std::slice::from_raw_parts(flat as *const u8, pgrx::varsize_any(flat)));
+        if flat != p {
+            pg_sys::pfree(flat.cast());
+        }
+        r
+    } else {
+        f(CStr::from_ptr(d.cast_mut_ptr()).to_bytes_with_nul())
+    }
+}
+
+/// A read of one transition tuplestore through a read pointer of our own,
+/// so other readers of the same store (other triggers) are not disturbed.
+struct Scan {
+    store: *mut pg_sys::Tuplestorestate,
+    slot: *mut pg_sys::TupleTableSlot,
+    ptr: i32,
+}
+
+struct RowRef {
+    values: *const Datum,
+    nulls: *const bool,
+}
+
+impl RowRef {
+    unsafe fn get(&self, i: usize) -> Option<Datum> {
+        (!*self.nulls.add(i)).then(|| *self.values.add(i))
+    }
+}
+
+impl Scan {
+    unsafe fn start(store: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc) -> Scan {
+        let ptr = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
+        pg_sys::tuplestore_select_read_pointer(store, ptr);
+        pg_sys::tuplestore_rescan(store);
+        let slot = pg_sys::MakeSingleTupleTableSlot(desc, &raw const pg_sys::TTSOpsMinimalTuple);
+        Scan { store, slot, ptr }
+    }
+
+    unsafe fn next(&self) -> bool {
+        pg_sys::tuplestore_select_read_pointer(self.store, self.ptr);
+        let got = pg_sys::tuplestore_gettupleslot(self.store, true, false, self.slot);
+        if got {
+            pg_sys::slot_getallattrs(self.slot);
+        }
+        got
+    }
+
+    unsafe fn row(&self) -> RowRef {
+        RowRef { values: (*self.slot).tts_values, nulls: (*self.slot).tts_isnull }
+    }
+
+    unsafe fn finish(self) {
+        pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+        pg_sys::tuplestore_select_read_pointer(self.store, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+/// The entry's rows as the audit details show them: `[{pk, old|new, ...}]`
+/// (for an UPDATE only the changed columns beside the key), built by
+/// chain::row_change_details from the decoded rows.
+pub fn decode_rows(data: &[u8], table: &str) -> Result<Value, String> {
+    let image = row_image::parse(data)?;
+    let ncols = image.columns.len();
+    let usable: Vec<bool> = image.columns.iter().map(|c| unsafe { type_still_fits(c) }).collect();
+    let desc = unsafe { record_desc(&image.columns, &usable)? };
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for row in &image.rows {
+        match image.op {
+            Op::Insert => new.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[..ncols], Side::Only)? }),
+            Op::Delete => old.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[..ncols], Side::Only)? }),
+            Op::Update => {
+                old.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[..ncols], Side::Old)? });
+                new.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[ncols..], Side::New)? });
+            }
+        }
+    }
+    let pk: Vec<String> = image.columns.iter().filter(|c| c.pk).map(|c| c.name.clone()).collect();
+    let redact: Vec<String> = image.columns.iter().filter(|c| c.redacted).map(|c| c.name.clone()).collect();
+    let mut doc = chain::row_change_details(image.op.sql(), table, &pk, &redact, &old, &new);
+    Ok(doc["rows"].take())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Only,
+    Old,
+    New,
+}
+
+/// The column's type still exists with the layout the bytes were stored in.
+unsafe fn type_still_fits(c: &Column) -> bool {
+    let typid = pg_sys::Oid::from(c.typid);
+    let tup = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, Datum::from(typid));
+    if tup.is_null() {
+        return false;
+    }
+    pg_sys::ReleaseSysCache(tup);
+    let mut len: i16 = 0;
+    let mut byval = false;
+    pg_sys::get_typlenbyval(typid, &mut len, &mut byval);
+    len == c.attlen && byval == c.byval
+}
+
+/// A blessed record descriptor with the captured columns (unusable ones as
+/// text, always NULL).
+unsafe fn record_desc(columns: &[Column], usable: &[bool]) -> Result<pg_sys::TupleDesc, String> {
+    let desc = pg_sys::CreateTemplateTupleDesc(columns.len() as i32);
+    for (i, c) in columns.iter().enumerate() {
+        let name = CString::new(c.name.replace('\0', "")).map_err(|e| e.to_string())?;
+        let (typid, typmod) = if usable[i] { (pg_sys::Oid::from(c.typid), c.typmod) } else { (pg_sys::TEXTOID, -1) };
+        pg_sys::TupleDescInitEntry(desc, (i + 1) as i16, name.as_ptr(), typid, typmod, 0);
+    }
+    Ok(pg_sys::BlessTupleDesc(desc))
+}
+
+unsafe fn side_to_json(
+    columns: &[Column],
+    usable: &[bool],
+    desc: pg_sys::TupleDesc,
+    cells: &[Cell<'_>],
+    side: Side,
+) -> Result<Value, String> {
+    let n = columns.len();
+    let mut values = vec![Datum::from(0usize); n];
+    let mut nulls = vec![true; n];
+    for (i, (c, cell)) in columns.iter().zip(cells).enumerate() {
+        if let (Cell::Bytes(b), true) = (cell, usable[i]) {
+            values[i] = datum_from_bytes(c, b);
+            nulls[i] = false;
+        }
+    }
+    let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+    let record = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
+    let json = pgrx::direct_function_call_as_datum(pg_sys::row_to_json, &[Some(record)])
+        .ok_or("row_to_json returned NULL")?;
+    let text = String::from_datum(json, false).ok_or("row_to_json returned NULL")?;
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if let Value::Object(m) = &mut v {
+        for (i, (c, cell)) in columns.iter().zip(cells).enumerate() {
+            let shown = match cell {
+                // differing stand-ins make the UPDATE diff keep a changed
+                // secret; row_change_details then masks both as "[redacted]"
+                Cell::Redacted { changed: true } if side == Side::Old => Some("[redacted:old]"),
+                Cell::Redacted { .. } => Some("[redacted]"),
+                Cell::Bytes(_) if !usable[i] => Some("[undecodable]"),
+                _ => None,
+            };
+            if let Some(s) = shown {
+                m.insert(c.name.clone(), Value::String(s.into()));
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// The datum for a value's stored bytes (by-reference values are copied into
+/// palloc'd, suitably aligned memory). `row_image::parse` has already checked
+/// the lengths: fixed-length values have exactly attlen bytes, varlenas an
+/// uncompressed, inline header that matches their length, cstrings one NUL.
+unsafe fn datum_from_bytes(c: &Column, b: &[u8]) -> Datum {
+    if c.byval {
+        let mut v = [0u8; 8];
+        v[..b.len()].copy_from_slice(b);
+        Datum::from(u64::from_le_bytes(v) as usize)
+    } else {
+        let p = pg_sys::palloc(b.len().max(1)) as *mut u8;
+        std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len());
+        Datum::from(p)
+    }
+}
