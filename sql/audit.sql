@@ -69,6 +69,10 @@ $lz4$;
 -- (dashboard.audit_search, dashboard_auth.audit_details): capturing jsonb for
 -- every row cost more than the audited statement itself. Covered by row_hash.
 ALTER TABLE dashboard_auth.audit_log ADD COLUMN row_data bytea;
+-- MAIN: compressed and kept in the row (a statement's image compresses to a
+-- few kB), not moved to the TOAST table unless the row would not fit a page:
+-- the TOAST insert was a measurable share of an audited statement.
+ALTER TABLE dashboard_auth.audit_log ALTER COLUMN row_data SET STORAGE MAIN;
 DO $lz4$
 BEGIN
     ALTER TABLE dashboard_auth.audit_log ALTER COLUMN row_data SET COMPRESSION lz4;

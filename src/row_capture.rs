@@ -107,13 +107,20 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
                         };
                     }
                 }
-                for row in [&old_or_only, &new] {
-                    for (k, (i, c)) in columns.iter().enumerate() {
-                        match row.get(*i) {
-                            _ if c.redacted => w.redacted(secret_changed[k]),
-                            None => w.null(),
-                            Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
-                        }
+                for (k, (i, c)) in columns.iter().enumerate() {
+                    match old_or_only.get(*i) {
+                        _ if c.redacted => w.redacted(secret_changed[k]),
+                        None => w.null(),
+                        Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
+                    }
+                }
+                // the new image: unchanged columns only say so (smaller images)
+                for (k, (i, c)) in columns.iter().enumerate() {
+                    match (old_or_only.get(*i), new.get(*i)) {
+                        _ if c.redacted => w.redacted(secret_changed[k]),
+                        (_, None) => w.null(),
+                        (Some(x), Some(y)) if with_bytes(c, x, |bx| with_bytes(c, y, |by| bx == by)) => w.same(),
+                        (_, Some(d)) => with_bytes(c, d, |bytes| w.value(bytes)),
                     }
                 }
             }

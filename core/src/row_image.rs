@@ -16,7 +16,8 @@
 //! "FBRI" version:u8 op:u8('I'|'U'|'D') ncols:u16
 //! ncols × column: attnum:i16 typid:u32 typmod:i32 attlen:i16 byval:u8 align:u8 flags:u8 name_len:u16 name
 //! rows, until the end: per side (INSERT: new; DELETE: old; UPDATE: old then new),
-//!   per column: tag:u8 (0 null, 1 value, 2 redacted, 3 redacted and changed) then, for 1,
+//!   per column: tag:u8 (0 null, 1 value, 2 redacted, 3 redacted and changed,
+//!   4 — in an UPDATE's new image only — the same bytes as in the old image) then, for 1,
 //!   the value's bytes: attlen bytes for fixed-length types (by-value ones as the
 //!   low attlen bytes of the datum), a whole varlena (its own header gives the length;
 //!   never compressed or external: the trigger detoasts), or a NUL-terminated cstring.
@@ -126,6 +127,11 @@ impl Writer {
 
     pub fn null(&mut self) {
         self.buf.push(0);
+    }
+
+    /// In an UPDATE's new image: the column kept its old bytes.
+    pub fn same(&mut self) {
+        self.buf.push(4);
     }
 
     pub fn redacted(&mut self, changed: bool) {
@@ -255,6 +261,7 @@ pub fn parse(bytes: &[u8]) -> Result<Image<'_>, String> {
                 0 => Cell::Null,
                 2 => Cell::Redacted { changed: false },
                 3 => Cell::Redacted { changed: true },
+                4 if op == Op::Update && i >= ncols => cells[i - ncols],
                 1 => {
                     let rest = &bytes[r.at..];
                     let n = match col.attlen {
@@ -293,7 +300,7 @@ mod tests {
         w.value(&[(3 << 1) | 1, b'a', b'b']); // 1-byte header "ab"
         w.redacted(true);
         // new
-        w.value(&7i64.to_le_bytes());
+        w.same();
         let mut long = (9u32 << 2).to_le_bytes().to_vec(); // 4-byte header, 5 data bytes
         long.extend_from_slice(b"hello");
         w.value(&long);
@@ -304,6 +311,7 @@ mod tests {
         assert_eq!(img.columns, cols());
         assert_eq!(img.rows.len(), 1);
         assert_eq!(img.rows[0][1], Cell::Bytes(&[7, b'a', b'b']));
+        assert_eq!(img.rows[0][3], Cell::Bytes(&7i64.to_le_bytes()), "same as old");
         assert_eq!(img.rows[0][4], Cell::Bytes(&long[..]));
         assert_eq!(img.rows[0][5], Cell::Redacted { changed: true });
     }
@@ -341,6 +349,12 @@ mod tests {
         }
         assert!(parse(&good[..good.len() - 1]).is_err());
         assert!(parse(b"XXXX").is_err());
+        // "same as old" only exists in an UPDATE's new image
+        let mut w = Writer::new(Op::Insert, &cols());
+        w.same();
+        w.null();
+        w.null();
+        assert!(parse(&w.finish()).is_err());
     }
 
     #[test]
