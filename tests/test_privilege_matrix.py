@@ -32,6 +32,9 @@ CALLERS = {
     "member": dict(login="fb_web"),
     "admin_session": dict(login="fb_web", session="admin_token"),
     "viewer_session": dict(login="fb_web", session="viewer_token"),
+    # an admin who passed the password step while mfa.required is on and has no
+    # 2FA yet: the session may only enroll (scope mfa_enroll)
+    "enroll_only_session": dict(login="fb_web", session="enroll_token"),
     # a dashboard member that switched to an app role (what apply_impersonation
     # does): the explorer still serves it (RLS decides), nothing else does
     "member_as_authenticated": dict(login="fb_web", role="authenticated"),
@@ -50,14 +53,15 @@ def profile(ok):
 
 
 # Who gets past the privilege checks, by kind of function.
-# Any dashboard member, whatever its session (no role check in the function).
-MEMBERS = profile({"superuser", "member", "admin_session", "viewer_session"})
-# Readers: the same set (a viewer may read everything the dashboard shows).
-READ = MEMBERS
-# Writers: a dashboard_viewer session is refused.
+# Any dashboard member, whatever its session (no role or scope check: the login
+# flow, token-based steps, static definitions).
+MEMBERS = profile({"superuser", "member", "admin_session", "viewer_session", "enroll_only_session"})
+# Readers: a viewer may read everything the dashboard shows; an enroll-only session nothing.
+READ = profile({"superuser", "member", "admin_session", "viewer_session"})
+# Writers: a dashboard_viewer session is refused too.
 WRITE = profile({"superuser", "member", "admin_session"})
-# Needs an admin session (acts on "my" account): a database role without one is refused.
-SESSION = profile({"admin_session", "viewer_session"})
+# Needs an admin session (acts on "my" account, enrolling included): a database role without one is refused.
+SESSION = profile({"admin_session", "viewer_session", "enroll_only_session"})
 # The table explorer: gated on session_user being a dashboard member, whatever current_user is.
 EXPLORER_READ = profile({"superuser", "member", "admin_session", "viewer_session", "member_as_authenticated"})
 EXPLORER_WRITE = profile({"superuser", "member", "admin_session", "member_as_authenticated"})
@@ -131,7 +135,8 @@ row("dashboard_auth.accept_invitation(text,text,text)",
     "SELECT dashboard_auth.accept_invitation(%(invite_token)s, %(pw)s, 'Invitee')", MEMBERS)
 row("dashboard_auth.list_invitations(boolean,boolean)", "SELECT * FROM dashboard_auth.list_invitations(true, true)", READ)
 row("dashboard_auth.revoke_invitation(text)", "SELECT dashboard_auth.revoke_invitation(%(invite_token)s)", WRITE)
-# (a viewer may ask for its own reset only; this is another admin's)
+# (a viewer may ask for its own reset only — this is another admin's; an
+# enroll-only session for none: it was let through before, see the test below)
 row("dashboard_auth.request_password_reset(text)", "SELECT dashboard_auth.request_password_reset('victim@example.com')",
     WRITE)
 row("dashboard_auth.reset_password(text,text)",
@@ -227,6 +232,11 @@ def matrix_db(template_db):
         for who in ("viewer", "victim"):
             ctx[f"{who}_token"] = one(web, "SELECT session_token FROM dashboard_auth.login(%s, %s)",
                                       (f"{who}@example.com", PASSWORD))
+        # an admin without 2FA logging in while mfa.required is on gets an enroll-only session
+        one(web, "SELECT dashboard_auth.create_admin('enrollee@example.com', %s, 'Enrollee', 'dashboard_admin')", (PASSWORD,))
+        web.execute("SELECT dashboard_auth.set_setting('mfa.required', 'true')")
+        ctx["enroll_token"] = one(web, "SELECT session_token FROM dashboard_auth.login('enrollee@example.com', %s)", (PASSWORD,))
+        web.execute("SELECT dashboard_auth.set_setting('mfa.required', 'false')")
         ctx["victim_session"] = one(web, "SELECT id FROM dashboard_auth.list_sessions(%s)", (ctx["victim_id"],))
         ctx["invite_token"] = one(web, "SELECT dashboard_auth.invite_admin('invitee@example.com', 'dashboard_viewer')")
         ctx["reset_token"] = one(web, "SELECT dashboard_auth.request_password_reset('victim@example.com')")
@@ -305,5 +315,21 @@ def test_refusals_leave_no_trace(matrix_db):
     """A refused write changed nothing: the rows the writes target are as set up."""
     su = matrix_db["conns"]["_setup"]
     assert su.execute("SELECT id, body FROM public.notes ORDER BY id").fetchall() == [(1, "one"), (2, "two")]
-    assert one(su, "SELECT count(*) FROM dashboard_auth.users") == 3
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users") == 4
     assert su.execute("SELECT ok FROM dashboard_auth.verify_audit_chain()").fetchone() == (True,)
+
+
+def test_enroll_only_session_gets_no_password_reset_token(matrix_db):
+    """A session that may only set up 2FA (mfa.required, password step passed)
+    must not obtain a reset token — for another admin, or for itself — the one
+    way such a session reached past enrolling."""
+    for email in ("victim@example.com", "enrollee@example.com"):
+        state, message = run_as(matrix_db, "enroll_only_session",
+                                f"SELECT dashboard_auth.request_password_reset('{email}')")
+        assert state == "42501", (email, state, message)
+    su = matrix_db["conns"]["_setup"]
+    assert one(su, "SELECT count(*) FROM dashboard_auth.password_resets r JOIN dashboard_auth.users u ON u.id = r.user_id "
+                   "WHERE u.email = 'enrollee@example.com'") == 0
+    # the same admin, once enrolled, has a full session and may again
+    state, _ = run_as(matrix_db, "admin_session", "SELECT dashboard_auth.request_password_reset('victim@example.com')")
+    assert state is None
