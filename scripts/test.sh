@@ -48,9 +48,7 @@ cluster_stop
 if [ $status -eq 0 ] && [ $# -eq 0 ]; then
     echo "==> pgrx #[pg_test] suite"
     PGTEST_DIR=$(mktemp -d /tmp/fbpgt.XXXX); chown postgres:postgres "$PGTEST_DIR"
-    # PGRX_PG_CONFIG_PATH: build, install and run against $PG_CONFIG's PostgreSQL,
-    # not the one ~/.pgrx/config.toml names (which `cargo pgrx test` uses otherwise).
-    env -u RUST_BACKTRACE PGRX_PG_CONFIG_PATH="$PG_CONFIG" cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/d" >"$LOGS/pgtest.log" 2>&1 || status=1
+    env -u RUST_BACKTRACE cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/d" >"$LOGS/pgtest.log" 2>&1 || status=1
     grep -E "^test |^test result" "$LOGS/pgtest.log" || true
     [ $status -eq 0 ] || tail -40 "$LOGS/pgtest.log"
     rm -rf "$PGTEST_DIR"
