@@ -38,6 +38,7 @@ CALLERS = {
     # a dashboard member that switched to an app role (what apply_impersonation
     # does): the explorer still serves it (RLS decides), nothing else does
     "member_as_authenticated": dict(login="fb_web", role="authenticated"),
+    "member_as_anon": dict(login="fb_web", role="anon"),
     # an app user's own connection (PostgREST's authenticator is a login like fb_app)
     "anon": dict(login="fb_app", role="anon"),
     "authenticated": dict(login="fb_app", role="authenticated"),
@@ -63,8 +64,9 @@ WRITE = profile({"superuser", "member", "admin_session"})
 # Needs an admin session (acts on "my" account, enrolling included): a database role without one is refused.
 SESSION = profile({"admin_session", "viewer_session", "enroll_only_session"})
 # The table explorer: gated on session_user being a dashboard member, whatever current_user is.
-EXPLORER_READ = profile({"superuser", "member", "admin_session", "viewer_session", "member_as_authenticated"})
-EXPLORER_WRITE = profile({"superuser", "member", "admin_session", "member_as_authenticated"})
+EXPLORER_READ = profile({"superuser", "member", "admin_session", "viewer_session", "member_as_authenticated",
+                         "member_as_anon"})
+EXPLORER_WRITE = profile({"superuser", "member", "admin_session", "member_as_authenticated", "member_as_anon"})
 # auth.uid() and friends: every role that may reach schema auth.
 CLAIM_HELPERS = profile(set(ALL) - {"plain"})
 # Internal functions: nobody but the superuser / the extension's owner.

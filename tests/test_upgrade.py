@@ -292,7 +292,15 @@ def test_update_keeps_data_and_matches_a_fresh_install(new_db, old):
     with connect(upgraded) as c:
         create_old(c, old)
         assert one(c, "SELECT extversion FROM pg_extension WHERE extname = %s", (EXT,)) == old
-    before = fill_through_the_api(upgraded)
+    try:
+        before = fill_through_the_api(upgraded)
+    except psycopg.Error as e:
+        pytest.fail(
+            f"the {old} API failed on the current library: {e}\n"
+            f"Between installing a new build and ALTER EXTENSION UPDATE, the new library serves the old "
+            f"version's SQL functions: a #[pg_extern] Rust function must keep the argument and result types its "
+            f"archived definitions declare. To change a signature, add a Rust function under a new name and keep "
+            f"the old one (docs/RELEASING.md).")
 
     with connect(upgraded) as c:
         try:
