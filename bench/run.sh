@@ -12,7 +12,7 @@ export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
 bash scripts/install-deps.sh
 bash scripts/python-env.sh
 echo "==> building the extension (release)"
-cargo pgrx install --release --pg-config "$PG_CONFIG" >/tmp/fluxbase-bench-install.log 2>&1 || { cat /tmp/fluxbase-bench-install.log; exit 1; }
+bash scripts/install.sh --release >/tmp/fluxbase-bench-install.log 2>&1 || { cat /tmp/fluxbase-bench-install.log; exit 1; }
 source scripts/cluster.sh
 trap cluster_stop EXIT
 cluster_start

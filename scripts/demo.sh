@@ -10,7 +10,7 @@ export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
 
 bash scripts/install-deps.sh
 echo "==> building and installing fluxbase_admin"
-cargo pgrx install --pg-config "$PG_CONFIG" >/tmp/fluxbase-install.log 2>&1 || { cat /tmp/fluxbase-install.log; exit 1; }
+bash scripts/install.sh >/tmp/fluxbase-install.log 2>&1 || { cat /tmp/fluxbase-install.log; exit 1; }
 cargo build -q -p fluxbase
 FLUXBASE="$ROOT/target/debug/fluxbase"
 

@@ -10,7 +10,7 @@ cd "$ROOT"
 export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
 bash scripts/install-deps.sh
 bash scripts/python-env.sh
-cargo pgrx install --release --pg-config "$PG_CONFIG" >/tmp/fluxbase-soak-install.log 2>&1 || { cat /tmp/fluxbase-soak-install.log; exit 1; }
+bash scripts/install.sh --release >/tmp/fluxbase-soak-install.log 2>&1 || { cat /tmp/fluxbase-soak-install.log; exit 1; }
 source scripts/cluster.sh
 trap cluster_stop EXIT
 cluster_start

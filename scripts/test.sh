@@ -24,7 +24,7 @@ fi
 grep -E "^test result" "$LOGS/unit.log"
 
 echo "==> build and install the extension"
-cargo pgrx install --pg-config "$PG_CONFIG" >"$LOGS/install.log" 2>&1 || { cat "$LOGS/install.log"; exit 1; }
+bash scripts/install.sh >"$LOGS/install.log" 2>&1 || { cat "$LOGS/install.log"; exit 1; }
 cargo build -q -p fluxbase
 
 source scripts/cluster.sh

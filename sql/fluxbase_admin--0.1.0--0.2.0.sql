@@ -1,0 +1,18 @@
+-- fluxbase_admin 0.1.0 -> 0.2.0 (ALTER EXTENSION fluxbase_admin UPDATE)
+--
+-- Every change to the extension's objects between the archived 0.1.0 install
+-- script (sql/versions/fluxbase_admin--0.1.0.sql) and what `CREATE EXTENSION
+-- fluxbase_admin` installs at 0.2.0 belongs here: new and changed tables and
+-- columns (ALTER TABLE ... ADD COLUMN, appended), new functions (CREATE
+-- FUNCTION ... AS 'MODULE_PATHNAME', '<fn>_wrapper', copied from the generated
+-- 0.2.0 script) with the grants sql/grants.sql would give them, changed
+-- functions (CREATE OR REPLACE, or DROP and CREATE when the signature or return
+-- type changes), views, triggers, comments and pg_extension_config_dump for new
+-- tables. tests/test_upgrade.py compares an updated database with a fresh one,
+-- object by object, and fails on any difference.
+--
+-- Runs inside the extension script machinery: no BEGIN/COMMIT, @extschema@ is
+-- not used (the extension is not relocatable), schema-qualify everything.
+-- Once 0.2.0 is released this file is never edited again (docs/RELEASING.md).
+
+-- (no schema change yet)
