@@ -122,7 +122,8 @@ fn stored_row(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<StoredRow
         Ok(mut rec) => {
             rec.ip = r.get_by_name::<String, _>("ip_text")?;
             rec.details = r.get_by_name::<String, _>("details_text")?.unwrap_or_default();
-            rec.row_data = r.get_by_name::<Vec<u8>, _>("row_data")?;
+            // (absent in a database still at 0.1.0)
+            rec.row_data = r.get_by_name::<Vec<u8>, _>("row_data").ok().flatten();
             rec
         }
         Err(e) => raise(FbError::new(Code::WrongState, format!("cannot read an audit row: {e}"))),

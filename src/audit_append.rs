@@ -185,6 +185,13 @@ const INSERT_SQL: &CStr = c"INSERT INTO dashboard_auth.audit_log
      (id, occurred_at, actor_id, actor, action, target_type, target_id, details, ip, success,
       db_user, txid, impersonation_session_id, row_data, prev_hash, row_hash)
      OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+/// The same for a database still at 0.1.0 (no row_data column): between
+/// installing this library and `ALTER EXTENSION fluxbase_admin UPDATE`, the
+/// library serves the old schema, and auditing must keep working.
+const INSERT_SQL_0_1: &CStr = c"INSERT INTO dashboard_auth.audit_log
+     (id, occurred_at, actor_id, actor, action, target_type, target_id, details, ip, success,
+      db_user, txid, impersonation_session_id, prev_hash, row_hash)
+     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 const ADVANCE_SQL: &CStr = c"UPDATE dashboard_auth.audit_chain_head SET last_id = $1, last_hash = $2 WHERE singleton";
 const START_SQL: &CStr = c"INSERT INTO dashboard_auth.audit_chain_head (last_id, last_hash) VALUES ($1, $2)";
 
@@ -194,7 +201,7 @@ thread_local! {
 }
 
 unsafe fn plan(sql: &'static CStr, types: &[Oid]) -> pg_sys::SPIPlanPtr {
-    if let Some(p) = PLANS.with(|p| p.borrow().iter().find(|(s, _)| s.as_ptr() == sql.as_ptr()).map(|(_, p)| *p)) {
+    if let Some(p) = PLANS.with(|p| p.borrow().iter().find(|(s, _)| *s == sql).map(|(_, p)| *p)) {
         return p;
     }
     let mut types = types.to_vec();
@@ -253,29 +260,39 @@ unsafe fn append(entries: impl Iterator<Item = Entry>) {
     let had_head = head.is_some();
     let (mut last_id, mut last_hash) = head.unwrap_or((0, chain::GENESIS.to_vec()));
 
-    let insert = plan(
-        INSERT_SQL,
-        &[
-            pg_sys::INT8OID,
-            pg_sys::TIMESTAMPTZOID,
-            pg_sys::UUIDOID,
-            pg_sys::TEXTOID,
-            pg_sys::TEXTOID,
-            pg_sys::TEXTOID,
-            pg_sys::TEXTOID,
-            pg_sys::JSONBOID,
-            pg_sys::INETOID,
-            pg_sys::BOOLOID,
-            pg_sys::TEXTOID,
-            pg_sys::INT8OID,
-            pg_sys::UUIDOID,
-            pg_sys::BYTEAOID,
-            pg_sys::BYTEAOID,
-            pg_sys::BYTEAOID,
-        ],
-    );
-    for e in entries {
+    let has_row_data = pg_sys::get_attnum(relation(c"audit_log"), c"row_data".as_ptr()) > 0;
+    let mut types = vec![
+        pg_sys::INT8OID,
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::UUIDOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::JSONBOID,
+        pg_sys::INETOID,
+        pg_sys::BOOLOID,
+        pg_sys::TEXTOID,
+        pg_sys::INT8OID,
+        pg_sys::UUIDOID,
+        pg_sys::BYTEAOID,
+        pg_sys::BYTEAOID,
+    ];
+    if has_row_data {
+        types.push(pg_sys::BYTEAOID);
+    }
+    let insert = plan(if has_row_data { INSERT_SQL } else { INSERT_SQL_0_1 }, &types);
+    for mut e in entries {
         let id = last_id + 1;
+        if !has_row_data {
+            // the 0.1.0 form: the rows as JSON in the details
+            if let Some(data) = e.row_data.take() {
+                let mut details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
+                let table = e.target_id.clone().unwrap_or_default();
+                details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
+                e.details = details.to_string();
+            }
+        }
         // The hash covers the values as stored and read back by the verifier:
         // jsonb_out of the jsonb, inet_out of the inet.
         let details = input(pg_sys::jsonb_in, &e.details);
@@ -300,26 +317,29 @@ unsafe fn append(entries: impl Iterator<Item = Entry>) {
         };
         let hash = chain::row_hash(&last_hash, &rec).to_vec();
         let uuid = |u: Option<[u8; 16]>| u.and_then(|b| pgrx::datum::Uuid::from_bytes(b).into_datum());
+        let mut args = vec![
+            id.into_datum(),
+            Some(Datum::from(rec.occurred_at_us)),
+            uuid(rec.actor_id),
+            rec.actor.into_datum(),
+            rec.action.into_datum(),
+            rec.target_type.into_datum(),
+            rec.target_id.into_datum(),
+            Some(details),
+            ip,
+            rec.success.into_datum(),
+            rec.db_user.into_datum(),
+            rec.txid.into_datum(),
+            uuid(rec.impersonation_session_id),
+        ];
+        if has_row_data {
+            args.push(rec.row_data.into_datum());
+        }
+        args.push(last_hash.clone().into_datum());
+        args.push(hash.clone().into_datum());
         run(
             insert,
-            &[
-                id.into_datum(),
-                Some(Datum::from(rec.occurred_at_us)),
-                uuid(rec.actor_id),
-                rec.actor.into_datum(),
-                rec.action.into_datum(),
-                rec.target_type.into_datum(),
-                rec.target_id.into_datum(),
-                Some(details),
-                ip,
-                rec.success.into_datum(),
-                rec.db_user.into_datum(),
-                rec.txid.into_datum(),
-                uuid(rec.impersonation_session_id),
-                rec.row_data.into_datum(),
-                last_hash.clone().into_datum(),
-                hash.clone().into_datum(),
-            ],
+            &args,
             snapshot,
             false,
         );

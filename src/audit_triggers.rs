@@ -119,7 +119,8 @@ pub mod dashboard_auth {
         let mut rec = chain_record!(&new)?;
         rec.ip = output_text_of_new(tr, "ip", pg_sys::inet_out);
         rec.details = output_text_of_new(tr, "details", pg_sys::jsonb_out).unwrap_or_else(|| "{}".into());
-        rec.row_data = new.get_by_name::<&[u8]>("row_data").map_err(|e| e.to_string())?.map(<[u8]>::to_vec);
+        // (absent in a database still at 0.1.0)
+        rec.row_data = new.get_by_name::<&[u8]>("row_data").ok().flatten().map(<[u8]>::to_vec);
         crate::audit_append::queue(crate::audit_append::Entry {
             occurred_at: if rec.occurred_at_us == 0 { crate::audit_append::now() } else { rec.occurred_at_us },
             actor_id: rec.actor_id,
