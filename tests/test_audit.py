@@ -478,3 +478,168 @@ def test_large_statement_is_capped_but_counted(su, orders):
     assert dele["count"] == 3 and "truncated" not in dele
     assert sorted(r["pk"]["num"] for r in dele["rows"]) == [1, 2, 3]
     assert verify(su) == (True, None)
+
+
+# ------------------------------------------- commit-time append (issue 6)
+
+def audited_table(su, name="public.ledger"):
+    su.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, v text)")
+    su.execute("SELECT dashboard.enable_audit(%s)", (name,))
+    return name
+
+
+def test_open_transaction_does_not_hold_up_other_audited_writers(db, su):
+    """The chain lock is taken at commit, for the append only: a transaction
+    left open after an audited change must not block anyone's audit."""
+    setup_admin(su)
+    audited_table(su)
+    a = db.conn(autocommit=False)
+    a.execute("INSERT INTO public.ledger VALUES (1, 'a')")  # audited, not committed
+    b = db.conn()
+    b.execute("SET statement_timeout = '5s'")
+    # an audited write and a login (with its audit entry) go through at once
+    b.execute("INSERT INTO public.ledger VALUES (2, 'b')")
+    assert b.execute("SELECT status FROM dashboard_auth.login('root@example.com', %s)", (PASSWORD,)).fetchone() == ("ok",)
+    # entries become visible at commit, in commit order
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE target_id = 'public.ledger' AND action = 'row.insert'") == 1
+    a.commit()
+    ids = su.execute("SELECT id, dashboard_auth.audit_details(id)->'rows'->0->'new'->>'v' FROM dashboard_auth.audit_log "
+                     "WHERE target_id = 'public.ledger' AND action = 'row.insert' ORDER BY id").fetchall()
+    assert [v for _, v in ids] == ["b", "a"]
+    assert verify(su) == (True, None)
+
+
+def test_repeatable_read_writers_append_without_serialization_failures(db, su):
+    audited_table(su)
+    conns = [db.conn(autocommit=False) for _ in range(4)]
+    for c in conns:
+        c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        c.execute("SELECT count(*) FROM public.ledger")  # take the snapshot now
+    for i, c in enumerate(conns):
+        c.execute("INSERT INTO public.ledger VALUES (%s, 'rr')", (i,))
+    for c in conns:
+        c.commit()  # each sees an older head in its snapshot; the append must not care
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE target_id = 'public.ledger' AND action = 'row.insert'") == 4
+    assert verify(su) == (True, None)
+
+
+def test_savepoints_and_aborts_keep_exactly_the_committed_entries(db, su):
+    audited_table(su)
+    c = db.conn(autocommit=False)
+    c.execute("INSERT INTO public.ledger VALUES (1, 'kept')")
+    c.execute("SAVEPOINT s1")
+    c.execute("INSERT INTO public.ledger VALUES (2, 'rolled back')")
+    c.execute("SAVEPOINT s2")
+    c.execute("INSERT INTO public.ledger VALUES (3, 'rolled back too')")
+    c.execute("ROLLBACK TO SAVEPOINT s1")
+    c.execute("SAVEPOINT s3")
+    c.execute("INSERT INTO public.ledger VALUES (4, 'released')")
+    c.execute("RELEASE SAVEPOINT s3")
+    c.commit()
+    c.execute("INSERT INTO public.ledger VALUES (5, 'aborted')")
+    c.rollback()
+    vals = [r[0] for r in su.execute(
+        "SELECT dashboard_auth.audit_details(id)->'rows'->0->'new'->>'v' FROM dashboard_auth.audit_log "
+        "WHERE target_id = 'public.ledger' AND action = 'row.insert' ORDER BY id")]
+    assert vals == ["kept", "released"]
+    assert verify(su) == (True, None)
+
+
+def test_a_failing_append_fails_the_commit_and_keeps_nothing(db, su):
+    audited_table(su)
+    # Make the append itself fail: the chain head is damaged by a superuser.
+    su.execute("INSERT INTO public.ledger VALUES (0, 'first')")
+    su.execute("ALTER TABLE dashboard_auth.audit_chain_head ADD CONSTRAINT no_more CHECK (last_id < 0) NOT VALID")
+    c = db.conn(autocommit=False)
+    c.execute("INSERT INTO public.ledger VALUES (1, 'x')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        c.commit()
+    su.execute("ALTER TABLE dashboard_auth.audit_chain_head DROP CONSTRAINT no_more")
+    assert one(su, "SELECT count(*) FROM public.ledger") == 1  # the change went with its audit entry
+    assert verify(su) == (True, None)
+
+
+ALL_TYPES = """
+CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE public.pair AS (a int, b text);
+CREATE TABLE public.kinds (
+    id bigint PRIMARY KEY, i2 smallint, i4 int, f4 real, f8 double precision, num numeric(12,3),
+    nan numeric, t text, vc varchar(10), ch char(3), b bytea, ok boolean, d date, ts timestamp,
+    tstz timestamptz, iv interval, u uuid, j json, jb jsonb, arr int[], tarr text[], m public.mood,
+    p public.pair, ip inet, nm name, big text, nothing text, money_ money, pt point, rng int4range)
+"""
+ALL_VALUES = """
+INSERT INTO public.kinds VALUES (
+    1, -3, -70000, 1.5, -2.25e-5, 1234.5678, 'NaN', 'quote '' "dq" \\ é 😀', 'short', 'ab', '\\x00ff10',
+    true, '2024-02-29', '2024-01-01 12:34:56.789', '2024-01-01 12:34:56.789+05:30', '1 year 2 mons 3 days 04:05:06',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"z": 1, "a": [1, 2.50]}', '{"z": 1, "a": [1, 2.50]}',
+    '{1,NULL,-3}', '{"a b", "c,d"}', 'happy', ROW(7, 'x y'), '10.1.2.3/8', 'nm', repeat('long text ', 20000),
+    NULL, 12.34, '(1,2)', '[1,10)')
+"""
+
+
+def test_row_images_show_every_type_as_to_jsonb_does(db, su):
+    for stmt in ALL_TYPES.split(";"):
+        su.execute(stmt)
+    su.execute("SELECT dashboard.enable_audit('public.kinds')")
+    su.execute(ALL_VALUES)
+    su.execute("UPDATE public.kinds SET big = big || '!', f8 = 3 WHERE id = 1")
+    su.execute("UPDATE public.kinds SET t = t WHERE id = 1")  # nothing changes
+    su.execute("DELETE FROM public.kinds")
+    ins, upd, same, dele = [r[0] for r in su.execute(
+        "SELECT dashboard_auth.audit_details(id) FROM dashboard_auth.audit_log WHERE target_id = 'public.kinds' "
+        "AND action LIKE 'row.%' ORDER BY id")]
+    su.execute(ALL_VALUES)
+    expected = one(su, "SELECT to_jsonb(k) FROM public.kinds k")
+    assert ins["rows"] == [{"pk": {"id": 1}, "new": expected}]
+    assert dele["rows"][0]["old"]["big"] == expected["big"] + "!"  # the TOASTed value, detoasted at capture
+    assert upd["rows"] == [{"pk": {"id": 1}, "old": {"big": expected["big"], "f8": expected["f8"]},
+                            "new": {"big": expected["big"] + "!", "f8": 3}}]
+    assert same["rows"] == [{"pk": {"id": 1}, "old": {}, "new": {}}]
+    assert verify(su) == (True, None)
+    # the same answer through audit_search
+    found = su.execute("SELECT details FROM dashboard.audit_search(target => 'public.kinds', action => 'row.insert')").fetchone()[0]
+    assert found["rows"] == ins["rows"] and found["count"] == 1
+
+
+def test_row_images_survive_dropped_columns_and_types(db, su):
+    su.execute("CREATE TYPE public.color AS ENUM ('red', 'blue')")
+    su.execute("CREATE TABLE public.paint (id int PRIMARY KEY, c public.color, gone int, note text)")
+    su.execute("SELECT dashboard.enable_audit('public.paint')")
+    su.execute("INSERT INTO public.paint VALUES (1, 'red', 5, 'before')")
+    su.execute("ALTER TABLE public.paint DROP COLUMN gone")
+    su.execute("UPDATE public.paint SET note = 'after'")  # old tuple still holds the dropped column's bytes
+    su.execute("ALTER TABLE public.paint DROP COLUMN c")
+    su.execute("DROP TYPE public.color")
+    first, second = [r[0] for r in su.execute(
+        "SELECT dashboard_auth.audit_details(id) FROM dashboard_auth.audit_log WHERE target_id = 'public.paint' "
+        "AND action LIKE 'row.%' ORDER BY id")]
+    assert first["rows"][0]["new"] == {"id": 1, "c": "[undecodable]", "gone": 5, "note": "before"}
+    assert second["rows"] == [{"pk": {"id": 1}, "old": {"note": "before"}, "new": {"note": "after"}}]
+
+
+def test_damaged_row_image_is_reported_not_decoded(db, su):
+    audited_table(su)
+    su.execute("INSERT INTO public.ledger VALUES (1, 'x')")
+    id_ = one(su, "SELECT max(id) FROM dashboard_auth.audit_log WHERE action = 'row.insert'")
+    su.execute("ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only")
+    su.execute("UPDATE dashboard_auth.audit_log SET row_data = overlay(row_data placing '\\xffffffff'::bytea from 40) WHERE id = %s", (id_,))
+    su.execute("ALTER TABLE dashboard_auth.audit_log ENABLE TRIGGER audit_log_append_only")
+    d = one(su, "SELECT dashboard_auth.audit_details(%s)", (id_,))
+    assert d["rows"] is None and "hash check" in d["rows_error"]
+    assert verify(su) == (False, id_)
+
+
+def test_huge_transaction_appends_early_and_stays_correct(db, su):
+    """Past 16 MB of queued entries the append happens at once (bounded memory)."""
+    audited_table(su)
+    c = db.conn(autocommit=False)
+    for i in range(20):  # ~1 MB of row image each
+        c.execute("INSERT INTO public.ledger SELECT g, repeat('x', 1000) FROM generate_series(%s::int, %s::int) g",
+                  (i * 1000, i * 1000 + 999))
+    c.commit()
+    counts = [r[0] for r in su.execute(
+        "SELECT (details->>'count')::int FROM dashboard_auth.audit_log WHERE target_id = 'public.ledger' "
+        "AND action = 'row.insert' ORDER BY id")]
+    assert counts == [1000] * 20
+    assert verify(su) == (True, None)
