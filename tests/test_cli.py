@@ -454,6 +454,12 @@ def test_audit(cli, su):
     assert "admin.setup" in cli.ok("audit").stdout
     err = cli.fails(DENIED, "audit", user="fb_plain")
     assert "permission denied" in err
+    # row changes come with their rows decoded; `row.*` is a prefix
+    su.execute("CREATE TABLE public.notes (id int PRIMARY KEY, v text)")
+    su.execute("SELECT dashboard.enable_audit('public.notes')")
+    su.execute("INSERT INTO public.notes VALUES (1, 'hello')")
+    changes = cli.json("audit", "--action", "row.*")
+    assert changes[0]["details"]["rows"] == [{"pk": {"id": 1}, "new": {"id": 1, "v": "hello"}}]
 
 
 # ---------------------------------------------------------------- invitations / password resets (issue 3)

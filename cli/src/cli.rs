@@ -97,7 +97,7 @@ pub enum Command {
     Audit {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
         limit: u32,
-        /// Only events with this action (e.g. login.failure)
+        /// Only events with this action (e.g. login.failure; `row.*` for a prefix)
         #[arg(long)]
         action: Option<String>,
     },

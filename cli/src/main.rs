@@ -67,12 +67,11 @@ fn run(args: Cli) -> Result<(), Fail> {
         }
         Command::Audit { limit, action } => {
             let rows = ctx.rows(
-                "dashboard_auth.audit_log",
+                "dashboard.audit_search",
+                // audit_search shows a row-change entry's rows decoded; `--action row.*` is a prefix
                 "SELECT to_json(t)::text FROM (
                    SELECT id, occurred_at, actor, action, target_type, target_id, success, ip, details
-                   FROM dashboard_auth.audit_log
-                   WHERE $1::text IS NULL OR action = $1::text
-                   ORDER BY id DESC LIMIT $2::text::int) t",
+                   FROM dashboard.audit_search(action => $1::text, page_size => $2::text::int)) t",
                 &[action, Some(limit.to_string())],
             )?;
             ctx.out.list(&rows, "audit events");
