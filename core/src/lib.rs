@@ -13,6 +13,7 @@ pub mod token;
 pub mod totp;
 pub mod claims;
 pub mod sqlguard;
+pub mod session;
 
 pub use error::{Code, FbError, FbResult};
 
