@@ -1,13 +1,15 @@
-//! The session-token check (`sessions::lookup`, behind `validate_session`,
-//! `use_session` and `login_mfa`) done as two direct index probes instead of
-//! an SPI query.
+//! The session-token check (`sessions::lookup`, behind `use_session`,
+//! `login_mfa` and `_validate_session_native`) done as two direct index probes
+//! instead of an SPI query.
 //!
-//! Why: validate_session runs on every dashboard request and must reach 0.8 of
-//! the throughput of the bare primary-key lookup of the digest (issue 2's
-//! benchmark, bench/cases/validate_session.sh). Measured: the fixed cost of the
-//! call itself (SRF, SECURITY DEFINER) is below that of the bare lookup; the
-//! cost was SPI (SPI_connect, plan-cache revalidation, executor start and end
-//! for a two-table join), which capped it at ~0.5-0.7.
+//! Why: this was validate_session's hot path in 0.1.0 (direct probes rather
+//! than SPI took it from ~0.5 to ~0.65 of the bare primary-key lookup of the
+//! digest). validate_session itself is now an inlined SQL function
+//! (sql/validate_session.sql, 0.89 of that lookup), which shares this module's
+//! `liveness` (the rule of fluxbase_core::session with Postgres' interval
+//! arithmetic) through `dashboard_auth._session_live`. The probes stay for the
+//! Rust callers, which need the scope and the session id, and read email and
+//! role from `users` itself (not the copies on the session row).
 //!
 //! What it replaces, and must stay equivalent to (this is the whole contract):
 //!
