@@ -102,3 +102,17 @@ BEGIN
     END LOOP;
 END
 $dump$;
+
+-- ---------------------------------------------------------------------------
+-- validate_session (sql/validate_session.sql) is an inlined SQL function: its
+-- query runs as its caller, a fluxbase_dashboard member. So the members need
+-- SELECT on the columns it reads (already covered by the table-level grant
+-- above; granted here by column too, so that narrowing that grant cannot
+-- silently break the hot path) and EXECUTE on its two internal helpers, which
+-- the loop above revoked. Why this reveals nothing new: docs/SECURITY.md.
+GRANT SELECT (id, user_id, token_digest, scope, last_seen_at, expires_at, idle_timeout, revoked_at,
+              user_email, user_role)
+    ON dashboard_auth.sessions TO fluxbase_dashboard;
+GRANT EXECUTE ON FUNCTION dashboard_auth._token_digest(text),
+    dashboard_auth._session_live(uuid, timestamptz, interval, timestamptz, timestamptz)
+  TO fluxbase_dashboard;

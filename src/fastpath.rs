@@ -1,13 +1,15 @@
-//! The session-token check (`sessions::lookup`, behind `validate_session`,
-//! `use_session` and `login_mfa`) done as two direct index probes instead of
-//! an SPI query.
+//! The session-token check (`sessions::lookup`, behind `use_session`,
+//! `login_mfa` and `_validate_session_native`) done as two direct index probes
+//! instead of an SPI query.
 //!
-//! Why: validate_session runs on every dashboard request and must reach 0.8 of
-//! the throughput of the bare primary-key lookup of the digest (issue 2's
-//! benchmark, bench/cases/validate_session.sh). Measured: the fixed cost of the
-//! call itself (SRF, SECURITY DEFINER) is below that of the bare lookup; the
-//! cost was SPI (SPI_connect, plan-cache revalidation, executor start and end
-//! for a two-table join), which capped it at ~0.5-0.7.
+//! Why: this was validate_session's hot path in 0.1.0 (direct probes rather
+//! than SPI took it from ~0.5 to ~0.65 of the bare primary-key lookup of the
+//! digest). validate_session itself is now an inlined SQL function
+//! (sql/validate_session.sql, 0.89 of that lookup), which shares this module's
+//! `liveness` (the rule of fluxbase_core::session with Postgres' interval
+//! arithmetic) through `dashboard_auth._session_live`. The probes stay for the
+//! Rust callers, which need the scope and the session id, and read email and
+//! role from `users` itself (not the copies on the session row).
 //!
 //! What it replaces, and must stay equivalent to (this is the whole contract):
 //!
@@ -53,6 +55,7 @@ use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 use pgrx::{direct_function_call, direct_function_call_as_datum};
+use fluxbase_core::session::{self, Liveness};
 
 /// What the query above returned: the session, and whether `last_seen_at` is
 /// stale enough to be refreshed.
@@ -105,36 +108,22 @@ unsafe fn probe(digest: &[u8], snapshot: pg_sys::Snapshot) -> Option<Found> {
     );
     let key = digest.to_vec().into_datum().expect("bytea datum");
     let session = with_unique_row(sessions, c_digest, pg_sys::F_BYTEAEQ, key, snapshot, |row| {
-        if !row.is_null(c_revoked) {
-            return None; // s.revoked_at IS NULL
-        }
         let expires_at = row.timestamptz(c_expires)?;
-        if expires_at <= now {
-            return None; // s.expires_at > now()
-        }
         let last_seen = row.timestamptz(c_seen)?;
         let idle = row.datum(c_idle)?; // by reference: valid while the scan is open
-        let idle_end = timestamptz_pl_interval(last_seen, idle);
-        if idle_end <= now {
-            return None; // s.last_seen_at + s.idle_timeout > now()
-        }
+        let stale = match liveness(now, !row.is_null(c_revoked), expires_at, last_seen, idle) {
+            Liveness::Live { refresh } => refresh,
+            _ => return None,
+        };
         // least(expires_at, last_seen_at + idle_timeout): equal values are equal
+        let idle_end = timestamptz_pl_interval(last_seen, idle);
         let reported = if expires_at > idle_end { idle_end } else { expires_at };
-        // s.last_seen_at < now() - least(interval '60 seconds', s.idle_timeout / 10)
-        let tenth = direct_function_call_as_datum(pg_sys::interval_div, &[Some(idle), 10.0f64.into_datum()])?;
-        let sixty = pg_sys::Interval { time: 60 * 1_000_000, day: 0, month: 0 };
-        let sixty = Datum::from(&sixty as *const pg_sys::Interval);
-        // least() keeps the first argument unless the second is smaller
-        let cmp = direct_function_call::<i32>(pg_sys::interval_cmp, &[Some(sixty), Some(tenth)])?;
-        let step = if cmp > 0 { tenth } else { sixty };
-        let threshold = direct_function_call_as_datum(pg_sys::timestamptz_mi_interval, &[Some(Datum::from(now)), Some(step)])?
-            .value() as i64;
         Some((
             row.uuid(c_id)?,
             row.uuid(c_user)?,
             row.text(c_scope)?,
             reported,
-            last_seen < threshold,
+            stale,
         ))
     });
     table_close(sessions);
@@ -345,6 +334,38 @@ impl Row {
     unsafe fn text(&self, attno: i16) -> Option<String> {
         String::from_datum(self.datum(attno)?, false) // detoasts and copies
     }
+}
+
+/// The session rule (fluxbase_core::session) with Postgres' own interval
+/// arithmetic: `timestamptz + interval` and `interval / 10` are calendar and
+/// time-zone aware, `least()` over intervals uses interval_cmp as the SQL does.
+/// `idle` is an interval datum (by reference). Used by the probe here and by
+/// `dashboard_auth._session_live` (src/sessions.rs).
+///
+/// # Safety
+/// `idle` must point to a valid `Interval`.
+pub unsafe fn liveness(now: i64, revoked: bool, expires_at: i64, last_seen: i64, idle: Datum) -> Liveness {
+    session::liveness(
+        now,
+        revoked,
+        expires_at,
+        last_seen,
+        || timestamptz_pl_interval(last_seen, idle),
+        || {
+            // now() - least(interval '60 seconds', idle_timeout / 10)
+            let tenth = direct_function_call_as_datum(pg_sys::interval_div, &[Some(idle), 10.0f64.into_datum()])
+                .expect("interval / 10 is never NULL");
+            let sixty = pg_sys::Interval { time: 60 * 1_000_000, day: 0, month: 0 };
+            let sixty = Datum::from(&sixty as *const pg_sys::Interval);
+            // least() keeps the first argument unless the second is smaller
+            let cmp = direct_function_call::<i32>(pg_sys::interval_cmp, &[Some(sixty), Some(tenth)])
+                .expect("interval_cmp is never NULL");
+            let step = if cmp > 0 { tenth } else { sixty };
+            direct_function_call_as_datum(pg_sys::timestamptz_mi_interval, &[Some(Datum::from(now)), Some(step)])
+                .expect("timestamptz - interval is never NULL")
+                .value() as i64
+        },
+    )
 }
 
 unsafe fn timestamptz_pl_interval(ts: i64, interval: Datum) -> i64 {

@@ -54,6 +54,7 @@ extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema
 extension_sql_file!("../sql/app_users.sql", name = "app_users_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/explorer.sql", name = "explorer_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/monitoring.sql", name = "monitoring_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/validate_session.sql", name = "validate_session_sql", requires = ["sessions_schema", sessions::token_digest, sessions::session_live]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]
@@ -88,11 +89,13 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(token.starts_with("fbs_"));
-        let email = Spi::get_one_with_args::<String>(
+        // Read-write SPI (a new snapshot): validate_session is STABLE, and a
+        // read-only SPI query would run under this test's snapshot, from
+        // before the setup above.
+        let email = crate::db::one::<String>(
             "SELECT email FROM dashboard_auth.validate_session($1)",
             &[token.as_str().into()],
-        )
-        .unwrap();
+        );
         assert_eq!(email.as_deref(), Some("root@example.com"));
     }
 

@@ -47,7 +47,9 @@ def test_internal_functions_are_not_callable_by_the_dashboard_group(su):
     ).fetchall()
     assert len(internal) >= 3
     for oid, name in internal:
-        expected = name == "_check_values"
+        # _token_digest and _session_live: called by the inlined SQL function
+        # validate_session, whose query runs as its caller (sql/validate_session.sql).
+        expected = name in ("_check_values", "_token_digest", "_session_live")
         assert one(su, "SELECT has_function_privilege('fb_web', %s, 'EXECUTE')", (oid,)) is expected, name
 
 
@@ -149,3 +151,48 @@ def test_second_database_of_the_cluster_installs_too(db):
         with connect("postgres") as c:
             c.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
+
+
+# validate_session is inlined into its caller's query, so fluxbase_dashboard
+# holds SELECT on columns of dashboard_auth.sessions and EXECUTE on two internal
+# helpers (sql/grants.sql). Nobody else may use any of that.
+SESSION_COLUMNS = ["id", "user_id", "token_digest", "scope", "last_seen_at", "expires_at", "idle_timeout",
+                   "revoked_at", "user_email", "user_role"]
+HELPERS = [
+    "SELECT dashboard_auth._token_digest('fbs_x')",
+    "SELECT dashboard_auth._session_live(gen_random_uuid(), now(), '1 hour', now() + interval '1 hour', NULL)",
+    "SELECT * FROM dashboard_auth._validate_session_native('fbs_x')",
+]
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated", "fb_plain"])
+def test_validate_session_grants_reach_no_other_role(db, role):
+    su = db.conn()
+    setup_admin(su)
+    conn = db.conn("fb_plain" if role == "fb_plain" else "fb_app")
+    if role != "fb_plain":
+        conn.execute(f"SET ROLE {role}")
+    for column in SESSION_COLUMNS:
+        assert one(su, "SELECT has_column_privilege(%s, 'dashboard_auth.sessions', %s, 'SELECT')", (role, column)) is False
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute(f"SELECT {column} FROM dashboard_auth.sessions")
+        assert e.value.sqlstate == "42501", column
+    for sql in HELPERS:
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute(sql)
+        assert e.value.sqlstate == "42501", sql
+    # and the function itself: not inlined for them (no EXECUTE), refused
+    with pytest.raises(psycopg.Error) as e:
+        conn.execute("SELECT * FROM dashboard_auth.validate_session('fbs_x')")
+    assert e.value.sqlstate == "42501"
+
+
+def test_dashboard_group_holds_just_the_validate_session_grants(db):
+    su = db.conn()
+    for column in SESSION_COLUMNS:
+        assert one(su, "SELECT has_column_privilege('fluxbase_dashboard', 'dashboard_auth.sessions', %s, 'SELECT')", (column,))
+    for column in SESSION_COLUMNS:
+        for priv in ["INSERT", "UPDATE"]:
+            assert one(su, "SELECT has_column_privilege('fluxbase_dashboard', 'dashboard_auth.sessions', %s, %s)", (column, priv)) is False
+    # the Rust predecessor stays internal: nobody but the owner may call it
+    assert one(su, "SELECT has_function_privilege('fb_web', 'dashboard_auth._validate_session_native(text)', 'EXECUTE')") is False

@@ -288,7 +288,9 @@ def test_fastpath_deleted_user_scopes_and_revocation(web, su):
     assert same_as_sql(su, t4) == []
     web.execute("SELECT dashboard_auth.logout(%s)", (token,))
     assert same_as_sql(su, token) == []
-    # a session whose admin row is gone (foreign key bypassed as superuser)
+    # a session whose admin row is gone: with the foreign key's cascade bypassed
+    # as superuser (replica mode), the ENABLE ALWAYS trigger on users still
+    # takes the sessions along (their email/role copies must not outlive it)
     t5 = login_token(web)
     web.execute("SELECT dashboard_auth.create_admin('second@example.com', %s, 'S', 'dashboard_admin')", (PASSWORD,))
     t6 = login_token(web, "second@example.com")
@@ -296,11 +298,25 @@ def test_fastpath_deleted_user_scopes_and_revocation(web, su):
     with su.transaction():
         su.execute("SET LOCAL session_replication_role = replica")
         su.execute("DELETE FROM dashboard_auth.users WHERE id = %s", (uid,))
-        assert one(su, f"SELECT count(*) FROM dashboard_auth.sessions {SESSION_OF}", (t5,)) == 1
+        assert one(su, f"SELECT count(*) FROM dashboard_auth.sessions {SESSION_OF}", (t5,)) == 0
         assert same_as_sql(su, t5) == []
         assert len(same_as_sql(su, t6)) == 1
     assert same_as_sql(su, t5) == []  # committed, and read without a write in the transaction
     assert valid(web, t6)[0][1] == "second@example.com"
+    # and a session row left behind anyway (the trigger disabled too): the
+    # native probe, which joins users, refuses it (use_session / login_mfa)
+    t7 = login_token(web, "second@example.com")
+    with su.transaction():
+        su.execute("ALTER TABLE dashboard_auth.users DISABLE TRIGGER sessions_follow_user")
+        su.execute("SET LOCAL session_replication_role = replica")
+        su.execute("DELETE FROM dashboard_auth.users WHERE email = 'second@example.com'")
+        su.execute("ALTER TABLE dashboard_auth.users ENABLE ALWAYS TRIGGER sessions_follow_user")
+    assert one(su, f"SELECT count(*) FROM dashboard_auth.sessions {SESSION_OF}", (t7,)) == 1
+    assert su.execute("SELECT * FROM dashboard_auth._validate_session_native(%s)", (t7,)).fetchall() == []
+    with pytest.raises(psycopg.Error) as e:
+        as_session(web, t7)
+    assert e.value.sqlstate == "28000"
+    web.execute("ROLLBACK")
 
 
 def test_fastpath_role_and_email_changes_show_at_once(web, su):
@@ -320,13 +336,25 @@ def test_fastpath_role_and_email_changes_show_at_once(web, su):
     assert valid(web, token)[0][2] == "dashboard_admin"
 
 
-def test_fastpath_sees_a_login_earlier_in_the_same_statement(web):
+def test_validate_session_sees_the_statements_snapshot(web, su):
     setup_admin(web)
-    # login() writes the session, then validate_session runs in the same
-    # statement: as SPI did, the probe must see that write.
+    # validate_session is a STABLE SQL function: it sees the data as of the
+    # start of the statement, so a login earlier in the same statement is not
+    # seen (the Rust predecessor's probe saw it)...
     rows = web.execute("""
+        SELECT l.session_token, v.email FROM dashboard_auth.login('root@example.com', %s) l
+        LEFT JOIN LATERAL dashboard_auth.validate_session(l.session_token) v ON true""", (PASSWORD,)).fetchall()
+    [(token, email)] = rows
+    assert email is None
+    # ...and the next statement sees it, in the same transaction too
+    assert valid(web, token)[0][1] == "root@example.com"
+    with web.transaction():
+        t2 = login_token(web)
+        assert valid(web, t2)[0][1] == "root@example.com"
+    # the predecessor, kept for its C symbol, still sees the same statement's login
+    rows = su.execute("""
         SELECT v.email FROM dashboard_auth.login('root@example.com', %s) l,
-               LATERAL dashboard_auth.validate_session(l.session_token) v""", (PASSWORD,)).fetchall()
+               LATERAL dashboard_auth._validate_session_native(l.session_token) v""", (PASSWORD,)).fetchall()
     assert rows == [("root@example.com",)]
 
 
@@ -341,3 +369,126 @@ def test_fastpath_survives_index_rebuilds_and_extension_recreation(db, su):
     uid2, token2 = setup_admin(su)
     assert valid(su, token) == []
     assert valid(su, token2)[0][0] == uid2
+
+
+# --- validate_session as an inlined SQL function (sql/validate_session.sql) --
+
+def plan(conn, sql, params=()):
+    return "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params).fetchall())
+
+
+def test_validate_session_is_inlined_into_one_index_scan(web, su):
+    _, token = setup_admin(web)
+    # many sessions, so a sequential scan would clearly be the wrong plan
+    su.execute("""INSERT INTO dashboard_auth.sessions (user_id, token_digest, expires_at, idle_timeout)
+                  SELECT (SELECT id FROM dashboard_auth.users), sha256(('filler' || g)::bytea),
+                         now() + interval '1 hour', interval '30 minutes' FROM generate_series(1, 2000) g""")
+    su.execute("ANALYZE dashboard_auth.sessions")
+    literal = plan(web, "SELECT * FROM dashboard_auth.validate_session(%s)", (token,))
+    assert "Index Scan using sessions_token_digest_key on sessions" in literal, literal
+    assert "Function Scan" not in literal and "validate_session" not in literal, literal
+    # the digest of a literal token is computed at plan time
+    assert "dashboard_auth._token_digest" not in literal and "Index Cond: (token_digest = '\\x" in literal, literal
+    # the liveness filter is there, after the cheap scope check
+    assert "Filter: ((scope = 'full'::text) AND dashboard_auth._session_live(" in literal, literal
+    # a prepared statement's generic plan (what a driver reuses): inlined too
+    web.execute("PREPARE v(text) AS SELECT * FROM dashboard_auth.validate_session($1)")
+    web.execute("SET plan_cache_mode = force_generic_plan")
+    generic = plan(web, f"EXECUTE v('{token}')")  # base64url: safe to inline
+    assert "Index Scan using sessions_token_digest_key on sessions" in generic, generic
+    assert "Function Scan" not in generic, generic
+    assert len(web.execute(f"EXECUTE v('{token}')").fetchall()) == 1
+    # and it is what makes inlining possible: these must stay so
+    row = su.execute("""SELECT (SELECT lanname FROM pg_language WHERE oid = p.prolang)::text, p.provolatile, p.proisstrict, p.prosecdef, p.proconfig
+                        FROM pg_proc p WHERE p.oid = 'dashboard_auth.validate_session(text)'::regprocedure""").fetchone()
+    assert row == ("sql", "s", False, False, None)
+
+
+def test_sessions_carry_exact_copies_of_email_and_role(web, su):
+    uid, token = setup_admin(web)
+    web.execute("SELECT dashboard_auth.create_admin('v@example.com', %s, 'V', 'dashboard_viewer')", (PASSWORD,))
+    vtoken, vold = login_token(web, "v@example.com"), login_token(web, "v@example.com")
+    web.execute("SELECT dashboard_auth.logout(%s)", (vold,))
+    vid = valid(web, vtoken)[0][0]
+
+    def copies_match():
+        return one(su, """SELECT count(*) FROM dashboard_auth.sessions s JOIN dashboard_auth.users u ON u.id = s.user_id
+                          WHERE (s.user_email, s.user_role) IS DISTINCT FROM (u.email, u.role)""") == 0
+
+    assert copies_match()
+    # through the API: a role change shows in the next validation
+    web.execute("SELECT dashboard_auth.update_admin_role(%s, 'dashboard_admin')", (vid,))
+    assert valid(web, vtoken)[0][2] == "dashboard_admin" and copies_match()
+    # directly, both columns at once, and revoked sessions follow too
+    su.execute("UPDATE dashboard_auth.users SET email = 'w@example.com', role = 'dashboard_viewer' WHERE id = %s", (vid,))
+    assert valid(web, vtoken)[0][1:3] == ("w@example.com", "dashboard_viewer") and copies_match()
+    assert one(su, "SELECT user_email FROM dashboard_auth.sessions WHERE revoked_at IS NOT NULL AND user_id = %s", (vid,)) == "w@example.com"
+    # an unrelated update does not touch the sessions
+    xmin = one(su, f"SELECT xmin::text FROM dashboard_auth.sessions {SESSION_OF}", (vtoken,))
+    su.execute("UPDATE dashboard_auth.users SET full_name = 'Vee' WHERE id = %s", (vid,))
+    assert one(su, f"SELECT xmin::text FROM dashboard_auth.sessions {SESSION_OF}", (vtoken,)) == xmin
+    # sessions inserted directly (a restore, a script) get the copies too
+    su.execute("""INSERT INTO dashboard_auth.sessions (user_id, token_digest, expires_at, idle_timeout)
+                  VALUES (%s, sha256('direct'::bytea), now() + interval '1 hour', '30 minutes')""", (uid,))
+    assert one(su, "SELECT (user_email, user_role)::text FROM dashboard_auth.sessions WHERE token_digest = sha256('direct'::bytea)") \
+        == "(root@example.com,dashboard_admin)"
+    # moving a session to another admin (never done by the API) re-copies
+    su.execute("UPDATE dashboard_auth.sessions SET user_id = %s WHERE token_digest = sha256('direct'::bytea)", (vid,))
+    assert copies_match()
+    # an unknown admin is still the foreign key's error
+    with pytest.raises(psycopg.Error) as e:
+        su.execute("""INSERT INTO dashboard_auth.sessions (user_id, token_digest, expires_at, idle_timeout)
+                      VALUES (gen_random_uuid(), sha256('x'::bytea), now() + interval '1 hour', '30 minutes')""")
+    assert e.value.sqlstate == "23503"
+    # deleting the admin through the API ends their sessions
+    web.execute("SELECT dashboard_auth.delete_admin(%s)", (vid,))
+    assert valid(web, vtoken) == [] and copies_match()
+    assert len(valid(web, token)) == 1
+
+
+def test_validate_session_in_a_read_only_transaction(web, su, db):
+    _, token = setup_admin(web)
+    su.execute(f"UPDATE dashboard_auth.sessions SET last_seen_at = now() - interval '10 minutes' {SESSION_OF}", (token,))
+    # stale, so it would refresh: in a read-only transaction it validates without writing
+    web.execute("BEGIN READ ONLY")
+    assert len(valid(web, token)) == 1
+    assert one(web, "SELECT dashboard_auth.use_session(%s)", (token,)) is not None
+    web.execute("COMMIT")
+    assert one(su, f"SELECT now() - last_seen_at > interval '9 minutes' FROM dashboard_auth.sessions {SESSION_OF}", (token,))
+    # default_transaction_read_only (as on a hot standby, where every transaction is read-only)
+    ro = db.conn("fb_web")
+    ro.execute("SET default_transaction_read_only = on")
+    assert len(valid(ro, token)) == 1
+    # read-write: refreshed
+    assert len(valid(web, token)) == 1
+    assert one(su, f"SELECT now() - last_seen_at < interval '5 seconds' FROM dashboard_auth.sessions {SESSION_OF}", (token,))
+
+
+@pytest.mark.parametrize("bad", [
+    "' OR 1=1 --", "fbs_' OR '1'='1", "fbs_x'); DELETE FROM dashboard_auth.sessions; --",
+    "fbs_" + "A" * 42 + "'", "fbs_" + "A" * 42 + "\\", "fbs_" + "é" * 43, "fbs_" + "A" * 43 + " ",
+    "x" * 1_000_000, "fbs_" + "A" * 1_000_000, "fbs_" + "Ab" * 500_000,
+])
+def test_validate_session_hostile_tokens(web, su, bad):
+    _, token = setup_admin(web)
+    assert valid(web, bad) == []
+    assert one(web, "SELECT dashboard_auth._token_digest(%s)", (bad,)) is None
+    assert one(su, "SELECT count(*) FROM dashboard_auth.sessions") == 1
+    assert len(valid(web, token)) == 1
+
+
+def test_session_live_called_directly_cannot_revive_a_session(web, su):
+    _, token = setup_admin(web)
+    t2 = login_token(web)
+    web.execute("SELECT dashboard_auth.logout(%s)", (t2,))
+    sid, seen = su.execute(f"SELECT id, last_seen_at FROM dashboard_auth.sessions {SESSION_OF}", (t2,)).fetchone()
+    # a member may call the filter with made-up values: it answers for those
+    # values, but the refresh re-checks the row, so a revoked (or expired)
+    # session gains nothing and stays dead
+    assert one(web, """SELECT dashboard_auth._session_live(%s, now() - interval '20 minutes', '30 minutes',
+                                                           now() + interval '1 hour', NULL)""", (sid,)) is True
+    assert one(su, "SELECT last_seen_at FROM dashboard_auth.sessions WHERE id = %s", (sid,)) == seen
+    assert valid(web, t2) == []
+    # NULLs (no such columns are ever NULL): not live
+    assert one(web, "SELECT dashboard_auth._session_live(NULL, NULL, NULL, NULL, NULL)") is False
+    assert len(valid(web, token)) == 1

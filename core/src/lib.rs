@@ -14,6 +14,7 @@ pub mod totp;
 pub mod claims;
 pub mod sqlguard;
 pub mod row_image;
+pub mod session;
 
 pub use error::{Code, FbError, FbResult};
 
