@@ -103,6 +103,17 @@ row("dashboard_auth.login(text,text,inet,text)",
 row("dashboard_auth.change_password(text,text)",
     "SELECT dashboard_auth.change_password(%(pw)s, 'another-correct-horse-battery')", SESSION)
 # ---- sessions
+# validate_session is an inlined SQL function running as its caller: the two
+# helpers it calls are executable by dashboard members (and nobody else).
+row("dashboard_auth._token_digest(text)", "SELECT dashboard_auth._token_digest('fbs_x')", MEMBERS)
+row("dashboard_auth._session_live(uuid,timestamp with time zone,interval,timestamp with time zone,timestamp with time zone)",
+    "SELECT dashboard_auth._session_live(gen_random_uuid(), now(), '1 hour', now() + '1 hour', NULL)", MEMBERS)
+row("dashboard_auth._validate_session_native(text)",
+    "SELECT * FROM dashboard_auth._validate_session_native(%(victim_token)s)", INTERNAL)
+row("dashboard_auth._session_copy_user()", "SELECT dashboard_auth._session_copy_user()", INTERNAL,
+    errors={"0A000", "XX000", "39P01"})
+row("dashboard_auth._sessions_follow_user()", "SELECT dashboard_auth._sessions_follow_user()", INTERNAL,
+    errors={"0A000", "XX000", "39P01"})
 row("dashboard_auth.validate_session(text)", "SELECT * FROM dashboard_auth.validate_session(%(victim_token)s)", MEMBERS)
 row("dashboard_auth.use_session(text)", "SELECT dashboard_auth.use_session(%(victim_token)s)", MEMBERS)
 row("dashboard_auth.logout(text)", "SELECT dashboard_auth.logout(%(victim_token)s)", MEMBERS)
