@@ -6,11 +6,17 @@
 # validate_session is an inlined SQL function (sql/validate_session.sql), so
 # its caller's privileges are what is checked.
 #
-# Measured (2 shared cores, 3 rounds of 8 s): raw 49k tps, validate_session
-# 46k (ratio 0.89, target 0.80), PL/pgSQL 0.39, the 0.1.0 Rust SRF 0.66.
+# Measured on 2 cores shared with other builds (load average ~4-5, so noisy):
+# ratio 0.89 and 0.75 in two runs (target 0.80; single rounds 0.6-1.0), 0.86
+# as the median of 12 alternating 2 s rounds; PL/pgSQL 0.37-0.40; the 0.1.0
+# Rust SRF 0.66-0.70. Stable within each run: validate_session runs at
+# 0.93-1.08 of the raw query returning the same four columns, and at ~1.03 of
+# the same inlined function with its Rust filter replaced by SQL quals: what
+# is left between it and the one-column baseline is the output of the four
+# columns the contract returns, not the function.
 set -euo pipefail
 DB=bench_sessions
-export BENCH_SECONDS=${BENCH_SECONDS:-8}
+export BENCH_SECONDS=${BENCH_SECONDS:-3}
 DURATION=$BENCH_SECONDS
 CLIENTS=${BENCH_CLIENTS:-4}
 psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
@@ -65,11 +71,14 @@ tps() {
 [ "$(psql -U bench_web -Atq -c "SELECT count(*) FROM dashboard_auth.validate_session('$TOKEN')")" = 1 ]
 # ...as one index scan (inlined), not a function scan.
 psql -U bench_web -Atq -c "EXPLAIN SELECT * FROM dashboard_auth.validate_session('$TOKEN')" | grep -q "Index Scan using sessions_token_digest_key"
-# Interleave the three, several rounds, and compare within each round: the
-# machine's load drifts, a ratio taken side by side does not.
+# Interleave the cases, many short rounds, and compare within each round: the
+# machine's load drifts (other builds share the cores), a ratio taken side by
+# side drifts much less. raw and ours run back to back, in alternating order,
+# so a drift within a round favours neither. Median of the per-round ratios.
 results=()
-for round in $(seq "${BENCH_ROUNDS:-3}"); do
-    results+=("$(tps raw) $(tps ours) $(tps plpgsql) $(tps same) $(tps native)")
+for round in $(seq "${BENCH_ROUNDS:-9}"); do
+    if [ $((round % 2)) = 1 ]; then r=$(tps raw); o=$(tps ours); else o=$(tps ours); r=$(tps raw); fi
+    results+=("$r $o $(tps plpgsql) $(tps same) $(tps native)")
 done
 rm -rf "$work"
 python3 - "${results[@]}" <<'PY'
