@@ -21,6 +21,9 @@
 -- hashes (row_data is hashed only when present).
 ALTER TABLE dashboard_auth.audit_log ADD COLUMN row_data bytea;
 ALTER TABLE dashboard_auth.audit_log ALTER COLUMN row_data SET STORAGE MAIN;
+ALTER TABLE dashboard_auth.audit_log ALTER COLUMN details SET STORAGE MAIN;
+DROP INDEX dashboard_auth.audit_log_occurred_at;
+CREATE INDEX audit_log_occurred_at ON dashboard_auth.audit_log USING brin (occurred_at);
 DO $lz4$
 BEGIN
     ALTER TABLE dashboard_auth.audit_log ALTER COLUMN row_data SET COMPRESSION lz4;

@@ -5,14 +5,17 @@
 # the usual hand-written PL/pgSQL row trigger writing to_jsonb(new)/to_jsonb(old)
 # into one table (as supa_audit does). All in the same run, with pgbench.
 # Targets: ours >= 0.7 of unaudited throughput, and >= 2x the PL/pgSQL trigger.
-# Measured here (2 shared cores, noisy): INSERT ratio 0.23-0.30, 0.97-2.6x the
-# PL/pgSQL trigger; UPDATE ratio 0.13-0.19, 0.7-0.75x. NOT at target: the cost
-# is turning every row into jsonb (to_jsonb, jsonb_agg, compression of the
-# details); reaching 0.7 needs a binary capture of the transition rows decoded
-# at read time.
+# Measured here (2 shared cores, noisy; medians of 5 interleaved rounds):
+#   0.1.0 (jsonb built per statement, chain lock held to commit): INSERT 0.23-0.30,
+#     UPDATE 0.13-0.19; 1.0x and 0.8x the PL/pgSQL trigger.
+#   0.2.0 (binary row images, chain appended at commit): INSERT 0.63-0.71, UPDATE
+#     0.53-0.57 (target 0.7 not reliably met); 2.5-3.3x the PL/pgSQL trigger (met).
+#   What remains is the entry itself: one heap row of a few kB (compressed row
+#   image) with its index entries and WAL, the chain head update, and the two
+#   clients queueing for the append at commit.
 set -euo pipefail
 DB=bench_audit
-DURATION=${BENCH_SECONDS:-10}
+DURATION=${BENCH_SECONDS:-4}
 CLIENTS=${BENCH_CLIENTS:-2}
 psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 export PGDATABASE=$DB
@@ -66,26 +69,30 @@ tps() {
     "$PGBENCH" -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -f "$work/$1.sql" 2>/dev/null \
         | awk '/^tps = / { print $3; exit }'
 }
-results=()
-for w in ins upd; do
-    for t in t_plain t_ours t_plpgsql; do
-        results+=("$(tps "${w}_$t")")
-    done
+# Interleave the three tables in several short rounds and compare within each
+# round (this machine's load drifts; a ratio taken side by side does not).
+rounds=()
+for round in $(seq "${BENCH_ROUNDS:-5}"); do
+    rounds+=("$(tps ins_t_plain) $(tps ins_t_ours) $(tps ins_t_plpgsql) $(tps upd_t_plain) $(tps upd_t_ours) $(tps upd_t_plpgsql)")
 done
 # Sanity: ours really audited every statement, and the chain holds.
 psql -Atq -v ON_ERROR_STOP=1 -c "SELECT 1/(count(*) > 0)::int FROM dashboard_auth.audit_log WHERE target_id = 'public.t_ours'" >/dev/null
 chain=$(psql -Atq -c "SELECT ok FROM dashboard_auth.verify_audit_chain()")
 rm -rf "$work"
-python3 - "$chain" "${results[@]}" <<'PY'
-import sys
+python3 - "$chain" "${rounds[@]}" <<'PY'
+import statistics, sys
 chain = sys.argv[1]
-v = list(map(float, sys.argv[2:]))
-ok = True
-for name, (plain, ours, pl) in (("100-row INSERT", v[0:3]), ("100-row UPDATE", v[3:6])):
-    r, rp, speed = ours / plain, pl / plain, ours / pl
-    ok &= r >= 0.7 and speed >= 2
+rounds = [list(map(float, r.split())) for r in sys.argv[2:]]
+print(f"  {len(rounds)} interleaved rounds; medians of the per-round ratios")
+for name, k in (("100-row INSERT", 0), ("100-row UPDATE", 3)):
+    plain = statistics.median(r[k] for r in rounds)
+    ours = statistics.median(r[k + 1] for r in rounds)
+    pl = statistics.median(r[k + 2] for r in rounds)
+    r_ = statistics.median(r[k + 1] / r[k] for r in rounds)
+    rp = statistics.median(r[k + 2] / r[k] for r in rounds)
+    speed = statistics.median(r[k + 1] / r[k + 2] for r in rounds)
     print(f"  {name}: unaudited {plain:8.0f} tps (baseline)")
-    print(f"    enable_audit (Rust)    {ours:8.0f} tps  ratio {r:.2f}  (target >= 0.70) {'PASS' if r >= 0.7 else 'FAIL'}")
+    print(f"    enable_audit (Rust)    {ours:8.0f} tps  ratio {r_:.2f}  (target >= 0.70) {'PASS' if r_ >= 0.7 else 'FAIL'}")
     print(f"    PL/pgSQL to_jsonb row  {pl:8.0f} tps  ratio {rp:.2f}  ours/PLpgSQL {speed:.2f}x (target >= 2x) {'PASS' if speed >= 2 else 'FAIL'}")
 print(f"  audit chain verifies after the run: {chain}")
 PY
