@@ -15,7 +15,8 @@
 //! audit entries), PREPARE TRANSACTION appends before preparing. What
 //! changes: the entries are visible once the transaction commits, not before.
 //! A transaction that queues more than EARLY_APPEND_BYTES appends what it has
-//! at once and from then on holds the chain lock to its end, as before.
+//! at once (outside savepoints) and from then on holds the chain lock to its
+//! end, as before.
 //!
 //! Every route into audit_log comes here: the API and the row-change trigger
 //! through `queue`, a DBA's direct INSERT through the table's BEFORE INSERT
@@ -94,7 +95,9 @@ pub fn queue(entry: Entry) {
         b.set(b.get() + size);
         b.get()
     });
-    if total > EARLY_APPEND_BYTES {
+    // Only at the top level: appended inside a savepoint, the entries queued
+    // before it would be rolled back with it if it were.
+    if total > EARLY_APPEND_BYTES && unsafe { pg_sys::GetCurrentTransactionNestLevel() } == 1 {
         append_queued();
     }
 }

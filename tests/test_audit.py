@@ -643,3 +643,22 @@ def test_huge_transaction_appends_early_and_stays_correct(db, su):
         "AND action = 'row.insert' ORDER BY id")]
     assert counts == [1000] * 20
     assert verify(su) == (True, None)
+
+
+def test_early_append_never_happens_inside_a_savepoint(db, su):
+    """Entries queued before a savepoint must not be appended inside it (a
+    rollback to the savepoint would take them along)."""
+    audited_table(su)
+    c = db.conn(autocommit=False)
+    c.execute("INSERT INTO public.ledger VALUES (-1, 'before the savepoint')")
+    c.execute("SAVEPOINT s")
+    for i in range(20):  # past the early-append threshold, inside the savepoint
+        c.execute("INSERT INTO public.ledger SELECT g, repeat('x', 1000) FROM generate_series(%s::int, %s::int) g",
+                  (i * 1000, i * 1000 + 999))
+    c.execute("ROLLBACK TO SAVEPOINT s")
+    c.commit()
+    vals = [r[0] for r in su.execute(
+        "SELECT dashboard_auth.audit_details(id)->'rows'->0->'new'->>'v' FROM dashboard_auth.audit_log "
+        "WHERE target_id = 'public.ledger' AND action = 'row.insert' ORDER BY id")]
+    assert vals == ["before the savepoint"]
+    assert verify(su) == (True, None)
