@@ -65,4 +65,9 @@ SELECT jsonb_pretty(dashboard.browse('public.todos', '[{"column": "done", "op": 
 \echo
 \echo '== 6. The audit trail (append-only, hash-chained)'
 SELECT id, actor, action, target_type, success FROM dashboard_auth.audit_log ORDER BY id;
+\echo '-- any table can be audited; a statement''s changed rows are kept and shown as JSON'
+SELECT dashboard.enable_audit('public.todos');
+UPDATE public.todos SET done = true WHERE NOT done;
+SELECT action, target_id, jsonb_pretty(details->'rows') AS changed_rows
+FROM dashboard.audit_search(action => 'row.*', page_size => 1);
 SELECT * FROM dashboard_auth.verify_audit_chain();
