@@ -71,8 +71,9 @@ pub fn record(ev: Event) {
         let a = actor::current();
         (a.id(), a.label())
     });
-    crate::audit_append::queue(crate::audit_append::Entry {
-        occurred_at: crate::audit_append::now(),
+    crate::audit_append::queue(fluxbase_core::chain::ChainRecord {
+        id: 0, // given at the append
+        occurred_at_us: crate::audit_append::now(),
         actor_id: actor_id.map(|u| *u),
         actor: actor_label,
         action: ev.action.to_string(),

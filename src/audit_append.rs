@@ -35,34 +35,13 @@ use pgrx::prelude::*;
 
 use crate::db;
 
-/// One audit entry, with everything that goes into its hash except its id
-/// and the previous hash (given at append).
-pub struct Entry {
-    /// clock time of the action (TimestampTz)
-    pub occurred_at: i64,
-    pub actor_id: Option<[u8; 16]>,
-    pub actor: String,
-    pub action: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    /// JSON text
-    pub details: String,
-    pub ip: Option<String>,
-    pub success: bool,
-    pub db_user: String,
-    pub txid: i64,
-    pub impersonation_session_id: Option<[u8; 16]>,
-    pub row_data: Option<Vec<u8>>,
-}
-
-impl Entry {
-    fn size(&self) -> usize {
-        200 + self.details.len() + self.row_data.as_ref().map_or(0, Vec::len)
-    }
+/// What `queue` keeps of an entry besides the entry itself, to bound memory.
+fn queued_size(r: &ChainRecord) -> usize {
+    200 + r.details.len() + r.row_data.as_ref().map_or(0, Vec::len)
 }
 
 struct Queued {
-    entry: Entry,
+    record: ChainRecord,
     subxact: pg_sys::SubTransactionId,
 }
 
@@ -86,11 +65,13 @@ pub fn current_txid() -> i64 {
     unsafe { pg_sys::GetTopFullTransactionId().value as i64 }
 }
 
-/// Queue an entry for the append at commit.
-pub fn queue(entry: Entry) {
-    let size = entry.size();
+/// Queue an entry for the append at commit. Its `id` is given there, and its
+/// `details` (any JSON text) and `ip` (any inet text) are put there into the
+/// form the verifier reads back (jsonb_out, inet_out) before it is hashed.
+pub fn queue(record: ChainRecord) {
+    let size = queued_size(&record);
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
-    QUEUE.with(|q| q.borrow_mut().push(Queued { entry, subxact }));
+    QUEUE.with(|q| q.borrow_mut().push(Queued { record, subxact }));
     let total = QUEUED_BYTES.with(|b| {
         b.set(b.get() + size);
         b.get()
@@ -177,7 +158,7 @@ pub fn append_queued() {
             true
         }
     };
-    db::as_extension_owner(|| unsafe { append(entries.into_iter().map(|q| q.entry)) });
+    db::as_extension_owner(|| unsafe { append(entries.into_iter().map(|q| q.record)) });
     if pushed {
         unsafe { pg_sys::PopActiveSnapshot() };
     }
@@ -236,7 +217,7 @@ unsafe fn run(plan: pg_sys::SPIPlanPtr, args: &[Option<Datum>], snapshot: pg_sys
     rc
 }
 
-unsafe fn append(entries: impl Iterator<Item = Entry>) {
+unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
     lock_chain();
     // Under the lock the latest committed head is the true one (a transaction
     // snapshot, in REPEATABLE READ, could be older).
@@ -285,39 +266,24 @@ unsafe fn append(entries: impl Iterator<Item = Entry>) {
         types.push(pg_sys::BYTEAOID);
     }
     let insert = plan(if has_row_data { INSERT_SQL } else { INSERT_SQL_0_1 }, &types);
-    for mut e in entries {
+    for mut rec in records {
         let id = last_id + 1;
+        rec.id = id;
         if !has_row_data {
             // the 0.1.0 form: the rows as JSON in the details
-            if let Some(data) = e.row_data.take() {
-                let mut details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
-                let table = e.target_id.clone().unwrap_or_default();
+            if let Some(data) = rec.row_data.take() {
+                let mut details: serde_json::Value = serde_json::from_str(&rec.details).unwrap_or_default();
+                let table = rec.target_id.clone().unwrap_or_default();
                 details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
-                e.details = details.to_string();
+                rec.details = details.to_string();
             }
         }
         // The hash covers the values as stored and read back by the verifier:
         // jsonb_out of the jsonb, inet_out of the inet.
-        let details = input(pg_sys::jsonb_in, &e.details);
-        let details_text = output(pg_sys::jsonb_out, details);
-        let ip = e.ip.as_deref().map(|ip| input(pg_sys::inet_in, ip));
-        let ip_text = ip.map(|d| output(pg_sys::inet_out, d));
-        let rec = ChainRecord {
-            id,
-            occurred_at_us: e.occurred_at,
-            actor_id: e.actor_id,
-            actor: e.actor.clone(),
-            action: e.action.clone(),
-            target_type: e.target_type.clone(),
-            target_id: e.target_id.clone(),
-            details: details_text,
-            ip: ip_text,
-            success: e.success,
-            db_user: e.db_user.clone(),
-            txid: e.txid,
-            impersonation_session_id: e.impersonation_session_id,
-            row_data: e.row_data,
-        };
+        let details = input(pg_sys::jsonb_in, &rec.details);
+        rec.details = output(pg_sys::jsonb_out, details);
+        let ip = rec.ip.as_deref().map(|ip| input(pg_sys::inet_in, ip));
+        rec.ip = ip.map(|d| output(pg_sys::inet_out, d));
         let hash = chain::row_hash(&last_hash, &rec).to_vec();
         let uuid = |u: Option<[u8; 16]>| u.and_then(|b| pgrx::datum::Uuid::from_bytes(b).into_datum());
         let mut args = vec![
@@ -340,12 +306,7 @@ unsafe fn append(entries: impl Iterator<Item = Entry>) {
         }
         args.push(last_hash.clone().into_datum());
         args.push(hash.clone().into_datum());
-        run(
-            insert,
-            &args,
-            snapshot,
-            false,
-        );
+        run(insert, &args, snapshot, false);
         last_id = id;
         last_hash = hash;
     }

@@ -121,21 +121,10 @@ pub mod dashboard_auth {
         rec.details = output_text_of_new(tr, "details", pg_sys::jsonb_out).unwrap_or_else(|| "{}".into());
         // (absent in a database still at 0.1.0)
         rec.row_data = new.get_by_name::<&[u8]>("row_data").ok().flatten().map(<[u8]>::to_vec);
-        crate::audit_append::queue(crate::audit_append::Entry {
-            occurred_at: if rec.occurred_at_us == 0 { crate::audit_append::now() } else { rec.occurred_at_us },
-            actor_id: rec.actor_id,
-            actor: rec.actor,
-            action: rec.action,
-            target_type: rec.target_type,
-            target_id: rec.target_id,
-            details: rec.details,
-            ip: rec.ip,
-            success: rec.success,
-            db_user: rec.db_user,
-            txid: rec.txid,
-            impersonation_session_id: rec.impersonation_session_id,
-            row_data: rec.row_data,
-        });
+        if rec.occurred_at_us == 0 {
+            rec.occurred_at_us = crate::audit_append::now();
+        }
+        crate::audit_append::queue(rec);
         Ok(None)
     }
 
@@ -174,31 +163,26 @@ pub mod dashboard_auth {
             return Ok(None);
         }
         let (op, action) = match tr.op().map_err(|e| e.to_string())? {
-            PgTriggerOperation::Insert => ("INSERT", "row.insert"),
-            PgTriggerOperation::Update => ("UPDATE", "row.update"),
-            PgTriggerOperation::Delete => ("DELETE", "row.delete"),
+            PgTriggerOperation::Insert => (row_image::Op::Insert, "row.insert"),
+            PgTriggerOperation::Update => (row_image::Op::Update, "row.update"),
+            PgTriggerOperation::Delete => (row_image::Op::Delete, "row.delete"),
             PgTriggerOperation::Truncate => return Ok(None),
         };
         // trigger arguments name extra columns to redact; on the extension's
         // own tables the secret columns always are
         let redact = tr.extra_args().map_err(|e| e.to_string())?;
         let td = tr.trigger_data();
-        let image_op = match op {
-            "INSERT" => row_image::Op::Insert,
-            "UPDATE" => row_image::Op::Update,
-            _ => row_image::Op::Delete,
-        };
         let is_redacted = |col: &str| redact.iter().any(|r| r == col) || (own_table && chain::is_secret_column(col));
         // SAFETY: a statement-level AFTER trigger created by enable_audit (or
         // sql/audit_triggers.sql) with the transition tables its operation needs.
-        let captured = unsafe { crate::row_capture::capture(td, image_op, &is_redacted, MAX_ROWS_PER_ENTRY) };
+        let captured = unsafe { crate::row_capture::capture(td, op, &is_redacted, MAX_ROWS_PER_ENTRY) };
         if captured.count == 0 {
             return Ok(None);
         }
         let target = format!("{schema}.{table}");
         let mut details = json!({
             "table": target,
-            "op": op,
+            "op": op.sql(),
             "pk_columns": captured.pk_columns,
             "count": captured.count,
             "current_user": current_user_name(),
