@@ -320,7 +320,6 @@ fn login_mfa(
     )> {
     let code = code.unwrap_or_else(|| raise(FbError::new(Code::NullValue, "code is required")));
     let pending = pending_token
-        .filter(|t| t.len() < 200)
         .and_then(|t| sessions::lookup(t, TokenKind::MfaPending))
         .filter(|s| s.scope == "mfa_pending");
     let Some(pending) = pending else {

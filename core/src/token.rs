@@ -89,5 +89,8 @@ mod tests {
         assert_eq!(digest_if_well_formed(TokenKind::Session, "fbs_short"), None);
         assert_eq!(digest_if_well_formed(TokenKind::Session, &format!("{}'", &a.token[..a.token.len() - 1])), None);
         assert_eq!(digest_if_well_formed(TokenKind::Session, ""), None);
+        // a huge argument with the right prefix and alphabet: refused on its length
+        assert_eq!(digest_if_well_formed(TokenKind::Session, &format!("fbs_{}", "A".repeat(1_000_000))), None);
+        assert_eq!(digest_if_well_formed(TokenKind::Session, &format!("{}A", a.token)), None);
     }
 }
