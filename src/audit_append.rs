@@ -33,7 +33,6 @@ use fluxbase_core::chain::{self, ChainRecord};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 
-use crate::db;
 
 /// What `queue` keeps of an entry besides the entry itself, to bound memory.
 fn queued_size(r: &ChainRecord) -> usize {
@@ -48,8 +47,6 @@ struct Queued {
 thread_local! {
     static QUEUE: RefCell<Vec<Queued>> = const { RefCell::new(Vec::new()) };
     static QUEUED_BYTES: Cell<usize> = const { Cell::new(0) };
-    /// Set while `append` inserts: the audit_log insert trigger lets these through.
-    pub(crate) static APPENDING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Past this much queued, append at once (bounded memory for huge transactions).
@@ -116,11 +113,13 @@ pub unsafe extern "C-unwind" fn on_subxact_event(
 }
 
 /// Take the chain lock, to the end of the transaction (purge_audit takes it
-/// too, so no append interleaves with a purge).
-pub fn lock_chain() {
+/// too, so no append interleaves with a purge). Returns the head table's oid.
+pub fn lock_chain() -> Oid {
+    let head = relation(c"audit_chain_head");
     unsafe {
-        pg_sys::LockRelationOid(relation(c"audit_chain_head"), pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::LockRelationOid(head, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
     }
+    head
 }
 
 fn relation(name: &CStr) -> Oid {
@@ -140,132 +139,178 @@ pub fn append_queued() {
     if entries.is_empty() {
         return;
     }
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            APPENDING.with(|a| a.set(false));
+    // (No change of user needed: the append writes the tables directly, with
+    // no permission checks, no statement and no search_path lookups.)
+    // Its own memory context: a big transaction's entries are formed here
+    // and freed as soon as they are written.
+    let mut context = pgrx::PgMemoryContexts::new("fluxbase_admin audit append");
+    unsafe { context.switch_to(|_| append(entries.into_iter().map(|q| q.record))) };
+}
+
+/// One table written the way the executor's ModifyTable writes it —
+/// constraints checked, every index maintained (expression and partial ones
+/// included) — but without planning and running a statement: the append is
+/// on every audited transaction's commit path, and three SPI statements
+/// (plan revalidation, executor start and end, a trigger call per row) cost
+/// more than the rows they wrote. No triggers fire: audit_log's own trigger
+/// exists to route other writers here.
+struct DirectTable {
+    rel: pg_sys::Relation,
+    /// live column names by attribute index (None: dropped)
+    names: Vec<Option<String>>,
+    estate: *mut pg_sys::EState,
+    rri: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+}
+
+impl DirectTable {
+    unsafe fn open(oid: Oid) -> DirectTable {
+        let rel = pg_sys::table_open(oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        if (*(*rel).rd_rel).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char {
+            error!("fluxbase_admin: dashboard_auth.{} must be a plain table", relation_name(rel));
+        }
+        let estate = pg_sys::CreateExecutorState();
+        (*estate).es_output_cid = pg_sys::GetCurrentCommandId(true);
+        let rri = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>()).cast::<pg_sys::ResultRelInfo>();
+        (*rri).type_ = pg_sys::NodeTag::T_ResultRelInfo;
+        // range table index 0: no range table (constraint errors then show no row values)
+        pg_sys::InitResultRelInfo(rri, rel, 0, std::ptr::null_mut(), 0);
+        pg_sys::ExecOpenIndices(rri, false);
+        let slot = pg_sys::ExecInitExtraTupleSlot(estate, (*rel).rd_att, &raw const pg_sys::TTSOpsHeapTuple);
+        let desc = (*rel).rd_att;
+        let names = (*desc)
+            .attrs
+            .as_slice((*desc).natts as usize)
+            .iter()
+            .map(|a| (!a.attisdropped).then(|| pgrx::name_data_to_str(&a.attname).to_string()))
+            .collect();
+        DirectTable { rel, names, estate, rri, slot }
+    }
+
+    fn desc(&self) -> pg_sys::TupleDesc {
+        unsafe { (*self.rel).rd_att }
+    }
+
+    /// Attribute index (0-based) of a live column, if the table has it.
+    fn column(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n.as_deref() == Some(name))
+    }
+
+    /// A tuple of this table from (column name, value) pairs; columns not
+    /// named are NULL (NOT NULL ones are then refused by the constraint check).
+    unsafe fn form(&self, values: &[(&str, Option<Datum>)]) -> pg_sys::HeapTuple {
+        let natts = self.names.len();
+        let mut datums = vec![Datum::from(0usize); natts];
+        let mut nulls = vec![true; natts];
+        for (name, value) in values {
+            if let (Some(i), Some(v)) = (self.column(name), value) {
+                datums[i] = *v;
+                nulls[i] = false;
+            }
+        }
+        pg_sys::heap_form_tuple(self.desc(), datums.as_mut_ptr(), nulls.as_mut_ptr())
+    }
+
+    unsafe fn check(&self, tuple: pg_sys::HeapTuple) {
+        pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+        if !(*self.desc()).constr.is_null() {
+            pg_sys::ExecConstraints(self.rri, self.slot, self.estate);
         }
     }
-    APPENDING.with(|a| a.set(true));
-    let _reset = Reset;
-    // At commit the statement's snapshot is gone; the lookups on the way
-    // (the extension's owner, plan revalidation) need one.
-    let pushed = unsafe {
-        if pg_sys::ActiveSnapshotSet() {
-            false
-        } else {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            true
+
+    /// Index entries for a tuple just written (its t_self set).
+    unsafe fn index(&self, tuple: pg_sys::HeapTuple, update: bool) {
+        if (*self.rri).ri_NumIndices > 0 {
+            pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+            pg_sys::ExecInsertIndexTuples(self.rri, self.slot, self.estate, update, false, std::ptr::null_mut(), std::ptr::null_mut());
+        }
+        pg_sys::ExecClearTuple(self.slot);
+        let econtext = (*self.estate).es_per_tuple_exprcontext;
+        if !econtext.is_null() {
+            pg_sys::MemoryContextReset((*econtext).ecxt_per_tuple_memory);
+        }
+    }
+
+    unsafe fn insert(&self, tuple: pg_sys::HeapTuple) {
+        self.check(tuple);
+        pg_sys::simple_heap_insert(self.rel, tuple);
+        self.index(tuple, false);
+    }
+
+    unsafe fn update(&self, old: pg_sys::ItemPointer, tuple: pg_sys::HeapTuple) {
+        self.check(tuple);
+        pg_sys::simple_heap_update(self.rel, old, tuple);
+        // A HOT update keeps the old index entries; otherwise the new version needs its own.
+        if (*(*tuple).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE == 0 {
+            self.index(tuple, true);
+        }
+    }
+
+    unsafe fn close(self) {
+        pg_sys::ExecCloseIndices(self.rri);
+        pg_sys::ExecResetTupleTable((*self.estate).es_tupleTable, false);
+        pg_sys::FreeExecutorState(self.estate);
+        pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    }
+}
+
+unsafe fn relation_name(rel: pg_sys::Relation) -> String {
+    pgrx::name_data_to_str(&(*(*rel).rd_rel).relname).to_string()
+}
+
+/// The chain head: its tuple (copied, for the update) and values, read with
+/// `snapshot` through its primary key (the one-row table may span many pages
+/// of dead versions between vacuums).
+unsafe fn read_head(head: &DirectTable, snapshot: pg_sys::Snapshot) -> Option<(pg_sys::HeapTuple, i64, Vec<u8>)> {
+    let pk = pg_sys::RelationGetPrimaryKeyIndex(head.rel);
+    let scan = pg_sys::systable_beginscan(head.rel, pk, pk != pg_sys::InvalidOid, snapshot, 0, std::ptr::null_mut());
+    let found = pg_sys::systable_getnext(scan);
+    let result = if found.is_null() {
+        None
+    } else {
+        let tuple = pg_sys::heap_copytuple(found);
+        let value = |name: &str| {
+            let i = head.column(name).unwrap_or_else(|| error!("fluxbase_admin: the audit chain head has no column {name}"));
+            let mut null = false;
+            let d = pg_sys::heap_getattr(tuple, (i + 1) as i32, head.desc(), &mut null);
+            (!null).then_some(d)
+        };
+        let id = value("last_id").map(|d| d.value() as i64);
+        let hash = value("last_hash").and_then(|d| Vec::<u8>::from_datum(d, false));
+        match (id, hash) {
+            (Some(i), Some(h)) => Some((tuple, i, h)),
+            _ => error!("fluxbase_admin: the audit chain head is damaged"),
         }
     };
-    db::as_extension_owner(|| unsafe { append(entries.into_iter().map(|q| q.record)) });
-    if pushed {
-        unsafe { pg_sys::PopActiveSnapshot() };
-    }
-}
-
-const HEAD_SQL: &CStr = c"SELECT last_id, last_hash FROM dashboard_auth.audit_chain_head";
-const INSERT_SQL: &CStr = c"INSERT INTO dashboard_auth.audit_log
-     (id, occurred_at, actor_id, actor, action, target_type, target_id, details, ip, success,
-      db_user, txid, impersonation_session_id, row_data, prev_hash, row_hash)
-     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-/// The same for a database still at 0.1.0 (no row_data column): between
-/// installing this library and `ALTER EXTENSION fluxbase_admin UPDATE`, the
-/// library serves the old schema, and auditing must keep working.
-const INSERT_SQL_0_1: &CStr = c"INSERT INTO dashboard_auth.audit_log
-     (id, occurred_at, actor_id, actor, action, target_type, target_id, details, ip, success,
-      db_user, txid, impersonation_session_id, prev_hash, row_hash)
-     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
-const ADVANCE_SQL: &CStr = c"UPDATE dashboard_auth.audit_chain_head SET last_id = $1, last_hash = $2 WHERE singleton";
-const START_SQL: &CStr = c"INSERT INTO dashboard_auth.audit_chain_head (last_id, last_hash) VALUES ($1, $2)";
-
-thread_local! {
-    // Saved SPI plans (revalidated by the plan cache when the tables change).
-    static PLANS: RefCell<Vec<(&'static CStr, pg_sys::SPIPlanPtr)>> = const { RefCell::new(Vec::new()) };
-}
-
-unsafe fn plan(sql: &'static CStr, types: &[Oid]) -> pg_sys::SPIPlanPtr {
-    if let Some(p) = PLANS.with(|p| p.borrow().iter().find(|(s, _)| *s == sql).map(|(_, p)| *p)) {
-        return p;
-    }
-    let mut types = types.to_vec();
-    let p = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
-    if p.is_null() || pg_sys::SPI_keepplan(p) != 0 {
-        error!("fluxbase_admin: could not prepare the audit append");
-    }
-    PLANS.with(|v| v.borrow_mut().push((sql, p)));
-    p
-}
-
-/// Run a saved plan under `snapshot`; returns SPI's result code.
-unsafe fn run(plan: pg_sys::SPIPlanPtr, args: &[Option<Datum>], snapshot: pg_sys::Snapshot, read_only: bool) -> i32 {
-    let mut values: Vec<Datum> = args.iter().map(|a| a.unwrap_or(Datum::from(0usize))).collect();
-    let nulls: Vec<std::ffi::c_char> = args.iter().map(|a| if a.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
-    let rc = pg_sys::SPI_execute_snapshot(
-        plan,
-        values.as_mut_ptr(),
-        nulls.as_ptr(),
-        snapshot,
-        std::ptr::null_mut(),
-        read_only,
-        true,
-        0,
-    );
-    if rc < 0 {
-        error!("fluxbase_admin: the audit append failed (SPI code {rc})");
-    }
-    rc
+    pg_sys::systable_endscan(scan);
+    result
 }
 
 unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
-    lock_chain();
-    // Under the lock the latest committed head is the true one (a transaction
-    // snapshot, in REPEATABLE READ, could be older).
+    // audit_log before the chain lock: a transaction that altered audit_log
+    // (ALTER EXTENSION ... UPDATE) holds it exclusively until its own append,
+    // so taking the chain lock first could deadlock with it.
+    let log = DirectTable::open(relation(c"audit_log"));
+    let head_oid = lock_chain();
+    // Our own earlier writes (an early append) must be visible to the
+    // snapshot below, and under the lock the latest committed head is the
+    // true one (a transaction snapshot, in REPEATABLE READ, could be older).
+    pg_sys::CommandCounterIncrement();
     let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-    if pg_sys::SPI_connect() < 0 {
-        error!("fluxbase_admin: SPI_connect failed");
+    // At commit the statement's snapshot is gone; a CHECK constraint or index
+    // expression evaluated on the way may need one.
+    let pushed = !pg_sys::ActiveSnapshotSet();
+    if pushed {
+        pg_sys::PushActiveSnapshot(snapshot);
     }
-    run(plan(HEAD_SQL, &[]), &[], snapshot, true);
-    let head = if pg_sys::SPI_processed > 0 {
-        let t = *(*pg_sys::SPI_tuptable).vals;
-        let desc = (*pg_sys::SPI_tuptable).tupdesc;
-        let mut null = false;
-        let id = pg_sys::SPI_getbinval(t, desc, 1, &mut null);
-        let id = if null { None } else { Some(id.value() as i64) };
-        let hash = pg_sys::SPI_getbinval(t, desc, 2, &mut null);
-        let hash = if null { None } else { Vec::<u8>::from_datum(hash, false) };
-        match (id, hash) {
-            (Some(i), Some(h)) => Some((i, h)),
-            _ => error!("fluxbase_admin: the audit chain head is damaged"),
-        }
-    } else {
-        None
+    let head = DirectTable::open(head_oid);
+    let current = read_head(&head, snapshot);
+    let (mut last_id, mut last_hash) = match &current {
+        Some((_, id, hash)) => (*id, hash.clone()),
+        None => (0, chain::GENESIS.to_vec()),
     };
-    let had_head = head.is_some();
-    let (mut last_id, mut last_hash) = head.unwrap_or((0, chain::GENESIS.to_vec()));
-
-    let has_row_data = pg_sys::get_attnum(relation(c"audit_log"), c"row_data".as_ptr()) > 0;
-    let mut types = vec![
-        pg_sys::INT8OID,
-        pg_sys::TIMESTAMPTZOID,
-        pg_sys::UUIDOID,
-        pg_sys::TEXTOID,
-        pg_sys::TEXTOID,
-        pg_sys::TEXTOID,
-        pg_sys::TEXTOID,
-        pg_sys::JSONBOID,
-        pg_sys::INETOID,
-        pg_sys::BOOLOID,
-        pg_sys::TEXTOID,
-        pg_sys::INT8OID,
-        pg_sys::UUIDOID,
-        pg_sys::BYTEAOID,
-        pg_sys::BYTEAOID,
-    ];
-    if has_row_data {
-        types.push(pg_sys::BYTEAOID);
-    }
-    let insert = plan(if has_row_data { INSERT_SQL } else { INSERT_SQL_0_1 }, &types);
+    // (absent in a database still at 0.1.0)
+    let has_row_data = log.column("row_data").is_some();
     for mut rec in records {
         let id = last_id + 1;
         rec.id = id;
@@ -286,34 +331,45 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
         rec.ip = ip.map(|d| output(pg_sys::inet_out, d));
         let hash = chain::row_hash(&last_hash, &rec).to_vec();
         let uuid = |u: Option<[u8; 16]>| u.and_then(|b| pgrx::datum::Uuid::from_bytes(b).into_datum());
-        let mut args = vec![
-            id.into_datum(),
-            Some(Datum::from(rec.occurred_at_us)),
-            uuid(rec.actor_id),
-            rec.actor.into_datum(),
-            rec.action.into_datum(),
-            rec.target_type.into_datum(),
-            rec.target_id.into_datum(),
-            Some(details),
-            ip,
-            rec.success.into_datum(),
-            rec.db_user.into_datum(),
-            rec.txid.into_datum(),
-            uuid(rec.impersonation_session_id),
-        ];
-        if has_row_data {
-            args.push(rec.row_data.into_datum());
-        }
-        args.push(last_hash.clone().into_datum());
-        args.push(hash.clone().into_datum());
-        run(insert, &args, snapshot, false);
+        let tuple = log.form(&[
+            ("id", id.into_datum()),
+            ("occurred_at", Some(Datum::from(rec.occurred_at_us))),
+            ("actor_id", uuid(rec.actor_id)),
+            ("actor", rec.actor.into_datum()),
+            ("action", rec.action.into_datum()),
+            ("target_type", rec.target_type.into_datum()),
+            ("target_id", rec.target_id.into_datum()),
+            ("details", Some(details)),
+            ("ip", ip),
+            ("success", rec.success.into_datum()),
+            ("db_user", rec.db_user.into_datum()),
+            ("txid", rec.txid.into_datum()),
+            ("impersonation_session_id", uuid(rec.impersonation_session_id)),
+            ("row_data", rec.row_data.into_datum()),
+            ("prev_hash", last_hash.into_datum()),
+            ("row_hash", hash.clone().into_datum()),
+        ]);
+        log.insert(tuple);
+        pg_sys::heap_freetuple(tuple);
         last_id = id;
         last_hash = hash;
     }
-    let (sql, types) = if had_head { (ADVANCE_SQL, [pg_sys::INT8OID, pg_sys::BYTEAOID]) } else { (START_SQL, [pg_sys::INT8OID, pg_sys::BYTEAOID]) };
-    run(plan(sql, &types), &[last_id.into_datum(), last_hash.into_datum()], snapshot, false);
-    pg_sys::SPI_finish();
+    let tuple = head.form(&[
+        ("singleton", true.into_datum()),
+        ("last_id", last_id.into_datum()),
+        ("last_hash", last_hash.into_datum()),
+    ]);
+    match current {
+        Some((old, _, _)) => head.update(&raw mut (*old).t_self, tuple),
+        None => head.insert(tuple),
+    }
+    log.close();
+    head.close();
+    if pushed {
+        pg_sys::PopActiveSnapshot();
+    }
     pg_sys::UnregisterSnapshot(snapshot);
+    pg_sys::CommandCounterIncrement();
 }
 
 unsafe fn input(f: unsafe fn(pg_sys::FunctionCallInfo) -> Datum, text: &str) -> Datum {

@@ -107,15 +107,13 @@ pub mod dashboard_auth {
     use super::*;
 
     /// BEFORE INSERT FOR EACH ROW on audit_log. The extension's own append
-    /// (audit_append.rs, at commit) passes through. Any other INSERT (a DBA's)
-    /// is queued like an API entry and skipped here: it is appended at commit
-    /// with its own id and place in the chain, whatever id or hashes it gave.
+    /// (audit_append.rs, at commit) writes the table directly and fires no
+    /// trigger. Any INSERT (a DBA's) is queued like an API entry and skipped
+    /// here: it is appended at commit with its own id and place in the chain,
+    /// whatever id or hashes it gave.
     #[pg_trigger]
     pub fn _audit_chain<'a>(tr: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, String> {
         let new = tr.new().ok_or("_audit_chain must be a BEFORE INSERT row trigger")?.into_owned();
-        if crate::audit_append::APPENDING.with(|a| a.get()) {
-            return Ok(Some(new));
-        }
         let mut rec = chain_record!(&new)?;
         rec.ip = output_text_of_new(tr, "ip", pg_sys::inet_out);
         rec.details = output_text_of_new(tr, "details", pg_sys::jsonb_out).unwrap_or_else(|| "{}".into());

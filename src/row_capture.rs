@@ -80,6 +80,7 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
     let a = Scan::start(first, desc);
     let b = (!second.is_null()).then(|| Scan::start(second, desc));
     let mut n = 0;
+    let mut changed: Vec<bool> = Vec::with_capacity(columns.len());
     while n < max_rows && a.next() {
         let old_or_only = a.row();
         match &b {
@@ -97,30 +98,28 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
                     error!("fluxbase_admin: the UPDATE's old and new transition tables differ in length");
                 }
                 let new = b.row();
-                let mut secret_changed = vec![false; columns.len()];
-                for (k, (i, c)) in columns.iter().enumerate() {
-                    if c.redacted {
-                        secret_changed[k] = match (old_or_only.get(*i), new.get(*i)) {
-                            (None, None) => false,
-                            (Some(x), Some(y)) => with_bytes(c, x, |bx| with_bytes(c, y, |by| bx != by)),
-                            _ => true,
-                        };
-                    }
-                }
-                for (k, (i, c)) in columns.iter().enumerate() {
+                // Compared once per column: the old image keeps the key and
+                // the changed columns, the new image only the changed ones.
+                changed.clear();
+                changed.extend(columns.iter().map(|(i, c)| match (old_or_only.get(*i), new.get(*i)) {
+                    (None, None) => false,
+                    (Some(x), Some(y)) => with_bytes(c, x, |bx| with_bytes(c, y, |by| bx != by)),
+                    _ => true,
+                }));
+                for ((i, c), &changed) in columns.iter().zip(&changed) {
                     match old_or_only.get(*i) {
-                        _ if c.redacted => w.redacted(secret_changed[k]),
+                        _ if c.redacted => w.redacted(changed),
+                        _ if !changed && !c.pk => w.unchanged(),
                         None => w.null(),
                         Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
                     }
                 }
-                // the new image: unchanged columns only say so (smaller images)
-                for (k, (i, c)) in columns.iter().enumerate() {
-                    match (old_or_only.get(*i), new.get(*i)) {
-                        _ if c.redacted => w.redacted(secret_changed[k]),
-                        (_, None) => w.null(),
-                        (Some(x), Some(y)) if with_bytes(c, x, |bx| with_bytes(c, y, |by| bx == by)) => w.same(),
-                        (_, Some(d)) => with_bytes(c, d, |bytes| w.value(bytes)),
+                for ((i, c), &changed) in columns.iter().zip(&changed) {
+                    match new.get(*i) {
+                        _ if c.redacted => w.redacted(changed),
+                        _ if !changed => w.same(),
+                        None => w.null(),
+                        Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
                     }
                 }
             }
@@ -158,6 +157,13 @@ unsafe fn with_bytes<R>(c: &Column, d: Datum, f: impl FnOnce(&[u8]) -> R) -> R {
         let p = d.cast_mut_ptr::<pg_sys::varlena>();
         // Compressed or TOASTed values are expanded: the image must not point
         // into the TOAST table (the row may be gone when the entry is read).
+        // Most values are neither (a 1-byte header: short; 0x01: a TOAST
+        // pointer; low bits 10 of a 4-byte header: compressed), and those are
+        // read in place, without a call into the server per value.
+        let header = *p.cast::<u8>();
+        if header != 0x01 && header & 0x03 != 0x02 {
+            return f(std::slice::from_raw_parts(p as *const u8, pgrx::varsize_any(p)));
+        }
         let flat = pg_sys::pg_detoast_datum_packed(p);
         let r = f(std::slice::from_raw_parts(flat as *const u8, pgrx::varsize_any(flat)));
         if flat != p {
@@ -174,7 +180,6 @@ unsafe fn with_bytes<R>(c: &Column, d: Datum, f: impl FnOnce(&[u8]) -> R) -> R {
 struct Scan {
     store: *mut pg_sys::Tuplestorestate,
     slot: *mut pg_sys::TupleTableSlot,
-    ptr: i32,
 }
 
 struct RowRef {
@@ -194,11 +199,12 @@ impl Scan {
         pg_sys::tuplestore_select_read_pointer(store, ptr);
         pg_sys::tuplestore_rescan(store);
         let slot = pg_sys::MakeSingleTupleTableSlot(desc, &raw const pg_sys::TTSOpsMinimalTuple);
-        Scan { store, slot, ptr }
+        Scan { store, slot }
     }
 
+    /// (Our read pointer stays selected: nothing else reads these stores
+    /// while the trigger runs, and the old and new rows are two stores.)
     unsafe fn next(&self) -> bool {
-        pg_sys::tuplestore_select_read_pointer(self.store, self.ptr);
         let got = pg_sys::tuplestore_gettupleslot(self.store, true, false, self.slot);
         if got {
             pg_sys::slot_getallattrs(self.slot);
@@ -312,6 +318,10 @@ unsafe fn side_to_json(
             };
             if let Some(s) = shown {
                 m.insert(c.name.clone(), Value::String(s.into()));
+            }
+            if *cell == Cell::Unchanged {
+                // not kept: absent from both sides, so not shown as a change
+                m.remove(&c.name);
             }
         }
     }

@@ -662,3 +662,90 @@ def test_early_append_never_happens_inside_a_savepoint(db, su):
         "WHERE target_id = 'public.ledger' AND action = 'row.insert' ORDER BY id")]
     assert vals == ["before the savepoint"]
     assert verify(su) == (True, None)
+
+
+# ------------------------------------------------- the commit-time append's writes
+
+
+def test_append_keeps_every_index_exact_including_ones_a_dba_adds(db, su):
+    """The append writes audit_log and the chain head directly (no SQL
+    statement): every index must still get exactly its entries — ours, and an
+    expression and a partial index a DBA adds — as amcheck confirms against
+    the heap."""
+    su.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+    su.execute("CREATE INDEX dba_lower_actor ON dashboard_auth.audit_log (lower(actor))")
+    su.execute("CREATE INDEX dba_failures ON dashboard_auth.audit_log (occurred_at) WHERE NOT success")
+    setup_admin(su)
+    su.execute("SELECT * FROM dashboard_auth.login('root@example.com', 'wrong password')")
+    su.execute("SELECT * FROM dashboard_auth.login('nobody@example.com', 'wrong password')")
+    append(su, 50)
+    audited_table(su)
+    su.execute("INSERT INTO public.ledger SELECT g, repeat('v', g) FROM generate_series(1, 300) g")
+    su.execute("UPDATE public.ledger SET v = v || '!' WHERE id % 3 = 0")
+    c = db.conn(autocommit=False)  # several entries in one append
+    for i in range(5):
+        c.execute("DELETE FROM public.ledger WHERE id = %s", (i + 1,))
+    c.commit()
+    total = one(su, "SELECT count(*) FROM dashboard_auth.audit_log")
+    indexes = [r[0] for r in su.execute(
+        "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND indrelid IN "
+        "('dashboard_auth.audit_log'::regclass, 'dashboard_auth.audit_chain_head'::regclass)")]
+    assert len(indexes) == 7
+    for index in indexes:  # raises if an index lacks a heap row's entry
+        su.execute("SELECT bt_index_check(%s::regclass, true)", (index,))
+    su.execute("SET enable_seqscan = off")
+    su.execute("SET enable_bitmapscan = off")
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE lower(actor) = 'db:test'") == 50
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE NOT success AND occurred_at > '-infinity'") == 2
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE id > 0") == total
+    assert one(su, "SELECT last_id FROM dashboard_auth.audit_chain_head WHERE singleton") == total
+    assert verify(su) == (True, None)
+
+
+def test_row_change_entries_stay_in_their_row(db, su):
+    """Beside a row image of a few kB, the toaster used to move the two 32-byte
+    hashes to the TOAST table: two more heap rows and index entries for every
+    row-change entry. Every column now stays in the row."""
+    audited_table(su)
+    for i in range(10):
+        su.execute("INSERT INTO public.ledger SELECT g, md5(g::text) FROM generate_series(%s::int, %s::int) g",
+                   (i * 100, i * 100 + 99))
+        su.execute("UPDATE public.ledger SET v = md5(v) WHERE id BETWEEN %s::int AND %s::int", (i * 100, i * 100 + 99))
+    assert one(su, "SELECT min(pg_column_size(row_data)) FROM dashboard_auth.audit_log WHERE action LIKE 'row.%%'") > 2000
+    assert one(su, "SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'dashboard_auth.audit_log'::regclass") == 0
+    assert verify(su) == (True, None)
+
+
+def test_chain_head_stays_on_one_page(db, su):
+    """Every append updates the head's one row: with fillfactor 10 each
+    update is a HOT update pruned in place, so the table does not grow."""
+    audited_table(su)
+    for i in range(400):
+        su.execute("INSERT INTO public.ledger VALUES (%s, 'x')", (i,))
+    assert one(su, "SELECT pg_relation_size('dashboard_auth.audit_chain_head')") == 8192
+    assert one(su, "SELECT last_id FROM dashboard_auth.audit_chain_head") == one(su, "SELECT max(id) FROM dashboard_auth.audit_log")
+
+
+def test_update_images_keep_the_key_and_changed_columns_only(db, su):
+    """An UPDATE's image keeps the key and the changed columns (also changes
+    to and from NULL); unchanged columns are neither stored nor shown."""
+    su.execute("CREATE TABLE public.wide (id int PRIMARY KEY, a text, b int, c text, big text)")
+    su.execute("SELECT dashboard.enable_audit('public.wide')")
+    su.execute("INSERT INTO public.wide SELECT g, 'a', g, NULL, repeat(md5(g::text), 50) FROM generate_series(1, 50) g")
+    su.execute("UPDATE public.wide SET b = NULL, c = 'now set' WHERE id <= 2")
+    su.execute("UPDATE public.wide SET c = NULL, a = a WHERE id = 1")
+    su.execute("UPDATE public.wide SET a = 'z'")
+    ins, upd1, upd2, upd3 = su.execute(
+        "SELECT dashboard_auth.audit_details(id), octet_length(row_data) FROM dashboard_auth.audit_log "
+        "WHERE target_id = 'public.wide' AND action LIKE 'row.%' ORDER BY id").fetchall()
+    assert upd1[0]["rows"] == [
+        {"pk": {"id": 1}, "old": {"b": 1, "c": None}, "new": {"b": None, "c": "now set"}},
+        {"pk": {"id": 2}, "old": {"b": 2, "c": None}, "new": {"b": None, "c": "now set"}},
+    ]
+    assert upd2[0]["rows"] == [{"pk": {"id": 1}, "old": {"c": "now set"}, "new": {"c": None}}]
+    by_id = {r["pk"]["id"]: r for r in upd3[0]["rows"]}
+    assert len(by_id) == 50 and by_id[50] == {"pk": {"id": 50}, "old": {"a": "a"}, "new": {"a": "z"}}
+    # the 1.6 kB 'big' column of every row is not in the UPDATE's image
+    assert upd3[1] < ins[1] / 10
+    assert verify(su) == (True, None)

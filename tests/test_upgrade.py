@@ -149,12 +149,12 @@ def _describe_relation(q, key, oid):
     # Columns by name: ALTER TABLE ADD COLUMN can only append, so the position is
     # not compared (write new columns at the end of CREATE TABLE as well).
     for (name, typ, notnull, default, identity, generated, collation, cacl, copts, compression,
-         ccomment, stattarget) in q(
+         ccomment, stattarget, storage, typstorage) in q(
             """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid),
                       a.attidentity, a.attgenerated,
                       CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END,
                       a.attacl::text[], a.attoptions, a.attcompression, col_description(a.attrelid, a.attnum),
-                      a.attstattarget
+                      a.attstattarget, a.attstorage, t.typstorage
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
                 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attname""", oid):
@@ -166,6 +166,7 @@ def _describe_relation(q, key, oid):
             f"{f' GENERATED {generated}' if generated else ''}{f' COLLATE {collation}' if collation else ''}"
             f"{f' COMPRESSION {compression}' if compression else ''}{f' OPTIONS {copts}' if copts else ''}"
             f"{f' STATISTICS {stattarget}' if stattarget != -1 else ''}"
+            f"{f' STORAGE {storage}' if storage != typstorage else ''}"
             f" acl {_acl(cacl)} comment {ccomment!r}")
     for name, contype, definition, deferrable, deferred, validated in q(
             "SELECT conname, contype, pg_get_constraintdef(oid), condeferrable, condeferred, convalidated "
@@ -360,7 +361,9 @@ def test_the_comparison_sees_every_kind_of_change(new_db):
         assert len(base) > 300
         changes = [
             ("ALTER TABLE dashboard_auth.sessions ADD COLUMN device text", "column device text"),
-            ("ALTER TABLE dashboard_auth.audit_log ALTER COLUMN actor DROP NOT NULL", "column actor text acl"),
+            ("ALTER TABLE dashboard_auth.audit_log ALTER COLUMN actor DROP NOT NULL", "column actor text STORAGE m acl"),
+            ("ALTER TABLE dashboard_auth.audit_log ALTER COLUMN row_hash SET STORAGE EXTENDED", "column row_hash bytea acl"),
+            ("ALTER TABLE dashboard_auth.audit_chain_head RESET (fillfactor)", "options None"),
             ("ALTER TABLE dashboard_auth.sessions ALTER COLUMN scope SET DEFAULT 'mfa_pending'", "DEFAULT 'mfa_pending'"),
             ("CREATE INDEX sessions_by_ip ON dashboard_auth.sessions (ip)", "sessions_by_ip"),
             ("ALTER TABLE dashboard_auth.users ADD CONSTRAINT name_short CHECK (length(full_name) < 500)", "name_short"),

@@ -17,7 +17,9 @@
 //! ncols × column: attnum:i16 typid:u32 typmod:i32 attlen:i16 byval:u8 align:u8 flags:u8 name_len:u16 name
 //! rows, until the end: per side (INSERT: new; DELETE: old; UPDATE: old then new),
 //!   per column: tag:u8 (0 null, 1 value, 2 redacted, 3 redacted and changed,
-//!   4 — in an UPDATE's new image only — the same bytes as in the old image) then, for 1,
+//!   4 — in an UPDATE's new image only — the same bytes as in the old image,
+//!   5 — in an UPDATE's old image only — not kept: a column outside the
+//!   primary key that the UPDATE left as it was) then, for 1,
 //!   the value's bytes: attlen bytes for fixed-length types (by-value ones as the
 //!   low attlen bytes of the datum), a whole varlena (its own header gives the length;
 //!   never compressed or external: the trigger detoasts), or a NUL-terminated cstring.
@@ -95,6 +97,10 @@ pub enum Cell<'a> {
     /// an UPDATE changed it.
     Redacted { changed: bool },
     Bytes(&'a [u8]),
+    /// In an UPDATE: a column outside the key that the statement did not
+    /// change. Its value is not kept (the audit shows an UPDATE as the key
+    /// and the changed columns), which makes UPDATE images much smaller.
+    Unchanged,
 }
 
 /// Builds an image; the caller writes, per row and side, one cell per column
@@ -132,6 +138,12 @@ impl Writer {
     /// In an UPDATE's new image: the column kept its old bytes.
     pub fn same(&mut self) {
         self.buf.push(4);
+    }
+
+    /// In an UPDATE's old image: a column outside the key that the UPDATE
+    /// did not change (its new image then says `same`).
+    pub fn unchanged(&mut self) {
+        self.buf.push(5);
     }
 
     pub fn redacted(&mut self, changed: bool) {
@@ -262,6 +274,7 @@ pub fn parse(bytes: &[u8]) -> Result<Image<'_>, String> {
                 2 => Cell::Redacted { changed: false },
                 3 => Cell::Redacted { changed: true },
                 4 if op == Op::Update && i >= ncols => cells[i - ncols],
+                5 if op == Op::Update && i < ncols && !col.pk => Cell::Unchanged,
                 1 => {
                     let rest = &bytes[r.at..];
                     let n = match col.attlen {
@@ -314,6 +327,43 @@ mod tests {
         assert_eq!(img.rows[0][3], Cell::Bytes(&7i64.to_le_bytes()), "same as old");
         assert_eq!(img.rows[0][4], Cell::Bytes(&long[..]));
         assert_eq!(img.rows[0][5], Cell::Redacted { changed: true });
+    }
+
+    #[test]
+    fn update_keeps_only_the_key_and_changed_columns() {
+        let mut w = Writer::new(Op::Update, &cols());
+        // old: the key, "note" not kept (unchanged), the secret unchanged
+        w.value(&7i64.to_le_bytes());
+        w.unchanged();
+        w.redacted(false);
+        // new
+        w.same();
+        w.same();
+        w.redacted(false);
+        let bytes = w.finish();
+        let img = parse(&bytes).unwrap();
+        assert_eq!(img.rows[0][0], Cell::Bytes(&7i64.to_le_bytes()));
+        assert_eq!(img.rows[0][1], Cell::Unchanged);
+        assert_eq!(img.rows[0][3], Cell::Bytes(&7i64.to_le_bytes()), "the key, same as old");
+        assert_eq!(img.rows[0][4], Cell::Unchanged, "same as old: not kept either");
+        // "not kept" exists only in an UPDATE's old image, and never for the key
+        let refused = |op: Op, cells: &[u8]| {
+            let mut w = Writer::new(op, &cols());
+            for c in cells {
+                match c {
+                    0 => w.null(),
+                    4 => w.same(),
+                    5 => w.unchanged(),
+                    _ => w.value(&1i64.to_le_bytes()),
+                }
+            }
+            parse(&w.finish()).is_err()
+        };
+        assert!(refused(Op::Insert, &[1, 5, 0]));
+        assert!(refused(Op::Delete, &[1, 5, 0]));
+        assert!(refused(Op::Update, &[5, 0, 0, 4, 0, 0]), "the key must be kept");
+        assert!(refused(Op::Update, &[1, 0, 0, 4, 5, 0]), "not in the new image");
+        assert!(!refused(Op::Update, &[1, 5, 0, 4, 4, 0]));
     }
 
     #[test]
