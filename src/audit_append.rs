@@ -196,19 +196,42 @@ impl DirectTable {
         self.names.iter().position(|n| n.as_deref() == Some(name))
     }
 
-    /// A tuple of this table from (column name, value) pairs; columns not
-    /// named are NULL (NOT NULL ones are then refused by the constraint check).
-    unsafe fn form(&self, values: &[(&str, Option<Datum>)]) -> pg_sys::HeapTuple {
+    /// A tuple of this table from (column index, value) pairs; columns not
+    /// given are NULL (NOT NULL ones are then refused by the constraint check).
+    unsafe fn form(&self, values: &[(usize, Datum)]) -> pg_sys::HeapTuple {
         let natts = self.names.len();
         let mut datums = vec![Datum::from(0usize); natts];
         let mut nulls = vec![true; natts];
-        for (name, value) in values {
-            if let (Some(i), Some(v)) = (self.column(name), value) {
-                datums[i] = *v;
-                nulls[i] = false;
-            }
+        for &(i, v) in values {
+            datums[i] = v;
+            nulls[i] = false;
         }
         pg_sys::heap_form_tuple(self.desc(), datums.as_mut_ptr(), nulls.as_mut_ptr())
+    }
+
+    /// The same from (column name, value) pairs (names the table lacks are skipped).
+    unsafe fn form_named(&self, values: &[(&str, Option<Datum>)]) -> pg_sys::HeapTuple {
+        let values: Vec<(usize, Datum)> = values.iter().filter_map(|(name, v)| Some((self.column(name)?, (*v)?))).collect();
+        self.form(&values)
+    }
+
+    /// A bytea value for column `i`, compressed already the way the column
+    /// would compress it (its storage and compression method) when that
+    /// saves space: otherwise the toaster compresses it inside the insert,
+    /// under the chain lock.
+    unsafe fn compressed(&self, i: usize, bytes: &[u8]) -> Datum {
+        let value = bytes.into_datum().expect("a byte slice is never NULL");
+        let att = &(*self.desc()).attrs.as_slice(self.names.len())[i];
+        let compressible = matches!(att.attstorage as u8, b'm' | b'x');
+        if !compressible || bytes.len() < COMPRESS_FROM_BYTES {
+            return value;
+        }
+        let compressed = toast_compress_datum(value, att.attcompression);
+        if compressed.is_null() {
+            value
+        } else {
+            compressed
+        }
     }
 
     unsafe fn check(&self, tuple: pg_sys::HeapTuple) {
@@ -254,6 +277,81 @@ impl DirectTable {
     }
 }
 
+/// Make sure audit_log has a page with room for the entries before the chain
+/// lock is taken: extending the table (writing a new page) is the slowest
+/// step of an append, and done under the lock it holds up every other
+/// audited commit. The insert then finds the page as the table's target.
+unsafe fn reserve_room(log: &DirectTable, prepared: &[Prepared], chain_columns: [usize; 3]) {
+    let placeholder_hash = [0u8; 32];
+    let mut total = 0usize;
+    for p in prepared {
+        let mut values = p.values.clone();
+        values.push((chain_columns[0], Datum::from(0i64)));
+        for column in &chain_columns[1..] {
+            values.extend(placeholder_hash.as_slice().into_datum().map(|d| (*column, d)));
+        }
+        let tuple = log.form(&values);
+        // (the line pointer and alignment of each)
+        total += ((*tuple).t_len as usize).next_multiple_of(8) + 4;
+        pg_sys::heap_freetuple(tuple);
+    }
+    // More than a page goes through the toaster or over several pages anyway.
+    if total == 0 || total > RESERVE_AT_MOST_BYTES {
+        return;
+    }
+    let mut vmbuffer: pg_sys::Buffer = pg_sys::InvalidBuffer as pg_sys::Buffer;
+    let buffer = relation_get_buffer_for_tuple(log.rel, total, &mut vmbuffer);
+    pg_sys::UnlockReleaseBuffer(buffer);
+    if vmbuffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
+        pg_sys::ReleaseBuffer(vmbuffer);
+    }
+}
+
+/// (MaxHeapTupleSize is 8160 bytes on 8 kB pages.)
+const RESERVE_AT_MOST_BYTES: usize = 7900;
+
+/// access/hio.h (not in pgrx's bindings): a pinned, exclusively locked page
+/// of `rel` with `len` bytes free, extending the table if none has; it
+/// becomes the table's target page for the next insert.
+unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuffer: *mut pg_sys::Buffer) -> pg_sys::Buffer {
+    unsafe extern "C-unwind" {
+        fn RelationGetBufferForTuple(
+            relation: pg_sys::Relation,
+            len: usize,
+            other_buffer: pg_sys::Buffer,
+            options: std::ffi::c_int,
+            bistate: *mut std::ffi::c_void,
+            vmbuffer: *mut pg_sys::Buffer,
+            vmbuffer_other: *mut pg_sys::Buffer,
+        ) -> pg_sys::Buffer;
+    }
+    pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
+        RelationGetBufferForTuple(
+            rel,
+            len,
+            pg_sys::InvalidBuffer as pg_sys::Buffer,
+            0,
+            std::ptr::null_mut(),
+            vmbuffer,
+            std::ptr::null_mut(),
+        )
+    })
+}
+
+/// Below this a row image is stored as it is (as the toaster would leave it
+/// in a row this small).
+const COMPRESS_FROM_BYTES: usize = 1024;
+
+/// access/toast_internals.h (not in pgrx's bindings): the compressed form of
+/// a plain varlena, or NULL when compressing would not save space.
+unsafe fn toast_compress_datum(value: Datum, cmethod: std::ffi::c_char) -> Datum {
+    unsafe extern "C-unwind" {
+        fn toast_compress_datum(value: Datum, cmethod: std::ffi::c_char) -> Datum;
+    }
+    // (it can raise an ERROR: across Rust frames only through pgrx's guard)
+    pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| toast_compress_datum(value, cmethod))
+}
+
 unsafe fn relation_name(rel: pg_sys::Relation) -> String {
     pgrx::name_data_to_str(&(*(*rel).rd_rel).relname).to_string()
 }
@@ -286,11 +384,79 @@ unsafe fn read_head(head: &DirectTable, snapshot: pg_sys::Snapshot) -> Option<(p
     result
 }
 
+/// An entry made ready before the chain lock is taken: everything but its
+/// id and hashes (which depend on the head) is converted, compressed and
+/// looked up here, so the lock — held from the append to the end of the
+/// commit, and what concurrent audited writers queue for — covers only the
+/// chain itself.
+struct Prepared {
+    /// with `details` and `ip` as the verifier reads them back (hashed so)
+    rec: ChainRecord,
+    /// (column index, value) of everything but id, prev_hash and row_hash
+    values: Vec<(usize, Datum)>,
+}
+
+unsafe fn prepare(log: &DirectTable, mut rec: ChainRecord) -> Prepared {
+    let Some(row_data_column) = log.column("row_data") else {
+        // A database still at 0.1.0 (no row_data column): the rows go into
+        // the details as JSON, as 0.1.0 kept them.
+        if let Some(data) = rec.row_data.take() {
+            let mut details: serde_json::Value = serde_json::from_str(&rec.details).unwrap_or_default();
+            let table = rec.target_id.clone().unwrap_or_default();
+            details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
+            rec.details = details.to_string();
+        }
+        return prepare_columns(log, rec, None);
+    };
+    prepare_columns(log, rec, Some(row_data_column))
+}
+
+unsafe fn prepare_columns(log: &DirectTable, mut rec: ChainRecord, row_data_column: Option<usize>) -> Prepared {
+    // The hash covers the values as stored and read back by the verifier:
+    // jsonb_out of the jsonb, inet_out of the inet.
+    let details = input(pg_sys::jsonb_in, &rec.details);
+    rec.details = output(pg_sys::jsonb_out, details);
+    let ip = rec.ip.as_deref().map(|ip| input(pg_sys::inet_in, ip));
+    rec.ip = ip.map(|d| output(pg_sys::inet_out, d));
+    let uuid = |u: Option<[u8; 16]>| u.and_then(|b| pgrx::datum::Uuid::from_bytes(b).into_datum());
+    let row_data = match (row_data_column, &rec.row_data) {
+        (Some(i), Some(data)) => Some(log.compressed(i, data)),
+        _ => None,
+    };
+    let values = [
+        ("occurred_at", Some(Datum::from(rec.occurred_at_us))),
+        ("actor_id", uuid(rec.actor_id)),
+        ("actor", rec.actor.as_str().into_datum()),
+        ("action", rec.action.as_str().into_datum()),
+        ("target_type", rec.target_type.as_deref().into_datum()),
+        ("target_id", rec.target_id.as_deref().into_datum()),
+        ("details", Some(details)),
+        ("ip", ip),
+        ("success", rec.success.into_datum()),
+        ("db_user", rec.db_user.as_str().into_datum()),
+        ("txid", rec.txid.into_datum()),
+        ("impersonation_session_id", uuid(rec.impersonation_session_id)),
+        ("row_data", row_data),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((log.column(name)?, value?)))
+    .collect();
+    Prepared { rec, values }
+}
+
 unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
     // audit_log before the chain lock: a transaction that altered audit_log
     // (ALTER EXTENSION ... UPDATE) holds it exclusively until its own append,
     // so taking the chain lock first could deadlock with it.
     let log = DirectTable::open(relation(c"audit_log"));
+    let prepared: Vec<Prepared> = records.map(|rec| prepare(&log, rec)).collect();
+    let (id_column, prev_column, hash_column) = match (log.column("id"), log.column("prev_hash"), log.column("row_hash")) {
+        (Some(i), Some(p), Some(h)) => (i, p, h),
+        _ => error!("fluxbase_admin: dashboard_auth.audit_log lacks its chain columns"),
+    };
+
+    reserve_room(&log, &prepared, [id_column, prev_column, hash_column]);
+
     let head_oid = lock_chain();
     // Our own earlier writes (an early append) must be visible to the
     // snapshot below, and under the lock the latest committed head is the
@@ -309,52 +475,20 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
         Some((_, id, hash)) => (*id, hash.clone()),
         None => (0, chain::GENESIS.to_vec()),
     };
-    // (absent in a database still at 0.1.0)
-    let has_row_data = log.column("row_data").is_some();
-    for mut rec in records {
+    for Prepared { mut rec, mut values } in prepared {
         let id = last_id + 1;
         rec.id = id;
-        if !has_row_data {
-            // the 0.1.0 form: the rows as JSON in the details
-            if let Some(data) = rec.row_data.take() {
-                let mut details: serde_json::Value = serde_json::from_str(&rec.details).unwrap_or_default();
-                let table = rec.target_id.clone().unwrap_or_default();
-                details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
-                rec.details = details.to_string();
-            }
-        }
-        // The hash covers the values as stored and read back by the verifier:
-        // jsonb_out of the jsonb, inet_out of the inet.
-        let details = input(pg_sys::jsonb_in, &rec.details);
-        rec.details = output(pg_sys::jsonb_out, details);
-        let ip = rec.ip.as_deref().map(|ip| input(pg_sys::inet_in, ip));
-        rec.ip = ip.map(|d| output(pg_sys::inet_out, d));
         let hash = chain::row_hash(&last_hash, &rec).to_vec();
-        let uuid = |u: Option<[u8; 16]>| u.and_then(|b| pgrx::datum::Uuid::from_bytes(b).into_datum());
-        let tuple = log.form(&[
-            ("id", id.into_datum()),
-            ("occurred_at", Some(Datum::from(rec.occurred_at_us))),
-            ("actor_id", uuid(rec.actor_id)),
-            ("actor", rec.actor.into_datum()),
-            ("action", rec.action.into_datum()),
-            ("target_type", rec.target_type.into_datum()),
-            ("target_id", rec.target_id.into_datum()),
-            ("details", Some(details)),
-            ("ip", ip),
-            ("success", rec.success.into_datum()),
-            ("db_user", rec.db_user.into_datum()),
-            ("txid", rec.txid.into_datum()),
-            ("impersonation_session_id", uuid(rec.impersonation_session_id)),
-            ("row_data", rec.row_data.into_datum()),
-            ("prev_hash", last_hash.into_datum()),
-            ("row_hash", hash.clone().into_datum()),
-        ]);
+        values.push((id_column, Datum::from(id)));
+        values.extend(last_hash.as_slice().into_datum().map(|d| (prev_column, d)));
+        values.extend(hash.as_slice().into_datum().map(|d| (hash_column, d)));
+        let tuple = log.form(&values);
         log.insert(tuple);
         pg_sys::heap_freetuple(tuple);
         last_id = id;
         last_hash = hash;
     }
-    let tuple = head.form(&[
+    let tuple = head.form_named(&[
         ("singleton", true.into_datum()),
         ("last_id", last_id.into_datum()),
         ("last_hash", last_hash.into_datum()),
