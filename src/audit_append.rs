@@ -23,8 +23,12 @@
 //! trigger (which queues the row and skips it; see audit_triggers.rs).
 //!
 //! The append reads the chain head with the latest snapshot (under the lock,
-//! so it is the true head) and writes with it, so REPEATABLE READ
-//! transactions append without serialization failures.
+//! so it is the true head), so REPEATABLE READ transactions append without
+//! serialization failures. It writes audit_log and the head directly
+//! (`DirectTable`: constraints checked, every index maintained) rather than
+//! through SQL statements, and does all it can before taking the lock
+//! (`prepare`, `reserve_room`): the lock is what concurrent audited commits
+//! queue for, so only the chain itself is done under it.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -91,8 +95,15 @@ pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _a
     use pg_sys::XactEvent::*;
     match event {
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => append_queued(),
-        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_COMMIT | XACT_EVENT_PREPARE => {
+        XACT_EVENT_COMMIT => {
             take_queue();
+            release_chain_lock();
+        }
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => {
+            take_queue();
+            // (released by the abort; a prepared transaction keeps it until
+            // COMMIT PREPARED, which makes its head visible)
+            CHAIN_LOCKED.with(|c| c.set(None));
         }
         _ => {}
     }
@@ -119,7 +130,38 @@ pub fn lock_chain() -> Oid {
     unsafe {
         pg_sys::LockRelationOid(head, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
     }
+    CHAIN_LOCKED.with(|c| c.set(Some(head)));
     head
+}
+
+thread_local! {
+    /// The chain head's oid while this transaction holds the chain lock.
+    static CHAIN_LOCKED: Cell<Option<Oid>> = const { Cell::new(None) };
+}
+
+/// At XACT_EVENT_COMMIT the transaction is committed and visible to new
+/// snapshots (ProcArrayEndTransaction has run), so the next appender already
+/// reads our head: the chain lock, which every concurrent audited commit
+/// queues for, is let go here rather than with the rest of the locks at the
+/// very end of the commit's cleanup.
+fn release_chain_lock() {
+    let Some(head) = CHAIN_LOCKED.with(|c| c.take()) else {
+        return;
+    };
+    unsafe {
+        let tag = pg_sys::LOCKTAG {
+            locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+            locktag_field2: head.to_u32(),
+            locktag_field3: 0,
+            locktag_field4: 0,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,
+            locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+        };
+        // (taken in a savepoint that rolled back, it is gone already)
+        if pg_sys::LockHeldByMe(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) {
+            pg_sys::UnlockRelationOid(head, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
+        }
+    }
 }
 
 fn relation(name: &CStr) -> Oid {
@@ -164,8 +206,9 @@ struct DirectTable {
 }
 
 impl DirectTable {
-    unsafe fn open(oid: Oid) -> DirectTable {
-        let rel = pg_sys::table_open(oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+    /// `lockmode` NoLock: the caller holds a stronger lock already.
+    unsafe fn open(oid: Oid, lockmode: u32) -> DirectTable {
+        let rel = pg_sys::table_open(oid, lockmode as pg_sys::LOCKMODE);
         if (*(*rel).rd_rel).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char {
             error!("fluxbase_admin: dashboard_auth.{} must be a plain table", relation_name(rel));
         }
@@ -448,7 +491,7 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
     // audit_log before the chain lock: a transaction that altered audit_log
     // (ALTER EXTENSION ... UPDATE) holds it exclusively until its own append,
     // so taking the chain lock first could deadlock with it.
-    let log = DirectTable::open(relation(c"audit_log"));
+    let log = DirectTable::open(relation(c"audit_log"), pg_sys::RowExclusiveLock);
     let prepared: Vec<Prepared> = records.map(|rec| prepare(&log, rec)).collect();
     let (id_column, prev_column, hash_column) = match (log.column("id"), log.column("prev_hash"), log.column("row_hash")) {
         (Some(i), Some(p), Some(h)) => (i, p, h),
@@ -469,7 +512,10 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
     if pushed {
         pg_sys::PushActiveSnapshot(snapshot);
     }
-    let head = DirectTable::open(head_oid);
+    // (No lock of its own beside the chain lock, which is stronger: nothing
+    // else held to the end of the transaction stops the next appender once
+    // the chain lock is let go at commit, see release_chain_lock.)
+    let head = DirectTable::open(head_oid, pg_sys::NoLock);
     let current = read_head(&head, snapshot);
     let (mut last_id, mut last_hash) = match &current {
         Some((_, id, hash)) => (*id, hash.clone()),

@@ -749,3 +749,26 @@ def test_update_images_keep_the_key_and_changed_columns_only(db, su):
     # the 1.6 kB 'big' column of every row is not in the UPDATE's image
     assert upd3[1] < ins[1] / 10
     assert verify(su) == (True, None)
+
+
+def test_chain_lock_is_let_go_at_commit_and_only_if_held(db, su):
+    """The chain lock is released as soon as the commit is visible; taken in a
+    savepoint that rolled back, it is gone already and nothing is released
+    twice (no lock-manager warning)."""
+    audited_table(su)
+    c = db.conn(autocommit=False)
+    notices = []
+    c.add_notice_handler(lambda d: notices.append(d.message_primary))
+    c.execute("SAVEPOINT s")
+    c.execute("SELECT dashboard_auth.purge_audit('1000 years')")  # takes the chain lock
+    c.execute("ROLLBACK TO SAVEPOINT s")
+    c.execute("INSERT INTO public.ledger VALUES (1, 'after the savepoint')")
+    c.commit()
+    c.execute("INSERT INTO public.ledger VALUES (2, 'next transaction')")
+    c.commit()
+    assert notices == []
+    # nobody holds the chain lock between transactions
+    assert one(su, "SELECT count(*) FROM pg_locks WHERE relation = 'dashboard_auth.audit_chain_head'::regclass "
+                   "AND pid <> pg_backend_pid()") == 0
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE target_id = 'public.ledger' AND action LIKE 'row.%%'") == 2
+    assert verify(su) == (True, None)

@@ -72,7 +72,7 @@ tps() {
 # Interleave the three tables in several short rounds and compare within each
 # round (this machine's load drifts; a ratio taken side by side does not).
 rounds=()
-for round in $(seq "${BENCH_ROUNDS:-5}"); do
+for round in $(seq "${BENCH_ROUNDS:-7}"); do
     rounds+=("$(tps ins_t_plain) $(tps ins_t_ours) $(tps ins_t_plpgsql) $(tps upd_t_plain) $(tps upd_t_ours) $(tps upd_t_plpgsql)")
 done
 # Sanity: ours really audited every statement, and the chain holds.
