@@ -4,10 +4,11 @@
 //! appended to dashboard_auth.audit_log — each with its id and its place in
 //! the hash chain — just before the transaction commits
 //! (XACT_EVENT_PRE_COMMIT). The chain lock (an EXCLUSIVE lock on
-//! audit_chain_head, which conflicts with no reader) is taken there, so it is
-//! held from that append to the end of the commit: concurrent writers queue
-//! for the append only, never for each other's whole transactions (a
-//! DBA's open transaction no longer holds up every login).
+//! audit_chain_head, which conflicts with no reader) is taken there and held
+//! until the commit is visible (XACT_EVENT_COMMIT, `release_chain_lock`):
+//! concurrent writers queue for the append only, never for each other's
+//! whole transactions (a DBA's open transaction no longer holds up every
+//! login).
 //!
 //! Semantics stay those of an INSERT in the transaction: entries of an
 //! aborted transaction or rolled-back savepoint are dropped, a failure to
@@ -36,7 +37,6 @@ use std::ffi::CStr;
 use fluxbase_core::chain::{self, ChainRecord};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
-
 
 /// What `queue` keeps of an entry besides the entry itself, to bound memory.
 fn queued_size(r: &ChainRecord) -> usize {

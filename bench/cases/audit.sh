@@ -5,14 +5,19 @@
 # the usual hand-written PL/pgSQL row trigger writing to_jsonb(new)/to_jsonb(old)
 # into one table (as supa_audit does). All in the same run, with pgbench.
 # Targets: ours >= 0.7 of unaudited throughput, and >= 2x the PL/pgSQL trigger.
-# Measured here (2 shared cores, noisy; medians of 5 interleaved rounds):
+# Measured here (2 shared cores, noisy; medians of 5-7 interleaved rounds):
 #   0.1.0 (jsonb built per statement, chain lock held to commit): INSERT 0.23-0.30,
 #     UPDATE 0.13-0.19; 1.0x and 0.8x the PL/pgSQL trigger.
-#   0.2.0 (binary row images, chain appended at commit): INSERT 0.63-0.71, UPDATE
-#     0.53-0.57 (target 0.7 not reliably met); 2.5-3.3x the PL/pgSQL trigger (met).
-#   What remains is the entry itself: one heap row of a few kB (compressed row
-#   image) with its index entries and WAL, the chain head update, and the two
-#   clients queueing for the append at commit.
+#   0.2.0, first cut (binary row images, chain appended at commit through SPI):
+#     INSERT 0.63-0.71, UPDATE 0.53-0.57.
+#   0.2.0 (append written directly, prepared before the chain lock; UPDATE images
+#     keep the key and changed columns; no TOAST rows per entry): INSERT 0.72-0.74
+#     (target met), UPDATE 0.62-0.69 (not reliably met); 3.0-3.8x the PL/pgSQL
+#     trigger (met). Backend CPU per statement with one client: 0.70-0.75 of
+#     unaudited for both. What remains: the trigger's capture of 100 rows, the
+#     transition tables Postgres fills for it, one ~2 kB entry with its index
+#     entries and WAL, and, with two clients, the wait for the chain lock, which is
+#     held through the commit record.
 set -euo pipefail
 DB=bench_audit
 DURATION=${BENCH_SECONDS:-4}
