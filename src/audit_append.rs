@@ -218,6 +218,8 @@ impl DirectTable {
         (*rri).type_ = pg_sys::NodeTag::T_ResultRelInfo;
         // range table index 0: no range table (constraint errors then show no row values)
         pg_sys::InitResultRelInfo(rri, rel, 0, std::ptr::null_mut(), 0);
+        // No triggers (see above).
+        (*rri).ri_TrigDesc = std::ptr::null_mut();
         pg_sys::ExecOpenIndices(rri, false);
         let slot = pg_sys::ExecInitExtraTupleSlot(estate, (*rel).rd_att, &raw const pg_sys::TTSOpsHeapTuple);
         let desc = (*rel).rd_att;
@@ -239,23 +241,48 @@ impl DirectTable {
         self.names.iter().position(|n| n.as_deref() == Some(name))
     }
 
-    /// A tuple of this table from (column index, value) pairs; columns not
-    /// given are NULL (NOT NULL ones are then refused by the constraint check).
-    unsafe fn form(&self, values: &[(usize, Datum)]) -> pg_sys::HeapTuple {
+    /// A tuple of this table from (column index, value) pairs. A column not
+    /// given gets its default (as an INSERT would: a DBA may have added
+    /// columns to the table), NULL without one; generated columns are
+    /// computed by the insert. With `defaults` false they stay NULL (for
+    /// measuring the tuple: evaluating a default such as nextval() has effects).
+    unsafe fn form(&self, values: &[(usize, Option<Datum>)], defaults: bool) -> pg_sys::HeapTuple {
         let natts = self.names.len();
         let mut datums = vec![Datum::from(0usize); natts];
         let mut nulls = vec![true; natts];
+        let mut given = vec![false; natts];
         for &(i, v) in values {
-            datums[i] = v;
-            nulls[i] = false;
+            given[i] = true;
+            if let Some(v) = v {
+                datums[i] = v;
+                nulls[i] = false;
+            }
+        }
+        if defaults {
+            let attrs = (*self.desc()).attrs.as_slice(natts);
+            for (i, att) in attrs.iter().enumerate() {
+                if given[i] || att.attisdropped || att.attgenerated != 0 {
+                    continue;
+                }
+                let expr = pg_sys::build_column_default(self.rel, (i + 1) as i32);
+                if expr.is_null() {
+                    continue;
+                }
+                let state = pg_sys::ExecPrepareExpr(pg_sys::expression_planner(expr.cast()), self.estate);
+                let mut econtext = (*self.estate).es_per_tuple_exprcontext;
+                if econtext.is_null() {
+                    econtext = pg_sys::MakePerTupleExprContext(self.estate);
+                }
+                datums[i] = pg_sys::ExecEvalExprSwitchContext(state, econtext, &mut nulls[i]);
+            }
         }
         pg_sys::heap_form_tuple(self.desc(), datums.as_mut_ptr(), nulls.as_mut_ptr())
     }
 
     /// The same from (column name, value) pairs (names the table lacks are skipped).
     unsafe fn form_named(&self, values: &[(&str, Option<Datum>)]) -> pg_sys::HeapTuple {
-        let values: Vec<(usize, Datum)> = values.iter().filter_map(|(name, v)| Some((self.column(name)?, (*v)?))).collect();
-        self.form(&values)
+        let values: Vec<(usize, Option<Datum>)> = values.iter().filter_map(|(name, v)| Some((self.column(name)?, *v))).collect();
+        self.form(&values, true)
     }
 
     /// A bytea value for column `i`, compressed already the way the column
@@ -277,38 +304,34 @@ impl DirectTable {
         }
     }
 
-    unsafe fn check(&self, tuple: pg_sys::HeapTuple) {
+    /// Insert as the executor does for a plain INSERT: generated columns,
+    /// constraints, the row, its index entries (logical replication's apply
+    /// uses the same function). Triggers were switched off in `open`.
+    unsafe fn insert(&self, tuple: pg_sys::HeapTuple) {
+        pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+        pg_sys::ExecSimpleRelationInsert(self.rri, self.estate, self.slot);
+        self.done_with_row();
+    }
+
+    unsafe fn update(&self, old: pg_sys::ItemPointer, tuple: pg_sys::HeapTuple) {
         pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
         if !(*self.desc()).constr.is_null() {
             pg_sys::ExecConstraints(self.rri, self.slot, self.estate);
         }
+        pg_sys::simple_heap_update(self.rel, old, tuple);
+        // A HOT update keeps the old index entries; otherwise the new version needs its own.
+        if (*(*tuple).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE == 0 && (*self.rri).ri_NumIndices > 0 {
+            pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+            pg_sys::ExecInsertIndexTuples(self.rri, self.slot, self.estate, true, false, std::ptr::null_mut(), std::ptr::null_mut());
+        }
+        self.done_with_row();
     }
 
-    /// Index entries for a tuple just written (its t_self set).
-    unsafe fn index(&self, tuple: pg_sys::HeapTuple, update: bool) {
-        if (*self.rri).ri_NumIndices > 0 {
-            pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
-            pg_sys::ExecInsertIndexTuples(self.rri, self.slot, self.estate, update, false, std::ptr::null_mut(), std::ptr::null_mut());
-        }
+    unsafe fn done_with_row(&self) {
         pg_sys::ExecClearTuple(self.slot);
         let econtext = (*self.estate).es_per_tuple_exprcontext;
         if !econtext.is_null() {
             pg_sys::MemoryContextReset((*econtext).ecxt_per_tuple_memory);
-        }
-    }
-
-    unsafe fn insert(&self, tuple: pg_sys::HeapTuple) {
-        self.check(tuple);
-        pg_sys::simple_heap_insert(self.rel, tuple);
-        self.index(tuple, false);
-    }
-
-    unsafe fn update(&self, old: pg_sys::ItemPointer, tuple: pg_sys::HeapTuple) {
-        self.check(tuple);
-        pg_sys::simple_heap_update(self.rel, old, tuple);
-        // A HOT update keeps the old index entries; otherwise the new version needs its own.
-        if (*(*tuple).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE == 0 {
-            self.index(tuple, true);
         }
     }
 
@@ -329,11 +352,11 @@ unsafe fn reserve_room(log: &DirectTable, prepared: &[Prepared], chain_columns: 
     let mut total = 0usize;
     for p in prepared {
         let mut values = p.values.clone();
-        values.push((chain_columns[0], Datum::from(0i64)));
+        values.push((chain_columns[0], Some(Datum::from(0i64))));
         for column in &chain_columns[1..] {
-            values.extend(placeholder_hash.as_slice().into_datum().map(|d| (*column, d)));
+            values.push((*column, placeholder_hash.as_slice().into_datum()));
         }
-        let tuple = log.form(&values);
+        let tuple = log.form(&values, false);
         // (the line pointer and alignment of each)
         total += ((*tuple).t_len as usize).next_multiple_of(8) + 4;
         pg_sys::heap_freetuple(tuple);
@@ -436,7 +459,7 @@ struct Prepared {
     /// with `details` and `ip` as the verifier reads them back (hashed so)
     rec: ChainRecord,
     /// (column index, value) of everything but id, prev_hash and row_hash
-    values: Vec<(usize, Datum)>,
+    values: Vec<(usize, Option<Datum>)>,
 }
 
 unsafe fn prepare(log: &DirectTable, mut rec: ChainRecord) -> Prepared {
@@ -482,7 +505,7 @@ unsafe fn prepare_columns(log: &DirectTable, mut rec: ChainRecord, row_data_colu
         ("row_data", row_data),
     ]
     .into_iter()
-    .filter_map(|(name, value)| Some((log.column(name)?, value?)))
+    .filter_map(|(name, value)| Some((log.column(name)?, value)))
     .collect();
     Prepared { rec, values }
 }
@@ -525,10 +548,10 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
         let id = last_id + 1;
         rec.id = id;
         let hash = chain::row_hash(&last_hash, &rec).to_vec();
-        values.push((id_column, Datum::from(id)));
-        values.extend(last_hash.as_slice().into_datum().map(|d| (prev_column, d)));
-        values.extend(hash.as_slice().into_datum().map(|d| (hash_column, d)));
-        let tuple = log.form(&values);
+        values.push((id_column, Some(Datum::from(id))));
+        values.push((prev_column, last_hash.as_slice().into_datum()));
+        values.push((hash_column, hash.as_slice().into_datum()));
+        let tuple = log.form(&values, true);
         log.insert(tuple);
         pg_sys::heap_freetuple(tuple);
         last_id = id;
