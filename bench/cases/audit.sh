@@ -11,10 +11,10 @@
 #   0.2.0, first cut (binary row images, chain appended at commit through SPI):
 #     INSERT 0.63-0.71, UPDATE 0.53-0.57.
 #   0.2.0 (append written directly, prepared before the chain lock; UPDATE images
-#     keep the key and changed columns; no TOAST rows per entry): INSERT 0.72-0.74
-#     (target met), UPDATE 0.62-0.69 (not reliably met); 3.0-3.8x the PL/pgSQL
-#     trigger (met). Backend CPU per statement with one client: 0.70-0.75 of
-#     unaudited for both. What remains: the trigger's capture of 100 rows, the
+#     keep the key and changed columns; no TOAST rows per entry), 5 runs:
+#     INSERT 0.70-0.74 (target met), UPDATE 0.62-0.77, median 0.68 (not reliably
+#     met); 2.9-3.8x the PL/pgSQL trigger (met). Backend CPU per statement with
+#     one client: 0.69-0.73 of unaudited for both. What remains: the trigger's capture of 100 rows, the
 #     transition tables Postgres fills for it, one ~2 kB entry with its index
 #     entries and WAL, and, with two clients, the wait for the chain lock, which is
 #     held through the commit record.
