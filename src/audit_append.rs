@@ -378,7 +378,11 @@ const RESERVE_AT_MOST_BYTES: usize = 7900;
 
 /// access/hio.h (not in pgrx's bindings): a pinned, exclusively locked page
 /// of `rel` with `len` bytes free, extending the table if none has; it
-/// becomes the table's target page for the next insert.
+/// becomes the table's target page for the next insert. PostgreSQL 15's
+/// signature (16 adds a `num_pages` argument): the crate builds for 15 only.
+#[cfg(not(feature = "pg15"))]
+compile_error!("relation_get_buffer_for_tuple declares PostgreSQL 15's RelationGetBufferForTuple");
+
 unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuffer: *mut pg_sys::Buffer) -> pg_sys::Buffer {
     unsafe extern "C-unwind" {
         fn RelationGetBufferForTuple(
