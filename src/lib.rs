@@ -27,6 +27,7 @@ pub mod impersonation;
 pub mod explorer;
 pub mod audit_triggers;
 pub mod audit_append;
+pub mod direct_table;
 pub mod row_capture;
 pub mod monitoring;
 pub mod sessions;

@@ -1,0 +1,230 @@
+//! Writing rows of a table the way the executor's INSERT and UPDATE do —
+//! defaults, generated columns, constraints, every index (expression and
+//! partial ones included) — without planning and running a statement.
+//!
+//! Used by the audit append (audit_append.rs), which runs on every audited
+//! transaction's commit path: there, three SPI statements (plan
+//! revalidation, executor start and end, a trigger call per row) cost more
+//! than the rows they wrote. No triggers fire (audit_log's own trigger exists
+//! to route other writers to the append).
+
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::prelude::*;
+
+/// One table opened for writing: its relation, executor state and indexes.
+pub struct DirectTable {
+    pub rel: pg_sys::Relation,
+    /// live column names by attribute index (None: dropped)
+    names: Vec<Option<String>>,
+    estate: *mut pg_sys::EState,
+    rri: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+}
+
+impl DirectTable {
+    /// `lockmode` NoLock: the caller holds a stronger lock already.
+    pub unsafe fn open(oid: Oid, lockmode: u32) -> DirectTable {
+        let rel = pg_sys::table_open(oid, lockmode as pg_sys::LOCKMODE);
+        if (*(*rel).rd_rel).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char {
+            error!("fluxbase_admin: {} must be a plain table", relation_name(rel));
+        }
+        let estate = pg_sys::CreateExecutorState();
+        (*estate).es_output_cid = pg_sys::GetCurrentCommandId(true);
+        let rri = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>()).cast::<pg_sys::ResultRelInfo>();
+        (*rri).type_ = pg_sys::NodeTag::T_ResultRelInfo;
+        // range table index 0: no range table (constraint errors then show no row values)
+        pg_sys::InitResultRelInfo(rri, rel, 0, std::ptr::null_mut(), 0);
+        // No triggers (see the module comment).
+        (*rri).ri_TrigDesc = std::ptr::null_mut();
+        pg_sys::ExecOpenIndices(rri, false);
+        let slot = pg_sys::ExecInitExtraTupleSlot(estate, (*rel).rd_att, &raw const pg_sys::TTSOpsHeapTuple);
+        let desc = (*rel).rd_att;
+        let names = (*desc)
+            .attrs
+            .as_slice((*desc).natts as usize)
+            .iter()
+            .map(|a| (!a.attisdropped).then(|| pgrx::name_data_to_str(&a.attname).to_string()))
+            .collect();
+        DirectTable { rel, names, estate, rri, slot }
+    }
+
+    pub fn desc(&self) -> pg_sys::TupleDesc {
+        unsafe { (*self.rel).rd_att }
+    }
+
+    /// Attribute index (0-based) of a live column, if the table has it.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n.as_deref() == Some(name))
+    }
+
+    /// A tuple of this table from (column index, value) pairs. A column not
+    /// given gets its default (as an INSERT would: a DBA may have added
+    /// columns to the table), NULL without one; generated columns are
+    /// computed by the insert. With `defaults` false they stay NULL (for
+    /// measuring the tuple: evaluating a default such as nextval() has effects).
+    pub unsafe fn form(&self, values: &[(usize, Option<Datum>)], defaults: bool) -> pg_sys::HeapTuple {
+        let natts = self.names.len();
+        let mut datums = vec![Datum::from(0usize); natts];
+        let mut nulls = vec![true; natts];
+        let mut given = vec![false; natts];
+        for &(i, v) in values {
+            given[i] = true;
+            if let Some(v) = v {
+                datums[i] = v;
+                nulls[i] = false;
+            }
+        }
+        if defaults {
+            let attrs = (*self.desc()).attrs.as_slice(natts);
+            for (i, att) in attrs.iter().enumerate() {
+                if given[i] || att.attisdropped || att.attgenerated != 0 {
+                    continue;
+                }
+                let expr = pg_sys::build_column_default(self.rel, (i + 1) as i32);
+                if expr.is_null() {
+                    continue;
+                }
+                let state = pg_sys::ExecPrepareExpr(pg_sys::expression_planner(expr.cast()), self.estate);
+                let mut econtext = (*self.estate).es_per_tuple_exprcontext;
+                if econtext.is_null() {
+                    econtext = pg_sys::MakePerTupleExprContext(self.estate);
+                }
+                datums[i] = pg_sys::ExecEvalExprSwitchContext(state, econtext, &mut nulls[i]);
+            }
+        }
+        pg_sys::heap_form_tuple(self.desc(), datums.as_mut_ptr(), nulls.as_mut_ptr())
+    }
+
+    /// The same from (column name, value) pairs (names the table lacks are skipped).
+    pub unsafe fn form_named(&self, values: &[(&str, Option<Datum>)]) -> pg_sys::HeapTuple {
+        let values: Vec<(usize, Option<Datum>)> = values.iter().filter_map(|(name, v)| Some((self.column(name)?, *v))).collect();
+        self.form(&values, true)
+    }
+
+    /// A bytea value for column `i`, compressed already the way the column
+    /// would compress it (its storage and compression method) when that
+    /// saves space: otherwise the toaster compresses it inside the insert
+    /// (which for the audit append runs under the chain lock).
+    pub unsafe fn compressed(&self, i: usize, bytes: &[u8]) -> Datum {
+        let value = bytes.into_datum().expect("a byte slice is never NULL");
+        let att = &(*self.desc()).attrs.as_slice(self.names.len())[i];
+        let compressible = matches!(att.attstorage as u8, b'm' | b'x');
+        if !compressible || bytes.len() < COMPRESS_FROM_BYTES {
+            return value;
+        }
+        let compressed = toast_compress_datum(value, att.attcompression);
+        if compressed.is_null() {
+            value
+        } else {
+            compressed
+        }
+    }
+
+    /// Insert as the executor does for a plain INSERT: generated columns,
+    /// constraints, the row, its index entries (logical replication's apply
+    /// uses the same function). Triggers were switched off in `open`.
+    pub unsafe fn insert(&self, tuple: pg_sys::HeapTuple) {
+        pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+        pg_sys::ExecSimpleRelationInsert(self.rri, self.estate, self.slot);
+        self.done_with_row();
+    }
+
+    pub unsafe fn update(&self, old: pg_sys::ItemPointer, tuple: pg_sys::HeapTuple) {
+        pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+        if !(*self.desc()).constr.is_null() {
+            pg_sys::ExecConstraints(self.rri, self.slot, self.estate);
+        }
+        pg_sys::simple_heap_update(self.rel, old, tuple);
+        // A HOT update keeps the old index entries; otherwise the new version needs its own.
+        if (*(*tuple).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE == 0 && (*self.rri).ri_NumIndices > 0 {
+            pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+            pg_sys::ExecInsertIndexTuples(self.rri, self.slot, self.estate, true, false, std::ptr::null_mut(), std::ptr::null_mut());
+        }
+        self.done_with_row();
+    }
+
+    unsafe fn done_with_row(&self) {
+        pg_sys::ExecClearTuple(self.slot);
+        let econtext = (*self.estate).es_per_tuple_exprcontext;
+        if !econtext.is_null() {
+            pg_sys::MemoryContextReset((*econtext).ecxt_per_tuple_memory);
+        }
+    }
+
+    /// Make sure the table has a page with `len` bytes free, extending it if
+    /// none has, without writing anything: the next insert finds that page as
+    /// the table's target. (More than about a page: nothing; such rows go
+    /// through the toaster or over several pages anyway.)
+    pub unsafe fn reserve(&self, len: usize) {
+        if len == 0 || len > RESERVE_AT_MOST_BYTES {
+            return;
+        }
+        let mut vmbuffer: pg_sys::Buffer = pg_sys::InvalidBuffer as pg_sys::Buffer;
+        let buffer = relation_get_buffer_for_tuple(self.rel, len, &mut vmbuffer);
+        pg_sys::UnlockReleaseBuffer(buffer);
+        if vmbuffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
+            pg_sys::ReleaseBuffer(vmbuffer);
+        }
+    }
+
+    pub unsafe fn close(self) {
+        pg_sys::ExecCloseIndices(self.rri);
+        pg_sys::ExecResetTupleTable((*self.estate).es_tupleTable, false);
+        pg_sys::FreeExecutorState(self.estate);
+        pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    }
+}
+
+/// (MaxHeapTupleSize is 8160 bytes on 8 kB pages.)
+const RESERVE_AT_MOST_BYTES: usize = 7900;
+
+/// access/hio.h (not in pgrx's bindings): a pinned, exclusively locked page
+/// of `rel` with `len` bytes free, extending the table if none has; it
+/// becomes the table's target page for the next insert. PostgreSQL 15's
+/// signature (16 adds a `num_pages` argument): the crate builds for 15 only.
+#[cfg(not(feature = "pg15"))]
+compile_error!("relation_get_buffer_for_tuple declares PostgreSQL 15's RelationGetBufferForTuple");
+
+unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuffer: *mut pg_sys::Buffer) -> pg_sys::Buffer {
+    unsafe extern "C-unwind" {
+        fn RelationGetBufferForTuple(
+            relation: pg_sys::Relation,
+            len: usize,
+            other_buffer: pg_sys::Buffer,
+            options: std::ffi::c_int,
+            bistate: *mut std::ffi::c_void,
+            vmbuffer: *mut pg_sys::Buffer,
+            vmbuffer_other: *mut pg_sys::Buffer,
+        ) -> pg_sys::Buffer;
+    }
+    pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
+        RelationGetBufferForTuple(
+            rel,
+            len,
+            pg_sys::InvalidBuffer as pg_sys::Buffer,
+            0,
+            std::ptr::null_mut(),
+            vmbuffer,
+            std::ptr::null_mut(),
+        )
+    })
+}
+
+/// Below this a row image is stored as it is (as the toaster would leave it
+/// in a row this small).
+const COMPRESS_FROM_BYTES: usize = 1024;
+
+/// access/toast_internals.h (not in pgrx's bindings): the compressed form of
+/// a plain varlena, or NULL when compressing would not save space.
+unsafe fn toast_compress_datum(value: Datum, cmethod: std::ffi::c_char) -> Datum {
+    unsafe extern "C-unwind" {
+        fn toast_compress_datum(value: Datum, cmethod: std::ffi::c_char) -> Datum;
+    }
+    // (it can raise an ERROR: across Rust frames only through pgrx's guard)
+    pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| toast_compress_datum(value, cmethod))
+}
+
+unsafe fn relation_name(rel: pg_sys::Relation) -> String {
+    pgrx::name_data_to_str(&(*(*rel).rd_rel).relname).to_string()
+}
+
