@@ -128,7 +128,7 @@ pub unsafe extern "C-unwind" fn on_subxact_event(
 /// Take the chain lock, to the end of the transaction (purge_audit takes it
 /// too, so no append interleaves with a purge). Returns the head table's oid.
 pub fn lock_chain() -> Oid {
-    let head = relation(c"audit_chain_head");
+    let head = crate::db::dashboard_auth_table(c"audit_chain_head");
     unsafe {
         pg_sys::LockRelationOid(head, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
     }
@@ -166,17 +166,6 @@ fn release_chain_lock() {
     }
 }
 
-fn relation(name: &CStr) -> Oid {
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"dashboard_auth".as_ptr(), false);
-        let oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
-        if oid == pg_sys::InvalidOid {
-            error!("fluxbase_admin: table dashboard_auth.{} is missing", name.to_string_lossy());
-        }
-        oid
-    }
-}
-
 /// Append everything queued, in order.
 pub fn append_queued() {
     let entries = take_queue();
@@ -195,21 +184,40 @@ pub fn append_queued() {
 /// lock is taken: extending the table (writing a new page) is the slowest
 /// step of an append, and done under the lock it holds up every other
 /// audited commit. The insert then finds the page as the table's target.
-unsafe fn reserve_room(log: &DirectTable, prepared: &[Prepared], chain_columns: [usize; 3]) {
+unsafe fn reserve_room(log: &DirectTable, prepared: &[Prepared], chain_columns: &ChainColumns) {
+    // (an id and two hashes of the sizes the real ones have)
     let placeholder_hash = [0u8; 32];
     let mut total = 0usize;
     for p in prepared {
         let mut values = p.values.clone();
-        values.push((chain_columns[0], Some(Datum::from(0i64))));
-        for column in &chain_columns[1..] {
-            values.push((*column, placeholder_hash.as_slice().into_datum()));
-        }
+        values.extend(chain_columns.values(0, &placeholder_hash, &placeholder_hash));
         let tuple = log.form(&values, false);
         // (the line pointer and alignment of each)
         total += ((*tuple).t_len as usize).next_multiple_of(8) + 4;
         pg_sys::heap_freetuple(tuple);
     }
     log.reserve(total);
+}
+
+/// Where audit_log keeps an entry's place in the chain.
+struct ChainColumns {
+    id: usize,
+    prev_hash: usize,
+    row_hash: usize,
+}
+
+impl ChainColumns {
+    fn of(log: &DirectTable) -> ChainColumns {
+        match (log.column("id"), log.column("prev_hash"), log.column("row_hash")) {
+            (Some(id), Some(prev_hash), Some(row_hash)) => ChainColumns { id, prev_hash, row_hash },
+            _ => error!("fluxbase_admin: dashboard_auth.audit_log lacks its chain columns"),
+        }
+    }
+
+    /// The (column, value) pairs of an entry's id and hashes.
+    fn values(&self, id: i64, prev_hash: &[u8], row_hash: &[u8]) -> [(usize, Option<Datum>); 3] {
+        [(self.id, Some(Datum::from(id))), (self.prev_hash, prev_hash.into_datum()), (self.row_hash, row_hash.into_datum())]
+    }
 }
 
 /// The chain head: its tuple (copied, for the update) and values, read with
@@ -253,7 +261,8 @@ struct Prepared {
 }
 
 unsafe fn prepare(log: &DirectTable, mut rec: ChainRecord) -> Prepared {
-    let Some(row_data_column) = log.column("row_data") else {
+    let row_data_column = log.column("row_data");
+    if row_data_column.is_none() {
         // A database still at 0.1.0 (no row_data column): the rows go into
         // the details as JSON, as 0.1.0 kept them.
         if let Some(data) = rec.row_data.take() {
@@ -262,12 +271,7 @@ unsafe fn prepare(log: &DirectTable, mut rec: ChainRecord) -> Prepared {
             details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
             rec.details = details.to_string();
         }
-        return prepare_columns(log, rec, None);
-    };
-    prepare_columns(log, rec, Some(row_data_column))
-}
-
-unsafe fn prepare_columns(log: &DirectTable, mut rec: ChainRecord, row_data_column: Option<usize>) -> Prepared {
+    }
     // The hash covers the values as stored and read back by the verifier:
     // jsonb_out of the jsonb, inet_out of the inet.
     let details = input(pg_sys::jsonb_in, &rec.details);
@@ -304,14 +308,11 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
     // audit_log before the chain lock: a transaction that altered audit_log
     // (ALTER EXTENSION ... UPDATE) holds it exclusively until its own append,
     // so taking the chain lock first could deadlock with it.
-    let log = DirectTable::open(relation(c"audit_log"), pg_sys::RowExclusiveLock);
+    let log = DirectTable::open(crate::db::dashboard_auth_table(c"audit_log"), pg_sys::RowExclusiveLock);
     let prepared: Vec<Prepared> = records.map(|rec| prepare(&log, rec)).collect();
-    let (id_column, prev_column, hash_column) = match (log.column("id"), log.column("prev_hash"), log.column("row_hash")) {
-        (Some(i), Some(p), Some(h)) => (i, p, h),
-        _ => error!("fluxbase_admin: dashboard_auth.audit_log lacks its chain columns"),
-    };
+    let chain_columns = ChainColumns::of(&log);
 
-    reserve_room(&log, &prepared, [id_column, prev_column, hash_column]);
+    reserve_room(&log, &prepared, &chain_columns);
 
     let head_oid = lock_chain();
     // Our own earlier writes (an early append) must be visible to the
@@ -338,9 +339,7 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
         let id = last_id + 1;
         rec.id = id;
         let hash = chain::row_hash(&last_hash, &rec).to_vec();
-        values.push((id_column, Some(Datum::from(id))));
-        values.push((prev_column, last_hash.as_slice().into_datum()));
-        values.push((hash_column, hash.as_slice().into_datum()));
+        values.extend(chain_columns.values(id, &last_hash, &hash));
         let tuple = log.form(&values, true);
         log.insert(tuple);
         pg_sys::heap_freetuple(tuple);
@@ -370,6 +369,6 @@ unsafe fn input(f: unsafe fn(pg_sys::FunctionCallInfo) -> Datum, text: &str) -> 
     pgrx::direct_function_call_as_datum(f, &[Some(Datum::from(c.as_ptr()))]).expect("input functions do not return NULL")
 }
 
-unsafe fn output(f: unsafe fn(pg_sys::FunctionCallInfo) -> Datum, d: Datum) -> String {
+pub(crate) unsafe fn output(f: unsafe fn(pg_sys::FunctionCallInfo) -> Datum, d: Datum) -> String {
     pgrx::direct_function_call::<&CStr>(f, &[Some(d)]).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -213,8 +213,7 @@ fn output_text_of_new(
         let attrs = (*tupdesc).attrs.as_slice(natts);
         let attno = attrs.iter().position(|a| !a.attisdropped && pgrx::name_data_to_str(&a.attname) == column)? + 1;
         let datum = pgrx::heap_getattr_raw(td.tg_trigtuple, std::num::NonZeroUsize::new(attno)?, tupdesc)?;
-        let out = pgrx::direct_function_call::<&std::ffi::CStr>(out_fn, &[Some(datum)])?;
-        Some(out.to_string_lossy().into_owned())
+        Some(crate::audit_append::output(out_fn, datum))
     }
 }
 

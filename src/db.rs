@@ -131,3 +131,19 @@ pub fn extension_owner() -> pg_sys::Oid {
     OWNER.with(|c| c.set(Some(oid)));
     oid
 }
+
+/// The oid of one of the extension's tables in `dashboard_auth`, looked up
+/// without a query (an ERROR if it is missing).
+pub fn dashboard_auth_table(name: &std::ffi::CStr) -> pg_sys::Oid {
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"dashboard_auth".as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            error!("fluxbase_admin: schema dashboard_auth is missing");
+        }
+        let oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
+        if oid == pg_sys::InvalidOid {
+            error!("fluxbase_admin: table dashboard_auth.{} is missing", name.to_string_lossy());
+        }
+        oid
+    }
+}

@@ -69,8 +69,6 @@ pub struct Found {
     pub stale: bool,
 }
 
-const SCHEMA: &CStr = c"dashboard_auth";
-
 /// Look up a token digest. `None` when the query above would return no row.
 pub fn validate(digest: &[u8]) -> Option<Found> {
     // SAFETY: every pointer used comes from Postgres for relations opened (and
@@ -86,13 +84,8 @@ pub fn validate(digest: &[u8]) -> Option<Found> {
 
 unsafe fn probe(digest: &[u8], snapshot: pg_sys::Snapshot) -> Option<Found> {
     let now: i64 = pg_sys::GetCurrentTransactionStartTimestamp();
-    let nsp = pg_sys::get_namespace_oid(SCHEMA.as_ptr(), true);
-    if nsp == pg_sys::InvalidOid {
-        error!("fluxbase_admin: schema dashboard_auth is missing");
-    }
-
     // --- the session, by token_digest ---------------------------------------
-    let sessions = open_table(nsp, c"sessions");
+    let sessions = open_table(c"sessions");
     let [c_digest, c_id, c_user, c_scope, c_seen, c_expires, c_idle, c_revoked] = columns(
         sessions,
         [
@@ -130,7 +123,7 @@ unsafe fn probe(digest: &[u8], snapshot: pg_sys::Snapshot) -> Option<Found> {
     let (id, user_id, scope, expires_at, stale) = session?;
 
     // --- its admin, by id (the JOIN) ------------------------------------------
-    let users = open_table(nsp, c"users");
+    let users = open_table(c"users");
     let [u_id, u_email, u_role] =
         columns(users, [(c"id", pg_sys::UUIDOID), (c"email", pg_sys::TEXTOID), (c"role", pg_sys::TEXTOID)]);
     let user_key = Datum::from(user_id.as_ptr()); // uuid is by reference: 16 bytes
@@ -190,12 +183,8 @@ impl Snapshot {
     }
 }
 
-unsafe fn open_table(nsp: Oid, name: &CStr) -> pg_sys::Relation {
-    let oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
-    if oid == pg_sys::InvalidOid {
-        error!("fluxbase_admin: table dashboard_auth.{} is missing", name.to_string_lossy());
-    }
-    pg_sys::table_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+unsafe fn open_table(name: &CStr) -> pg_sys::Relation {
+    pg_sys::table_open(crate::db::dashboard_auth_table(name), pg_sys::AccessShareLock as pg_sys::LOCKMODE)
 }
 
 /// Close, keeping the lock to the end of the transaction as a query does.
