@@ -71,7 +71,12 @@ pub fn record(ev: Event) {
         let a = actor::current();
         (a.id(), a.label())
     });
-    crate::audit_append::queue(fluxbase_core::chain::ChainRecord {
+    // Written as jsonb_out writes it, when it can be (saves a jsonb_out per entry at commit).
+    let (details, details_are_jsonb_text) = match fluxbase_core::chain::jsonb_text(&ev.details) {
+        Some(text) => (text, true),
+        None => (ev.details.to_string(), false),
+    };
+    let record = fluxbase_core::chain::ChainRecord {
         id: 0, // given at the append
         occurred_at_us: crate::audit_append::now(),
         actor_id: actor_id.map(|u| *u),
@@ -79,14 +84,15 @@ pub fn record(ev: Event) {
         action: ev.action.to_string(),
         target_type: ev.target_type.map(str::to_string),
         target_id: ev.target_id,
-        details: ev.details.to_string(),
+        details,
         ip: ev.ip,
         success: ev.success,
         db_user: db::session_user_name(),
         txid: crate::audit_append::current_txid(),
         impersonation_session_id: ev.impersonation_session_id.map(|u| *u),
         row_data: ev.row_data,
-    });
+    };
+    crate::audit_append::queue(record, details_are_jsonb_text);
 }
 
 // ---------------------------------------------------------------------------

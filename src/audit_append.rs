@@ -3,8 +3,8 @@
 //! Audit entries are collected in backend memory while a transaction runs and
 //! appended to dashboard_auth.audit_log — each with its id and its place in
 //! the hash chain — just before the transaction commits
-//! (XACT_EVENT_PRE_COMMIT). The chain lock (an EXCLUSIVE lock on
-//! audit_chain_head, which conflicts with no reader) is taken there and held
+//! (XACT_EVENT_PRE_COMMIT). The chain lock (see `lock_chain`; it conflicts
+//! with no reader) is taken there and held
 //! until the commit is visible (XACT_EVENT_COMMIT, `release_chain_lock`):
 //! concurrent writers queue for the append only, never for each other's
 //! whole transactions (a DBA's open transaction no longer holds up every
@@ -47,6 +47,8 @@ fn queued_size(r: &ChainRecord) -> usize {
 
 struct Queued {
     record: ChainRecord,
+    /// `record.details` is already as jsonb_out writes it (chain::jsonb_text)
+    details_are_jsonb_text: bool,
     subxact: pg_sys::SubTransactionId,
 }
 
@@ -70,11 +72,12 @@ pub fn current_txid() -> i64 {
 
 /// Queue an entry for the append at commit. Its `id` is given there, and its
 /// `details` (any JSON text) and `ip` (any inet text) are put there into the
-/// form the verifier reads back (jsonb_out, inet_out) before it is hashed.
-pub fn queue(record: ChainRecord) {
+/// form the verifier reads back (jsonb_out, inet_out) before it is hashed;
+/// `details_are_jsonb_text` says the details are in that form already.
+pub fn queue(record: ChainRecord, details_are_jsonb_text: bool) {
     let size = queued_size(&record);
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
-    QUEUE.with(|q| q.borrow_mut().push(Queued { record, subxact }));
+    QUEUE.with(|q| q.borrow_mut().push(Queued { record, details_are_jsonb_text, subxact }));
     let total = QUEUED_BYTES.with(|b| {
         b.set(b.get() + size);
         b.get()
@@ -127,10 +130,19 @@ pub unsafe extern "C-unwind" fn on_subxact_event(
 
 /// Take the chain lock, to the end of the transaction (purge_audit takes it
 /// too, so no append interleaves with a purge). Returns the head table's oid.
+///
+/// The chain lock is an exclusive lock on the head table *as an object*
+/// (pg_locks: locktype object, classid pg_class), not on the table itself:
+/// an ExclusiveLock on a table is a "strong" relation lock, and taking one
+/// visits the fast-path lock slots of every backend slot of the server
+/// (max_connections and more) on every append. The table itself gets the
+/// RowExclusiveLock its update needs, first: a transaction that altered the
+/// head table then holds everyone up before the chain lock, not under it.
 pub fn lock_chain() -> Oid {
     let head = crate::db::dashboard_auth_table(c"audit_chain_head");
     unsafe {
-        pg_sys::LockRelationOid(head, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::LockRelationOid(head, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::LockDatabaseObject(pg_sys::RelationRelationId, head, 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
     }
     CHAIN_LOCKED.with(|c| c.set(Some(head)));
     head
@@ -151,17 +163,18 @@ fn release_chain_lock() {
         return;
     };
     unsafe {
+        // (SET_LOCKTAG_OBJECT, as LockDatabaseObject builds it)
         let tag = pg_sys::LOCKTAG {
             locktag_field1: pg_sys::MyDatabaseId.to_u32(),
-            locktag_field2: head.to_u32(),
-            locktag_field3: 0,
+            locktag_field2: pg_sys::RelationRelationId.to_u32(),
+            locktag_field3: head.to_u32(),
             locktag_field4: 0,
-            locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
             locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
         };
         // (taken in a savepoint that rolled back, it is gone already)
         if pg_sys::LockHeldByMe(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) {
-            pg_sys::UnlockRelationOid(head, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
+            pg_sys::UnlockDatabaseObject(pg_sys::RelationRelationId, head, 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
         }
     }
 }
@@ -177,7 +190,7 @@ pub fn append_queued() {
     // Its own memory context: a big transaction's entries are formed here
     // and freed as soon as they are written.
     let mut context = pgrx::PgMemoryContexts::new("fluxbase_admin audit append");
-    unsafe { context.switch_to(|_| append(entries.into_iter().map(|q| q.record))) };
+    unsafe { context.switch_to(|_| append(entries)) };
 }
 
 /// Make sure audit_log has a page with room for the entries before the chain
@@ -260,7 +273,8 @@ struct Prepared {
     values: Vec<(usize, Option<Datum>)>,
 }
 
-unsafe fn prepare(log: &DirectTable, mut rec: ChainRecord) -> Prepared {
+unsafe fn prepare(log: &DirectTable, entry: Queued) -> Prepared {
+    let Queued { record: mut rec, mut details_are_jsonb_text, .. } = entry;
     let row_data_column = log.column("row_data");
     if row_data_column.is_none() {
         // A database still at 0.1.0 (no row_data column): the rows go into
@@ -270,12 +284,15 @@ unsafe fn prepare(log: &DirectTable, mut rec: ChainRecord) -> Prepared {
             let table = rec.target_id.clone().unwrap_or_default();
             details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
             rec.details = details.to_string();
+            details_are_jsonb_text = false;
         }
     }
     // The hash covers the values as stored and read back by the verifier:
     // jsonb_out of the jsonb, inet_out of the inet.
     let details = input(pg_sys::jsonb_in, &rec.details);
-    rec.details = output(pg_sys::jsonb_out, details);
+    if !details_are_jsonb_text {
+        rec.details = output(pg_sys::jsonb_out, details);
+    }
     let ip = rec.ip.as_deref().map(|ip| input(pg_sys::inet_in, ip));
     rec.ip = ip.map(|d| output(pg_sys::inet_out, d));
     let uuid = |u: Option<[u8; 16]>| u.and_then(|b| pgrx::datum::Uuid::from_bytes(b).into_datum());
@@ -304,12 +321,12 @@ unsafe fn prepare(log: &DirectTable, mut rec: ChainRecord) -> Prepared {
     Prepared { rec, values }
 }
 
-unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
+unsafe fn append(entries: Vec<Queued>) {
     // audit_log before the chain lock: a transaction that altered audit_log
     // (ALTER EXTENSION ... UPDATE) holds it exclusively until its own append,
     // so taking the chain lock first could deadlock with it.
     let log = DirectTable::open(crate::db::dashboard_auth_table(c"audit_log"), pg_sys::RowExclusiveLock);
-    let prepared: Vec<Prepared> = records.map(|rec| prepare(&log, rec)).collect();
+    let prepared: Vec<Prepared> = entries.into_iter().map(|q| prepare(&log, q)).collect();
     let chain_columns = ChainColumns::of(&log);
 
     reserve_room(&log, &prepared, &chain_columns);
@@ -326,9 +343,8 @@ unsafe fn append(records: impl Iterator<Item = ChainRecord>) {
     if pushed {
         pg_sys::PushActiveSnapshot(snapshot);
     }
-    // (No lock of its own beside the chain lock, which is stronger: nothing
-    // else held to the end of the transaction stops the next appender once
-    // the chain lock is let go at commit, see release_chain_lock.)
+    // (locked by lock_chain: a RowExclusiveLock, which stops no other
+    // appender once the chain lock is let go at commit, see release_chain_lock)
     let head = DirectTable::open(head_oid, pg_sys::NoLock);
     let current = read_head(&head, snapshot);
     let (mut last_id, mut last_hash) = match &current {

@@ -122,7 +122,8 @@ pub mod dashboard_auth {
         if rec.occurred_at_us == 0 {
             rec.occurred_at_us = crate::audit_append::now();
         }
-        crate::audit_append::queue(rec);
+        // (jsonb_out's text, but a DBA's row takes the round trip like any other)
+        crate::audit_append::queue(rec, false);
         Ok(None)
     }
 

@@ -751,6 +751,53 @@ def test_update_images_keep_the_key_and_changed_columns_only(db, su):
     assert verify(su) == (True, None)
 
 
+def test_details_written_as_jsonb_out_writes_them_verify(db, su):
+    """The append takes an entry's details text as the extension wrote it
+    (jsonb_out's form, made in Rust) instead of asking jsonb_out: names with
+    quotes, backslashes, control characters and non-ASCII letters in them
+    must still give entries that verify, with the details the table keeps."""
+    name = 'public."we""ird\\ \n\t\x01 é"'
+    su.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, v text)")
+    su.execute("SELECT dashboard.enable_audit(%s::regclass)", (name,))
+    su.execute(f"INSERT INTO {name} VALUES (1, 'x')")
+    details = one(su, "SELECT details FROM dashboard_auth.audit_log WHERE action = 'row.insert' ORDER BY id DESC LIMIT 1")
+    assert details["table"] == 'public.we"ird\\ \n\t\x01 é'
+    assert verify(su) == (True, None)
+
+
+# The chain lock: an exclusive lock on the head table as an object (not a
+# strong lock on the table, which would visit every backend's fast-path slots).
+CHAIN_LOCKS = ("SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_class'::regclass "
+               "AND objid = 'dashboard_auth.audit_chain_head'::regclass AND mode = 'ExclusiveLock'")
+
+
+def test_appends_queue_for_the_chain_lock(db, su):
+    """While one transaction holds the chain lock (a purge not yet committed),
+    an audited commit waits for it, on that lock and nothing else, and goes
+    through with its entry after it, in a chain that still verifies."""
+    audited_table(su)
+    holder = db.conn(autocommit=False)
+    holder.execute("SELECT dashboard_auth.purge_audit('1000 years')")  # takes the chain lock
+    assert one(su, CHAIN_LOCKS + " AND granted") == 1
+    writer = db.conn()
+    writer_pid = one(writer, "SELECT pg_backend_pid()")
+    done = []
+    t = threading.Thread(target=lambda: done.append(writer.execute("INSERT INTO public.ledger VALUES (1, 'queued')")))
+    t.start()
+    waiting = 0
+    for _ in range(100):
+        waiting = one(su, CHAIN_LOCKS + f" AND NOT granted AND pid = {writer_pid}")
+        if waiting:
+            break
+        threading.Event().wait(0.05)
+    assert waiting == 1 and not done  # waiting at its commit, for the chain lock
+    holder.commit()
+    t.join(10)
+    assert done
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE target_id = 'public.ledger' AND action = 'row.insert'") == 1
+    assert verify(su) == (True, None)
+
+
 def test_chain_lock_is_let_go_at_commit_and_only_if_held(db, su):
     """The chain lock is released as soon as the commit is visible; taken in a
     savepoint that rolled back, it is gone already and nothing is released
@@ -768,8 +815,7 @@ def test_chain_lock_is_let_go_at_commit_and_only_if_held(db, su):
     c.commit()
     assert notices == []
     # nobody holds the chain lock between transactions
-    assert one(su, "SELECT count(*) FROM pg_locks WHERE relation = 'dashboard_auth.audit_chain_head'::regclass "
-                   "AND pid <> pg_backend_pid()") == 0
+    assert one(su, CHAIN_LOCKS + " AND pid <> pg_backend_pid()") == 0
     assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE target_id = 'public.ledger' AND action LIKE 'row.%%'") == 2
     assert verify(su) == (True, None)
 

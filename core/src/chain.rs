@@ -27,7 +27,7 @@ pub struct ChainRecord {
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
-    /// `details` as canonical JSON (see `canonical_json`)
+    /// `details` as `jsonb_out` writes it (see `jsonb_text`)
     pub details: String,
     pub ip: Option<String>,
     pub success: bool,
@@ -90,26 +90,71 @@ pub fn row_hash(prev_hash: &[u8], rec: &ChainRecord) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// JSON with object keys sorted at every level and no insignificant
-/// whitespace, so the same value always gives the same text.
-pub fn canonical_json(v: &Value) -> String {
-    fn sort(v: &Value) -> Value {
+/// `v` as PostgreSQL's `jsonb_out` writes it, which is the text the
+/// verifier reads back and hashes: object keys ordered by length, then
+/// bytewise (jsonb's own order), `", "` and `": "` between items, strings
+/// escaped as `escape_json` does. Writing it here saves the append a
+/// `jsonb_out` call per entry. `None` for a value whose text only Postgres
+/// can give reliably (a non-integer number, as `numeric_out` prints it) or
+/// that jsonb refuses (a NUL character): those take the round trip.
+pub fn jsonb_text(v: &Value) -> Option<String> {
+    fn string(s: &str, out: &mut String) -> Option<()> {
+        use std::fmt::Write;
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '\0' => return None,
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32).ok()?,
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        Some(())
+    }
+    fn value(v: &Value, out: &mut String) -> Option<()> {
         match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) if n.is_i64() || n.is_u64() => out.push_str(&n.to_string()),
+            Value::Number(_) => return None,
+            Value::String(s) => string(s, out)?,
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    value(item, out)?;
+                }
+                out.push(']');
+            }
             Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                let mut out = Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sort(&m[k]));
+                keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes())));
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    string(k, out)?;
+                    out.push_str(": ");
+                    value(&m[k], out)?;
                 }
-                Value::Object(out)
+                out.push('}');
             }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
         }
+        Some(())
     }
-    // serde_json's Map keeps insertion order or sorts: both give sorted output here.
-    serde_json::to_string(&sort(v)).unwrap_or_default()
+    let mut out = String::with_capacity(128);
+    value(v, &mut out)?;
+    Some(out)
 }
 
 /// One stored row as the verifier reads it back.
@@ -266,7 +311,7 @@ mod tests {
             action: "test.action".into(),
             target_type: Some("t".into()),
             target_id: Some(id.to_string()),
-            details: canonical_json(&json!({"b": 1, "a": [1, {"z": 1, "y": 2}]})),
+            details: jsonb_text(&json!({"b": 1, "a": [1, {"z": 1, "y": 2}]})).unwrap(),
             success: true,
             db_user: "postgres".into(),
             txid: 42,
@@ -293,8 +338,22 @@ mod tests {
     }
 
     #[test]
-    fn canonical_json_sorts_keys() {
-        assert_eq!(canonical_json(&json!({"b": 1, "a": {"d": 1, "c": 2}})), r#"{"a":{"c":2,"d":1},"b":1}"#);
+    fn jsonb_text_is_what_jsonb_out_writes() {
+        // The expected text is PostgreSQL 15's jsonb_out of the same value.
+        let v = json!({"table": "a\"b\\c\nd\u{1}e\u{1f}\u{e9}\u{7f}/", "op": "UPDATE", "count": 100,
+                       "pk_columns": ["id", "x y"], "current_user": "postgres", "b": {}, "a": [], "n": null,
+                       "t": true, "neg": -5, "big": 18446744073709551615u64, "ab": {"zz": 1, "y": [1, [2]]}});
+        assert_eq!(
+            jsonb_text(&v).unwrap(),
+            "{\"a\": [], \"b\": {}, \"n\": null, \"t\": true, \"ab\": {\"y\": [1, [2]], \"zz\": 1}, \"op\": \"UPDATE\", \
+             \"big\": 18446744073709551615, \"neg\": -5, \"count\": 100, \"table\": \"a\\\"b\\\\c\\nd\\u0001e\\u001f\u{e9}\u{7f}/\", \
+             \"pk_columns\": [\"id\", \"x y\"], \"current_user\": \"postgres\"}"
+        );
+        assert_eq!(jsonb_text(&json!({})).unwrap(), "{}");
+        assert_eq!(jsonb_text(&json!("\u{8}\u{c}\r\t")).unwrap(), r#""\b\f\r\t""#);
+        // left to Postgres: non-integer numbers (numeric_out) and NUL (refused by jsonb)
+        assert_eq!(jsonb_text(&json!({"x": 1.5})), None);
+        assert_eq!(jsonb_text(&json!(["a\u{0}b"])), None);
     }
 
     #[test]
