@@ -101,7 +101,7 @@ for name, k in (("100-row INSERT", 0), ("100-row UPDATE", 3)):
     rp = statistics.median(r[k + 2] / r[k] for r in rounds)
     speed = statistics.median(r[k + 1] / r[k + 2] for r in rounds)
     print(f"  {name}: unaudited {plain:8.0f} tps (baseline)")
-    print(f"    enable_audit (Rust)    {ours:8.0f} tps  ratio {r_:.2f}  (target >= 0.70) {'PASS' if r_ >= 0.7 else 'FAIL'}")
+    print(f"    enable_audit (Rust)    {ours:8.0f} tps  ratio {r_:.3f}  (target >= 0.70) {'PASS' if r_ >= 0.7 else 'FAIL'}")
     print(f"    PL/pgSQL to_jsonb row  {pl:8.0f} tps  ratio {rp:.2f}  ours/PLpgSQL {speed:.2f}x (target >= 2x) {'PASS' if speed >= 2 else 'FAIL'}")
 print(f"  audit chain verifies after the run: {chain}")
 PY
