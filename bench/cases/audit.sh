@@ -15,9 +15,9 @@
 #     INSERT 0.70-0.74 (target met), UPDATE 0.62-0.77, median 0.68 (not reliably
 #     met); 2.9-3.8x the PL/pgSQL trigger (met). Backend CPU per statement with
 #     one client: 0.69-0.73 of unaudited for both.
-#   0.2.0 (chain lock an object lock; details text made in Rust), 4 runs:
-#     INSERT 0.71-0.77, UPDATE 0.64, 0.83, 0.80, 0.698 (not reliably met: two
-#     consecutive runs of the same build gave 0.64 and 0.83); 2.9-3.8x PL/pgSQL.
+#   0.2.0 (chain lock an object lock; details text made in Rust), 5 runs:
+#     INSERT 0.71-0.81, UPDATE 0.64, 0.83, 0.80, 0.698, 0.722 (not reliably met:
+#     two consecutive runs of the same build gave 0.64 and 0.83); 2.9-3.9x PL/pgSQL.
 #     What remains: the trigger's capture of 100 rows, the
 #     transition tables Postgres fills for it, one ~2 kB entry with its index
 #     entries and WAL, and, with two clients, the wait for the chain lock, which is
