@@ -23,13 +23,8 @@ ALTER TABLE dashboard_auth.audit_log ADD COLUMN row_data bytea;
 ALTER TABLE dashboard_auth.audit_log ALTER COLUMN row_data SET STORAGE MAIN;
 ALTER TABLE dashboard_auth.audit_log ALTER COLUMN details SET STORAGE MAIN;
 
--- Every other variable-length column stays in the row as well (sql/audit.sql). By default the
--- toaster, to bring a row with a big row image under 2 kB, first moves the
--- *other* columns of more than 24 bytes out of line: the two 32-byte hashes
--- (and a long target_id) went to the TOAST table on every row-change entry —
--- two more heap rows and index entries per entry, and a TOAST fetch on every
--- verification. The hashes are always 32 bytes: PLAIN (never compressed or
--- moved); the texts MAIN (moved out only if the row cannot fit a page).
+-- Every other variable-length column stays in the row as well, and the time
+-- index becomes BRIN (sql/audit.sql says why).
 ALTER TABLE dashboard_auth.audit_log
     ALTER COLUMN prev_hash SET STORAGE PLAIN,
     ALTER COLUMN row_hash SET STORAGE PLAIN,

@@ -137,6 +137,7 @@ impl DirectTable {
         pg_sys::simple_heap_update(self.rel, old, tuple);
         // A HOT update keeps the old index entries; otherwise the new version needs its own.
         if (*(*tuple).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE == 0 && (*self.rri).ri_NumIndices > 0 {
+            // (stored again: the slot takes the new version's location from the tuple)
             pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
             pg_sys::ExecInsertIndexTuples(self.rri, self.slot, self.estate, true, false, std::ptr::null_mut(), std::ptr::null_mut());
         }

@@ -312,20 +312,19 @@ unsafe fn side_to_json(
     if let Value::Object(m) = &mut v {
         for (i, (c, cell)) in columns.iter().zip(cells).enumerate() {
             let shown = match cell {
+                // not kept: absent from both sides, so not shown as a change
+                Cell::Unchanged => {
+                    m.remove(&c.name);
+                    continue;
+                }
                 // differing stand-ins make the UPDATE diff keep a changed
                 // secret; row_change_details then masks both as "[redacted]"
-                Cell::Redacted { changed: true } if side == Side::Old => Some("[redacted:old]"),
-                Cell::Redacted { .. } => Some("[redacted]"),
-                Cell::Bytes(_) if !usable[i] => Some("[undecodable]"),
-                _ => None,
+                Cell::Redacted { changed: true } if side == Side::Old => "[redacted:old]",
+                Cell::Redacted { .. } => "[redacted]",
+                Cell::Bytes(_) if !usable[i] => "[undecodable]",
+                _ => continue,
             };
-            if let Some(s) = shown {
-                m.insert(c.name.clone(), Value::String(s.into()));
-            }
-            if *cell == Cell::Unchanged {
-                // not kept: absent from both sides, so not shown as a change
-                m.remove(&c.name);
-            }
+            m.insert(c.name.clone(), Value::String(shown.into()));
         }
     }
     Ok(v)

@@ -1,6 +1,7 @@
 """Tamper-evident audit trail, Rust row-change audit triggers, audit_search."""
 import json
 import threading
+import time
 
 import psycopg
 import pytest
@@ -789,7 +790,7 @@ def test_appends_queue_for_the_chain_lock(db, su):
         waiting = one(su, CHAIN_LOCKS + f" AND NOT granted AND pid = {writer_pid}")
         if waiting:
             break
-        threading.Event().wait(0.05)
+        time.sleep(0.05)
     assert waiting == 1 and not done  # waiting at its commit, for the chain lock
     holder.commit()
     t.join(10)
