@@ -4,6 +4,8 @@
 # only on a private Unix socket and port. Source this file, then call
 # cluster_start and cluster_stop (the callers trap EXIT so it always stops).
 #
+# FLUXBASE_CLUSTER_PARENT: where the cluster's directory is made (default /tmp).
+#
 # After cluster_start:  PGHOST (socket dir), PGPORT, PGUSER=postgres are exported,
 # so psql, the tests and the fluxbase CLI all find it.
 
@@ -11,7 +13,7 @@ PG_BIN=${PG_BIN:-$(${PG_CONFIG:-/usr/bin/pg_config} --bindir)}
 FLUXBASE_PGPORT=${FLUXBASE_PGPORT:-54329}
 
 cluster_start() {
-    CLUSTER_DIR=$(mktemp -d /tmp/fluxbase-pg.XXXXXX)
+    CLUSTER_DIR=$(mktemp -d "${FLUXBASE_CLUSTER_PARENT:-/tmp}/fluxbase-pg.XXXXXX")
     chown postgres:postgres "$CLUSTER_DIR"
     chmod 700 "$CLUSTER_DIR"
     export CLUSTER_DIR

@@ -71,10 +71,11 @@ pub fn record(ev: Event) {
         let a = actor::current();
         (a.id(), a.label())
     });
-    // Written as jsonb_out writes it, when it can be (saves a jsonb_out per entry at commit).
-    let (details, details_are_jsonb_text) = match fluxbase_core::chain::jsonb_text(&ev.details) {
-        Some(text) => (text, true),
-        None => (ev.details.to_string(), false),
+    // Written as jsonb_out writes it, when it can be: the append then builds
+    // the jsonb from the value, with neither jsonb_in nor jsonb_out.
+    let (details, details_value) = match fluxbase_core::chain::jsonb_text(&ev.details) {
+        Some(text) => (text, Some(ev.details)),
+        None => (ev.details.to_string(), None),
     };
     let record = fluxbase_core::chain::ChainRecord {
         id: 0, // given at the append
@@ -92,7 +93,7 @@ pub fn record(ev: Event) {
         impersonation_session_id: ev.impersonation_session_id.map(|u| *u),
         row_data: ev.row_data,
     };
-    crate::audit_append::queue(record, details_are_jsonb_text);
+    crate::audit_append::queue(record, details_value);
 }
 
 // ---------------------------------------------------------------------------

@@ -41,14 +41,17 @@ use pgrx::prelude::*;
 use crate::direct_table::DirectTable;
 
 /// What `queue` keeps of an entry besides the entry itself, to bound memory.
-fn queued_size(r: &ChainRecord) -> usize {
-    200 + r.details.len() + r.row_data.as_ref().map_or(0, Vec::len)
+fn queued_size(r: &ChainRecord, details_value: &Option<serde_json::Value>) -> usize {
+    // (a serde_json value takes a few times the room of its text)
+    let value = if details_value.is_some() { 4 * r.details.len() } else { 0 };
+    200 + r.details.len() + value + r.row_data.as_ref().map_or(0, Vec::len)
 }
 
 struct Queued {
     record: ChainRecord,
-    /// `record.details` is already as jsonb_out writes it (chain::jsonb_text)
-    details_are_jsonb_text: bool,
+    /// Some: `record.details` is this value as jsonb_out writes it
+    /// (chain::jsonb_text), and the jsonb is built from the value
+    details_value: Option<serde_json::Value>,
     subxact: pg_sys::SubTransactionId,
 }
 
@@ -73,11 +76,12 @@ pub fn current_txid() -> i64 {
 /// Queue an entry for the append at commit. Its `id` is given there, and its
 /// `details` (any JSON text) and `ip` (any inet text) are put there into the
 /// form the verifier reads back (jsonb_out, inet_out) before it is hashed;
-/// `details_are_jsonb_text` says the details are in that form already.
-pub fn queue(record: ChainRecord, details_are_jsonb_text: bool) {
-    let size = queued_size(&record);
+/// `details_value`, when given, is the value whose jsonb_out text the details
+/// are already.
+pub fn queue(record: ChainRecord, details_value: Option<serde_json::Value>) {
+    let size = queued_size(&record, &details_value);
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
-    QUEUE.with(|q| q.borrow_mut().push(Queued { record, details_are_jsonb_text, subxact }));
+    QUEUE.with(|q| q.borrow_mut().push(Queued { record, details_value, subxact }));
     let total = QUEUED_BYTES.with(|b| {
         b.set(b.get() + size);
         b.get()
@@ -274,7 +278,7 @@ struct Prepared {
 }
 
 unsafe fn prepare(log: &DirectTable, entry: Queued) -> Prepared {
-    let Queued { record: mut rec, mut details_are_jsonb_text, .. } = entry;
+    let Queued { record: mut rec, mut details_value, .. } = entry;
     let row_data_column = log.column("row_data");
     if row_data_column.is_none() {
         // A database still at 0.1.0 (no row_data column): the rows go into
@@ -284,15 +288,21 @@ unsafe fn prepare(log: &DirectTable, entry: Queued) -> Prepared {
             let table = rec.target_id.clone().unwrap_or_default();
             details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
             rec.details = details.to_string();
-            details_are_jsonb_text = false;
+            details_value = None;
         }
     }
     // The hash covers the values as stored and read back by the verifier:
     // jsonb_out of the jsonb, inet_out of the inet.
-    let details = input(pg_sys::jsonb_in, &rec.details);
-    if !details_are_jsonb_text {
-        rec.details = output(pg_sys::jsonb_out, details);
-    }
+    let details = match details_value.as_ref().and_then(|v| crate::json::jsonb_datum(v)) {
+        Some(built) => built,
+        None => {
+            let parsed = input(pg_sys::jsonb_in, &rec.details);
+            if details_value.is_none() {
+                rec.details = output(pg_sys::jsonb_out, parsed);
+            }
+            parsed
+        }
+    };
     let ip = rec.ip.as_deref().map(|ip| input(pg_sys::inet_in, ip));
     rec.ip = ip.map(|d| output(pg_sys::inet_out, d));
     let uuid = |u: Option<[u8; 16]>| u.and_then(|b| pgrx::datum::Uuid::from_bytes(b).into_datum());

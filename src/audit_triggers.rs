@@ -123,7 +123,7 @@ pub mod dashboard_auth {
             rec.occurred_at_us = crate::audit_append::now();
         }
         // (jsonb_out's text, but a DBA's row takes the round trip like any other)
-        crate::audit_append::queue(rec, false);
+        crate::audit_append::queue(rec, None);
         Ok(None)
     }
 

@@ -2,17 +2,20 @@
 //! transition tables as a binary row image (fluxbase_core::row_image) while
 //! the statement runs, and turned into JSON only when the entry is read.
 //!
-//! Capture reads the transition tuplestores directly, copies each column's
-//! stored bytes (detoasted, so the image never points into a TOAST table) and
+//! Capture reads the transition tuplestores directly, finds each column's
+//! stored bytes in the tuple in Rust (fluxbase_core::heap_tuple), copies them
+//! (expanded if TOASTed, so the image never points into a TOAST table) and
 //! never stores the value of a redacted column — only whether an UPDATE
 //! changed it. Decoding rebuilds each row as a record of the captured column
 //! types and lets Postgres' own row_to_json render it, so values look exactly
 //! as `to_jsonb(row)` shows them; a column whose type has since been dropped
 //! or changed shows as "[undecodable]".
 
+use std::borrow::Cow;
 use std::ffi::{CStr, CString};
 
 use fluxbase_core::chain;
+use fluxbase_core::heap_tuple::{self, AttLayout, Stored};
 use fluxbase_core::row_image::{self, Cell, Column, Op, Writer};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
@@ -36,6 +39,8 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
     let desc = (*rel).rd_att;
     let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
     let pk_attnums = primary_key_attnums(rel);
+    // how every attribute, dropped ones too, lies in the table's tuples
+    let layout: Vec<AttLayout> = attrs.iter().map(|a| AttLayout { attlen: a.attlen, align: a.attalign as u8 }).collect();
     // (index into the tuple's attributes, column)
     let columns: Vec<(usize, Column)> = attrs
         .iter()
@@ -59,6 +64,7 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
             )
         })
         .collect();
+    let missing = missing_values(desc, &columns);
     let mut pk_columns: Vec<(usize, String)> = columns
         .iter()
         .filter(|(_, c)| c.pk)
@@ -77,52 +83,46 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
         error!("fluxbase_admin: the audit trigger needs its transition tables (REFERENCING ...)");
     }
     let count = pg_sys::tuplestore_tuple_count(first);
-    let a = Scan::start(first, desc);
-    let b = (!second.is_null()).then(|| Scan::start(second, desc));
+    w.reserve(count.min(max_rows) as usize * op.sides() * columns.len() * 8);
+    let mut a = Scan::start(first, desc);
+    let mut b = (!second.is_null()).then(|| Scan::start(second, desc));
+    let (mut old_at, mut new_at) = (Vec::new(), Vec::new());
     let mut n = 0;
     let mut changed: Vec<bool> = Vec::with_capacity(columns.len());
-    while n < max_rows && a.next() {
-        let old_or_only = a.row();
-        match &b {
+    while n < max_rows {
+        let Some(old_or_only) = a.next(&layout, &mut old_at) else { break };
+        match &mut b {
             None => {
                 for (i, c) in &columns {
-                    match old_or_only.get(*i) {
+                    match old_or_only.value(*i, &missing) {
                         None => w.null(),
                         Some(_) if c.redacted => w.redacted(false),
-                        Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
+                        Some(bytes) => w.value(&bytes),
                     }
                 }
             }
             Some(b) => {
-                if !b.next() {
+                let Some(new) = b.next(&layout, &mut new_at) else {
                     error!("fluxbase_admin: the UPDATE's old and new transition tables differ in length");
-                }
-                let new = b.row();
+                };
                 // Compared once per column: the old image keeps the key and
                 // the changed columns, the new image only the changed ones.
                 changed.clear();
-                changed.extend(columns.iter().map(|(i, c)| match (old_or_only.get(*i), new.get(*i)) {
-                    (None, None) => false,
-                    // by-value datums of one column are made alike (sign- or
-                    // zero-extended by the same deform): compared as they are
-                    (Some(x), Some(y)) if c.byval => x != y,
-                    (Some(x), Some(y)) => with_bytes(c, x, |bx| with_bytes(c, y, |by| bx != by)),
-                    _ => true,
-                }));
+                changed.extend(columns.iter().map(|(i, _)| !old_or_only.same_value(&new, *i, &missing)));
                 for ((i, c), &changed) in columns.iter().zip(&changed) {
-                    match old_or_only.get(*i) {
+                    match old_or_only.value(*i, &missing) {
                         _ if c.redacted => w.redacted(changed),
                         _ if !changed && !c.pk => w.unchanged(),
                         None => w.null(),
-                        Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
+                        Some(bytes) => w.value(&bytes),
                     }
                 }
                 for ((i, c), &changed) in columns.iter().zip(&changed) {
-                    match new.get(*i) {
+                    match new.value(*i, &missing) {
                         _ if c.redacted => w.redacted(changed),
                         _ if !changed => w.same(),
                         None => w.null(),
-                        Some(d) => with_bytes(c, d, |bytes| w.value(bytes)),
+                        Some(bytes) => w.value(&bytes),
                     }
                 }
             }
@@ -149,51 +149,107 @@ unsafe fn primary_key_attnums(rel: pg_sys::Relation) -> Vec<i16> {
     keys
 }
 
-/// Hand the bytes of one value, as the image stores them, to `f`.
-unsafe fn with_bytes<R>(c: &Column, d: Datum, f: impl FnOnce(&[u8]) -> R) -> R {
+/// By attribute index: the value a row stored before its column was added
+/// (ALTER TABLE ... ADD COLUMN ... DEFAULT) has in that column, as image
+/// bytes; None where that is NULL.
+unsafe fn missing_values(desc: pg_sys::TupleDesc, columns: &[(usize, Column)]) -> Vec<Option<Vec<u8>>> {
+    let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+    let mut missing = vec![None; attrs.len()];
+    for (i, c) in columns {
+        if attrs[*i].atthasmissing {
+            let mut null = false;
+            let d = pg_sys::getmissingattr(desc, (*i + 1) as i32, &mut null);
+            if !null {
+                missing[*i] = Some(datum_bytes(c, d));
+            }
+        }
+    }
+    missing
+}
+
+/// The bytes of one datum of column `c`, as the image stores them.
+unsafe fn datum_bytes(c: &Column, d: Datum) -> Vec<u8> {
     if c.byval {
-        let v = (d.value() as u64).to_le_bytes();
-        f(&v[..c.attlen as usize])
+        (d.value() as u64).to_le_bytes()[..c.attlen as usize].to_vec()
     } else if c.attlen > 0 {
-        f(std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), c.attlen as usize))
+        std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), c.attlen as usize).to_vec()
     } else if c.attlen == -1 {
-        let p = d.cast_mut_ptr::<pg_sys::varlena>();
-        // Compressed or TOASTed values are expanded: the image must not point
-        // into the TOAST table (the row may be gone when the entry is read).
-        // Most values are neither (a 1-byte header: short; 0x01: a TOAST
-        // pointer; low bits 10 of a 4-byte header: compressed), and those are
-        // read in place, without a call into the server per value.
-        let header = *p.cast::<u8>();
-        if header != 0x01 && header & 0x03 != 0x02 {
-            return f(std::slice::from_raw_parts(p as *const u8, pgrx::varsize_any(p)));
-        }
-        let flat = pg_sys::pg_detoast_datum_packed(p);
-        let r = f(std::slice::from_raw_parts(flat as *const u8, pgrx::varsize_any(flat)));
-        if flat != p {
-            pg_sys::pfree(flat.cast());
-        }
-        r
+        expanded(d.cast_mut_ptr())
     } else {
-        f(CStr::from_ptr(d.cast_mut_ptr()).to_bytes_with_nul())
+        CStr::from_ptr(d.cast_mut_ptr()).to_bytes_with_nul().to_vec()
     }
 }
+
+/// A varlena's bytes uncompressed and fetched from the TOAST table if it
+/// lives there: the image must not point into the TOAST table, whose row
+/// may be gone when the entry is read.
+unsafe fn expanded(p: *mut pg_sys::varlena) -> Vec<u8> {
+    let flat = pg_sys::pg_detoast_datum_packed(p);
+    let bytes = std::slice::from_raw_parts(flat as *const u8, pgrx::varsize_any(flat)).to_vec();
+    if flat != p {
+        pg_sys::pfree(flat.cast());
+    }
+    bytes
+}
+
+/// One captured tuple: its data area and where each attribute lies in it.
+struct Tuple<'a> {
+    data: &'a [u8],
+    at: &'a [Stored],
+}
+
+impl Tuple<'_> {
+    /// Attribute `i`'s bytes as the image stores them (None: NULL): those
+    /// the table stores (for a by-value type, the datum's low bytes are just
+    /// those), expanded where compressed or TOASTed.
+    #[inline]
+    unsafe fn value<'s>(&'s self, i: usize, missing: &'s [Option<Vec<u8>>]) -> Option<Cow<'s, [u8]>> {
+        match self.at[i] {
+            Stored::Null => None,
+            Stored::Missing => missing[i].as_deref().map(Cow::Borrowed),
+            Stored::Inline { start, end } => Some(Cow::Borrowed(&self.data[start..end])),
+            Stored::Toasted { start, .. } => Some(Cow::Owned(expanded(self.data.as_ptr().add(start) as *mut _))),
+        }
+    }
+
+    /// Attribute `i` holds the same value here and in `other`: the same
+    /// stored bytes (an UPDATE that left a TOASTed value alone keeps its
+    /// TOAST pointer, and that is not fetched), or the same bytes expanded.
+    #[inline]
+    unsafe fn same_value(&self, other: &Tuple, i: usize, missing: &[Option<Vec<u8>>]) -> bool {
+        let (mine, theirs) = (self.stored(i), other.stored(i));
+        match (self.at[i], other.at[i]) {
+            (Stored::Inline { .. }, Stored::Inline { .. }) | (Stored::Null, Stored::Null) => mine == theirs,
+            _ if mine.is_some() && mine == theirs => true,
+            _ => self.value(i, missing) == other.value(i, missing),
+        }
+    }
+
+    /// Attribute `i`'s bytes as the tuple stores them, compressed or a TOAST
+    /// pointer as they may be (None: NULL or missing).
+    #[inline]
+    fn stored(&self, i: usize) -> Option<&[u8]> {
+        match self.at[i] {
+            Stored::Inline { start, end } | Stored::Toasted { start, end } => Some(&self.data[start..end]),
+            Stored::Null | Stored::Missing => None,
+        }
+    }
+}
+
+/// (MINIMAL_TUPLE_OFFSET, access/htup_details.h: a minimal tuple is a heap
+/// tuple header without its first bytes, and its t_hoff still counts them.)
+const MINIMAL_TUPLE_OFFSET: usize =
+    (std::mem::offset_of!(pg_sys::HeapTupleHeaderData, t_infomask2) - std::mem::size_of::<u32>()) / 8 * 8;
+const _: () = assert!(
+    std::mem::offset_of!(pg_sys::MinimalTupleData, t_infomask2) + MINIMAL_TUPLE_OFFSET
+        == std::mem::offset_of!(pg_sys::HeapTupleHeaderData, t_infomask2)
+);
 
 /// A read of one transition tuplestore through a read pointer of our own,
 /// so other readers of the same store (other triggers) are not disturbed.
 struct Scan {
     store: *mut pg_sys::Tuplestorestate,
     slot: *mut pg_sys::TupleTableSlot,
-}
-
-struct RowRef {
-    values: *const Datum,
-    nulls: *const bool,
-}
-
-impl RowRef {
-    unsafe fn get(&self, i: usize) -> Option<Datum> {
-        (!*self.nulls.add(i)).then(|| *self.values.add(i))
-    }
 }
 
 impl Scan {
@@ -205,18 +261,27 @@ impl Scan {
         Scan { store, slot }
     }
 
+    /// The next tuple, its attributes located (heap_tuple::deform) in
+    /// `at`; valid until the next call. The tuple is read where the store
+    /// keeps it, not deformed into the slot.
     /// (Our read pointer stays selected: nothing else reads these stores
     /// while the trigger runs, and the old and new rows are two stores.)
-    unsafe fn next(&self) -> bool {
-        let got = pg_sys::tuplestore_gettupleslot(self.store, true, false, self.slot);
-        if got {
-            pg_sys::slot_getallattrs(self.slot);
+    unsafe fn next<'a>(&'a mut self, layout: &[AttLayout], at: &'a mut Vec<Stored>) -> Option<Tuple<'a>> {
+        if !pg_sys::tuplestore_gettupleslot(self.store, true, false, self.slot) {
+            return None;
         }
-        got
-    }
-
-    unsafe fn row(&self) -> RowRef {
-        RowRef { values: (*self.slot).tts_values, nulls: (*self.slot).tts_isnull }
+        let mt = (*self.slot.cast::<pg_sys::MinimalTupleTableSlot>()).mintuple;
+        let len = (*mt).t_len as usize;
+        let natts = ((*mt).t_infomask2 as u32 & pg_sys::HEAP_NATTS_MASK) as usize;
+        let bits_at = std::mem::offset_of!(pg_sys::MinimalTupleData, t_bits);
+        let data_at = ((*mt).t_hoff as usize).saturating_sub(MINIMAL_TUPLE_OFFSET).clamp(bits_at, len);
+        let whole = std::slice::from_raw_parts(mt as *const u8, len);
+        let nulls = ((*mt).t_infomask as u32 & pg_sys::HEAP_HASNULL != 0).then(|| &whole[bits_at..data_at]);
+        let data = &whole[data_at..];
+        if let Err(e) = heap_tuple::deform(layout, natts, nulls, data, at) {
+            error!("fluxbase_admin: a transition table tuple could not be read: {e}");
+        }
+        Some(Tuple { data, at })
     }
 
     unsafe fn finish(self) {

@@ -471,6 +471,23 @@ def test_audit_follows_table_changes_in_the_same_session(db, su, orders):
     assert verify(su) == (True, None)
 
 
+def test_rows_stored_before_a_column_was_added_show_its_default(su, orders):
+    """A row stored before ADD COLUMN ... DEFAULT holds fewer attributes than
+    the table has columns; the capture reads the added one as its default."""
+    su.execute("INSERT INTO orders (region, num, qty, price) VALUES ('a', 1, 1, 2), ('a', 2, 1, 2), ('a', 3, 1, 2)")
+    su.execute("ALTER TABLE orders ADD COLUMN tier text DEFAULT 'gold', ADD COLUMN rank int DEFAULT 9, ADD COLUMN plain text")
+    su.execute("UPDATE orders SET qty = 5 WHERE num = 1")  # the added columns are unchanged
+    su.execute("UPDATE orders SET tier = 'silver', plain = 'p' WHERE num = 2")
+    su.execute("DELETE FROM orders WHERE num = 3")
+    upd1, upd2, dele = [e[1] for e in row_events(su)[1:]]
+    assert upd1["rows"] == [{"pk": {"region": "a", "num": 1}, "old": {"qty": 1, "total": 2}, "new": {"qty": 5, "total": 10}}]
+    assert upd2["rows"] == [{"pk": {"region": "a", "num": 2}, "old": {"tier": "gold", "plain": None},
+                             "new": {"tier": "silver", "plain": "p"}}]
+    assert dele["rows"][0]["old"] == {"region": "a", "num": 3, "qty": 1, "price": 2, "note": None, "total": 2,
+                                           "tier": "gold", "rank": 9, "plain": None}
+    assert verify(su) == (True, None)
+
+
 def test_large_statement_is_capped_but_counted(su, orders):
     su.execute("INSERT INTO orders (region, num, qty) SELECT 'r', g, 1 FROM generate_series(1, 10001) g")
     su.execute("DELETE FROM orders WHERE num <= 3")

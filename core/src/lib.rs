@@ -7,6 +7,7 @@ pub mod chain;
 pub mod email;
 pub mod error;
 pub mod explorer;
+pub mod heap_tuple;
 pub mod password;
 pub mod settings;
 pub mod token;

@@ -131,29 +131,39 @@ impl Writer {
         Writer { buf }
     }
 
+    #[inline]
     pub fn null(&mut self) {
         self.buf.push(0);
     }
 
     /// In an UPDATE's new image: the column kept its old bytes.
+    #[inline]
     pub fn same(&mut self) {
         self.buf.push(4);
     }
 
     /// In an UPDATE's old image: a column outside the key that the UPDATE
     /// did not change (its new image then says `same`).
+    #[inline]
     pub fn unchanged(&mut self) {
         self.buf.push(5);
     }
 
+    #[inline]
     pub fn redacted(&mut self, changed: bool) {
         self.buf.push(if changed { 3 } else { 2 });
     }
 
     /// A value's bytes, exactly as `Column::attlen` says they are laid out.
+    #[inline]
     pub fn value(&mut self, bytes: &[u8]) {
         self.buf.push(1);
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Room for `additional` more bytes (a statement's rows, roughly).
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
     }
 
     pub fn len(&self) -> usize {
