@@ -18,6 +18,11 @@
 #   0.2.0 (chain lock an object lock; details text made in Rust), 5 runs:
 #     INSERT 0.71-0.81, UPDATE 0.64, 0.83, 0.80, 0.698, 0.722 (not reliably met:
 #     two consecutive runs of the same build gave 0.64 and 0.83); 2.9-3.9x PL/pgSQL.
+#   0.2.0 (capture reads the tuples in Rust; details jsonb built, not parsed; fat
+#     LTO), measured with no checkpoint or autovacuum inside a measurement and the
+#     cluster in memory (both lower the ratios: a checkpoint's full-page images cost
+#     both sides alike), 3 runs: INSERT 0.78, 0.73, 0.77; UPDATE 0.731, 0.722,
+#     0.701 (met in each, thinly: single rounds range 0.62-0.82); 3.0-3.6x PL/pgSQL.
 #     What remains: the trigger's capture of 100 rows, the
 #     transition tables Postgres fills for it, one ~2 kB entry with its index
 #     entries and WAL, and, with two clients, the wait for the chain lock, which is
