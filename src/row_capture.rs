@@ -83,7 +83,8 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
         error!("fluxbase_admin: the audit trigger needs its transition tables (REFERENCING ...)");
     }
     let count = pg_sys::tuplestore_tuple_count(first);
-    w.reserve(count.min(max_rows) as usize * op.sides() * columns.len() * 8);
+    // (room for a typical statement's image at once, not grown step by step)
+    w.reserve((count.min(max_rows) as usize * op.sides() * columns.len() * 8).min(1 << 20));
     let mut a = Scan::start(first, desc);
     let mut b = (!second.is_null()).then(|| Scan::start(second, desc));
     let (mut old_at, mut new_at) = (Vec::new(), Vec::new());
@@ -274,7 +275,10 @@ impl Scan {
         let len = (*mt).t_len as usize;
         let natts = ((*mt).t_infomask2 as u32 & pg_sys::HEAP_NATTS_MASK) as usize;
         let bits_at = std::mem::offset_of!(pg_sys::MinimalTupleData, t_bits);
-        let data_at = ((*mt).t_hoff as usize).saturating_sub(MINIMAL_TUPLE_OFFSET).clamp(bits_at, len);
+        let data_at = ((*mt).t_hoff as usize).saturating_sub(MINIMAL_TUPLE_OFFSET);
+        if data_at < bits_at || data_at > len {
+            error!("fluxbase_admin: a transition table tuple has a damaged header");
+        }
         let whole = std::slice::from_raw_parts(mt as *const u8, len);
         let nulls = ((*mt).t_infomask as u32 & pg_sys::HEAP_HASNULL != 0).then(|| &whole[bits_at..data_at]);
         let data = &whole[data_at..];
