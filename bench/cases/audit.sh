@@ -21,8 +21,8 @@
 #   0.2.0 (capture reads the tuples in Rust; details jsonb built, not parsed; fat
 #     LTO), measured with no checkpoint or autovacuum inside a measurement and the
 #     cluster in memory (both lower the ratios: a checkpoint's full-page images cost
-#     both sides alike), 3 runs: INSERT 0.78, 0.73, 0.77; UPDATE 0.731, 0.722,
-#     0.701 (met in each, thinly: single rounds range 0.62-0.82); 3.0-3.6x PL/pgSQL.
+#     both sides alike), 4 runs: INSERT 0.78, 0.73, 0.77, 0.77; UPDATE 0.731, 0.722,
+#     0.701, 0.752 (met in each, thinly: single rounds 0.61-0.86); 3.0-3.6x PL/pgSQL.
 #     What remains: the trigger's capture of 100 rows, the
 #     transition tables Postgres fills for it, one ~2 kB entry with its index
 #     entries and WAL, and, with two clients, the wait for the chain lock, which is
