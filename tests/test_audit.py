@@ -488,6 +488,27 @@ def test_rows_stored_before_a_column_was_added_show_its_default(su, orders):
     assert verify(su) == (True, None)
 
 
+def test_rows_are_captured_from_transition_tables_spilled_to_disk(db, su):
+    """With little work_mem the transition tables live in temporary files;
+    the capture reads each tuple where the store hands it over."""
+    audited_table(su)
+    su.execute("INSERT INTO public.ledger SELECT g, 'v' || g FROM generate_series(1, 3000) g")
+    temp_files = "SELECT temp_files FROM pg_stat_database WHERE datname = current_database()"
+    su.execute("SELECT pg_stat_force_next_flush()")
+    before = one(su, temp_files)
+    with su.transaction():
+        su.execute("SET LOCAL work_mem = '64kB'")
+        su.execute("UPDATE public.ledger SET v = v || '!' WHERE id % 2 = 0")
+    su.execute("SELECT pg_stat_force_next_flush()")
+    su.execute("SELECT pg_stat_clear_snapshot()")
+    assert one(su, temp_files) > before  # they did spill
+    upd = row_events(su, "public.ledger")[-1][1]
+    assert upd["count"] == 1500 and len(upd["rows"]) == 1500
+    assert {r["pk"]["id"]: (r["old"]["v"], r["new"]["v"]) for r in upd["rows"]} == {
+        i: (f"v{i}", f"v{i}!") for i in range(2, 3001, 2)}
+    assert verify(su) == (True, None)
+
+
 def test_large_statement_is_capped_but_counted(su, orders):
     su.execute("INSERT INTO orders (region, num, qty) SELECT 'r', g, 1 FROM generate_series(1, 10001) g")
     su.execute("DELETE FROM orders WHERE num <= 3")
