@@ -598,6 +598,8 @@ def test_a_failing_append_fails_the_commit_and_keeps_nothing(db, su):
     assert verify(su) == (True, None)
 
 
+# (f8s and f8l: a float8 array small enough for a 1-byte varlena header,
+# stored unaligned, then one that needs the 8-byte alignment after it)
 ALL_TYPES = """
 CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TYPE public.pair AS (a int, b text);
@@ -605,7 +607,8 @@ CREATE TABLE public.kinds (
     id bigint PRIMARY KEY, i2 smallint, i4 int, f4 real, f8 double precision, num numeric(12,3),
     nan numeric, t text, vc varchar(10), ch char(3), b bytea, ok boolean, d date, ts timestamp,
     tstz timestamptz, iv interval, u uuid, j json, jb jsonb, arr int[], tarr text[], m public.mood,
-    p public.pair, ip inet, nm name, big text, nothing text, money_ money, pt point, rng int4range)
+    p public.pair, ip inet, nm name, big text, nothing text, money_ money, pt point, rng int4range,
+    f8s double precision[], f8l double precision[], flag "char")
 """
 ALL_VALUES = """
 INSERT INTO public.kinds VALUES (
@@ -613,7 +616,8 @@ INSERT INTO public.kinds VALUES (
     true, '2024-02-29', '2024-01-01 12:34:56.789', '2024-01-01 12:34:56.789+05:30', '1 year 2 mons 3 days 04:05:06',
     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"z": 1, "a": [1, 2.50]}', '{"z": 1, "a": [1, 2.50]}',
     '{1,NULL,-3}', '{"a b", "c,d"}', 'happy', ROW(7, 'x y'), '10.1.2.3/8', 'nm', repeat('long text ', 20000),
-    NULL, 12.34, '(1,2)', '[1,10)')
+    NULL, 12.34, '(1,2)', '[1,10)',
+    '{1.5,-2}', array_fill(0.25::float8, ARRAY[40]), 'z')
 """
 
 
