@@ -95,10 +95,10 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
         match &mut b {
             None => {
                 for (i, c) in &columns {
-                    match old_or_only.value(*i, &missing) {
-                        None => w.null(),
-                        Some(_) if c.redacted => w.redacted(false),
-                        Some(bytes) => w.value(&bytes),
+                    match (old_or_only.is_null(*i, &missing), c.redacted) {
+                        (true, _) => w.null(),
+                        (false, true) => w.redacted(false),
+                        (false, false) => put(&mut w, old_or_only.value(*i, &missing)),
                     }
                 }
             }
@@ -108,22 +108,26 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
                 };
                 // Compared once per column: the old image keeps the key and
                 // the changed columns, the new image only the changed ones.
+                // (A value is read, and a TOASTed one fetched, only where it
+                // is kept.)
                 changed.clear();
                 changed.extend(columns.iter().map(|(i, _)| !old_or_only.same_value(&new, *i, &missing)));
                 for ((i, c), &changed) in columns.iter().zip(&changed) {
-                    match old_or_only.value(*i, &missing) {
-                        _ if c.redacted => w.redacted(changed),
-                        _ if !changed && !c.pk => w.unchanged(),
-                        None => w.null(),
-                        Some(bytes) => w.value(&bytes),
+                    if c.redacted {
+                        w.redacted(changed);
+                    } else if !changed && !c.pk {
+                        w.unchanged();
+                    } else {
+                        put(&mut w, old_or_only.value(*i, &missing));
                     }
                 }
                 for ((i, c), &changed) in columns.iter().zip(&changed) {
-                    match new.value(*i, &missing) {
-                        _ if c.redacted => w.redacted(changed),
-                        _ if !changed => w.same(),
-                        None => w.null(),
-                        Some(bytes) => w.value(&bytes),
+                    if c.redacted {
+                        w.redacted(changed);
+                    } else if !changed {
+                        w.same();
+                    } else {
+                        put(&mut w, new.value(*i, &missing));
                     }
                 }
             }
@@ -148,6 +152,14 @@ unsafe fn primary_key_attnums(rel: pg_sys::Relation) -> Vec<i16> {
     let keys = form.indkey.values.as_slice(form.indnkeyatts as usize).to_vec();
     pg_sys::index_close(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     keys
+}
+
+/// One value into the image: its bytes, or NULL.
+fn put(w: &mut Writer, value: Option<Cow<'_, [u8]>>) {
+    match value {
+        Some(bytes) => w.value(&bytes),
+        None => w.null(),
+    }
 }
 
 /// By attribute index: the value a row stored before its column was added
@@ -210,6 +222,16 @@ impl Tuple<'_> {
             Stored::Missing => missing[i].as_deref().map(Cow::Borrowed),
             Stored::Inline { start, end } => Some(Cow::Borrowed(&self.data[start..end])),
             Stored::Toasted { start, .. } => Some(Cow::Owned(expanded(self.data.as_ptr().add(start) as *mut _))),
+        }
+    }
+
+    /// Attribute `i` is NULL (without reading its value).
+    #[inline]
+    fn is_null(&self, i: usize, missing: &[Option<Vec<u8>>]) -> bool {
+        match self.at[i] {
+            Stored::Null => true,
+            Stored::Missing => missing[i].is_none(),
+            Stored::Inline { .. } | Stored::Toasted { .. } => false,
         }
     }
 

@@ -484,7 +484,7 @@ def test_rows_stored_before_a_column_was_added_show_its_default(su, orders):
     assert upd2["rows"] == [{"pk": {"region": "a", "num": 2}, "old": {"tier": "gold", "plain": None},
                              "new": {"tier": "silver", "plain": "p"}}]
     assert dele["rows"][0]["old"] == {"region": "a", "num": 3, "qty": 1, "price": 2, "note": None, "total": 2,
-                                           "tier": "gold", "rank": 9, "plain": None}
+                                      "tier": "gold", "rank": 9, "plain": None}
     assert verify(su) == (True, None)
 
 
@@ -506,6 +506,32 @@ def test_rows_are_captured_from_transition_tables_spilled_to_disk(db, su):
     assert upd["count"] == 1500 and len(upd["rows"]) == 1500
     assert {r["pk"]["id"]: (r["old"]["v"], r["new"]["v"]) for r in upd["rows"]} == {
         i: (f"v{i}", f"v{i}!") for i in range(2, 3001, 2)}
+    assert verify(su) == (True, None)
+
+
+def test_an_update_leaving_a_toasted_value_alone_does_not_fetch_it(db, su):
+    """The row image keeps the key and the changed columns: a TOASTed value
+    the UPDATE did not change is neither compared expanded nor read."""
+    su.execute("CREATE TABLE public.docs (id int PRIMARY KEY, n int, body text)")
+    su.execute("ALTER TABLE public.docs ALTER COLUMN body SET STORAGE EXTERNAL")
+    su.execute("SELECT dashboard.enable_audit('public.docs')")
+    su.execute("INSERT INTO public.docs SELECT g, 0, repeat('x', 100000) FROM generate_series(1, 3) g")
+    toast_reads = ("SELECT coalesce(toast_blks_read, 0) + coalesce(toast_blks_hit, 0) FROM pg_statio_user_tables "
+                   "WHERE relid = 'public.docs'::regclass")
+
+    def reads():
+        su.execute("SELECT pg_stat_force_next_flush()")
+        su.execute("SELECT pg_stat_clear_snapshot()")
+        return one(su, toast_reads)
+
+    before = reads()
+    su.execute("UPDATE public.docs SET n = n + 1")
+    assert reads() == before
+    upd = row_events(su, "public.docs")[-1][1]
+    assert upd["rows"][0]["old"] == {"n": 0} and upd["rows"][0]["new"] == {"n": 1}
+    su.execute("UPDATE public.docs SET body = body || '!' WHERE id = 1")  # changed: fetched and kept
+    assert reads() > before
+    assert len(row_events(su, "public.docs")[-1][1]["rows"][0]["new"]["body"]) == 100001
     assert verify(su) == (True, None)
 
 
