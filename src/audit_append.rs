@@ -192,9 +192,36 @@ pub fn append_queued() {
     // (No change of user needed: the append writes the tables directly, with
     // no permission checks, no statement and no search_path lookups.)
     // Its own memory context: a big transaction's entries are formed here
-    // and freed as soon as they are written.
-    let mut context = pgrx::PgMemoryContexts::new("fluxbase_admin audit append");
-    unsafe { context.switch_to(|_| append(entries)) };
+    // and freed as soon as they are written. One per backend, emptied after
+    // each use (and before, after an append that failed), rather than
+    // created and deleted on every commit.
+    let context = append_context();
+    unsafe {
+        pg_sys::MemoryContextReset(context);
+        pgrx::PgMemoryContexts::For(context).switch_to(|_| append(entries));
+        pg_sys::MemoryContextReset(context);
+    }
+}
+
+thread_local! {
+    static APPEND_CONTEXT: Cell<pg_sys::MemoryContext> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+fn append_context() -> pg_sys::MemoryContext {
+    APPEND_CONTEXT.with(|c| {
+        if c.get().is_null() {
+            c.set(unsafe {
+                pg_sys::AllocSetContextCreateInternal(
+                    pg_sys::TopMemoryContext,
+                    c"fluxbase_admin audit append".as_ptr(),
+                    pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                    pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                    pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+                )
+            });
+        }
+        c.get()
+    })
 }
 
 /// Make sure audit_log has a page with room for the entries before the chain
@@ -208,10 +235,8 @@ unsafe fn reserve_room(log: &DirectTable, prepared: &[Prepared], chain_columns: 
     for p in prepared {
         let mut values = p.values.clone();
         values.extend(chain_columns.values(0, &placeholder_hash, &placeholder_hash));
-        let tuple = log.form(&values, false);
         // (the line pointer and alignment of each)
-        total += ((*tuple).t_len as usize).next_multiple_of(8) + 4;
-        pg_sys::heap_freetuple(tuple);
+        total += log.tuple_len(&values).next_multiple_of(8) + 4;
     }
     log.reserve(total);
 }

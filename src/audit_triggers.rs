@@ -155,10 +155,18 @@ pub mod dashboard_auth {
         if unsafe { pg_sys::creating_extension } {
             return Ok(None);
         }
-        let schema = tr.table_schema().map_err(|e| e.to_string())?;
-        let table = tr.table_name().map_err(|e| e.to_string())?;
-        let own_table = schema == "dashboard_auth";
-        if own_table && in_api_context() {
+        let td = tr.trigger_data();
+        // trigger arguments name extra columns to redact; on the extension's
+        // own tables the secret columns always are
+        // (no allocation when there are none)
+        let redact = tr.extra_args().map_err(|e| e.to_string())?;
+        // SAFETY: td is this trigger's TriggerData.
+        let table = unsafe {
+            crate::row_capture::audited_table(td, &|schema, col| {
+                (schema == "dashboard_auth" && chain::is_secret_column(col)) || redact.iter().any(|r| r == col)
+            })
+        };
+        if table.own_table && in_api_context() {
             return Ok(None);
         }
         let (op, action) = match tr.op().map_err(|e| e.to_string())? {
@@ -167,29 +175,23 @@ pub mod dashboard_auth {
             PgTriggerOperation::Delete => (row_image::Op::Delete, "row.delete"),
             PgTriggerOperation::Truncate => return Ok(None),
         };
-        // trigger arguments name extra columns to redact; on the extension's
-        // own tables the secret columns always are
-        let redact = tr.extra_args().map_err(|e| e.to_string())?;
-        let td = tr.trigger_data();
-        let is_redacted = |col: &str| redact.iter().any(|r| r == col) || (own_table && chain::is_secret_column(col));
         // SAFETY: a statement-level AFTER trigger created by enable_audit (or
         // sql/audit_triggers.sql) with the transition tables its operation needs.
-        let captured = unsafe { crate::row_capture::capture(td, op, &is_redacted, MAX_ROWS_PER_ENTRY) };
+        let captured = unsafe { crate::row_capture::capture(td, &table, op, MAX_ROWS_PER_ENTRY) };
         if captured.count == 0 {
             return Ok(None);
         }
-        let target = format!("{schema}.{table}");
         let mut details = json!({
-            "table": target,
+            "table": table.target,
             "op": op.sql(),
-            "pk_columns": captured.pk_columns,
+            "pk_columns": table.pk_columns,
             "count": captured.count,
             "current_user": current_user_name(),
         });
         if captured.count > MAX_ROWS_PER_ENTRY {
             details["truncated"] = json!(true);
         }
-        let mut ev = audit::Event::new(action, "table", target).details(details).row_data(captured.data);
+        let mut ev = audit::Event::new(action, "table", table.target.clone()).details(details).row_data(captured.data);
         if let Some(s) = impersonation_session() {
             ev = ev.impersonation(s);
         }

@@ -132,10 +132,20 @@ pub fn extension_owner() -> pg_sys::Oid {
     oid
 }
 
+thread_local! {
+    /// dashboard_auth_table's answers, until the table or its schema changes.
+    static TABLE_OIDS: std::cell::RefCell<Vec<(&'static std::ffi::CStr, pg_sys::Oid)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The oid of one of the extension's tables in `dashboard_auth`, looked up
-/// without a query (an ERROR if it is missing).
-pub fn dashboard_auth_table(name: &std::ffi::CStr) -> pg_sys::Oid {
-    unsafe {
+/// without a query (an ERROR if it is missing). Kept for the next call
+/// (every audited commit asks) until `forget_table`.
+pub fn dashboard_auth_table(name: &'static std::ffi::CStr) -> pg_sys::Oid {
+    if let Some(oid) = TABLE_OIDS.with(|t| t.borrow().iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)) {
+        return oid;
+    }
+    let oid = unsafe {
         let nsp = pg_sys::get_namespace_oid(c"dashboard_auth".as_ptr(), true);
         if nsp == pg_sys::InvalidOid {
             error!("fluxbase_admin: schema dashboard_auth is missing");
@@ -145,5 +155,13 @@ pub fn dashboard_auth_table(name: &std::ffi::CStr) -> pg_sys::Oid {
             error!("fluxbase_admin: table dashboard_auth.{} is missing", name.to_string_lossy());
         }
         oid
-    }
+    };
+    TABLE_OIDS.with(|t| t.borrow_mut().push((name, oid)));
+    oid
+}
+
+/// Forget the oid of `relid` (InvalidOid: of every table): it was dropped or
+/// renamed, or its schema was (see lib.rs's invalidation callbacks).
+pub fn forget_table(relid: pg_sys::Oid) {
+    TABLE_OIDS.with(|t| t.borrow_mut().retain(|(_, oid)| relid != pg_sys::InvalidOid && *oid != relid));
 }

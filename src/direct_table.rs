@@ -14,8 +14,7 @@ use pgrx::prelude::*;
 /// One table opened for writing: its relation, executor state and indexes.
 pub struct DirectTable {
     pub rel: pg_sys::Relation,
-    /// live column names by attribute index (None: dropped)
-    names: Vec<Option<String>>,
+    natts: usize,
     estate: *mut pg_sys::EState,
     rri: *mut pg_sys::ResultRelInfo,
     slot: *mut pg_sys::TupleTableSlot,
@@ -38,14 +37,12 @@ impl DirectTable {
         (*rri).ri_TrigDesc = std::ptr::null_mut();
         pg_sys::ExecOpenIndices(rri, false);
         let slot = pg_sys::ExecInitExtraTupleSlot(estate, (*rel).rd_att, &raw const pg_sys::TTSOpsHeapTuple);
-        let desc = (*rel).rd_att;
-        let names = (*desc)
-            .attrs
-            .as_slice((*desc).natts as usize)
-            .iter()
-            .map(|a| (!a.attisdropped).then(|| pgrx::name_data_to_str(&a.attname).to_string()))
-            .collect();
-        DirectTable { rel, names, estate, rri, slot }
+        let natts = (*(*rel).rd_att).natts as usize;
+        DirectTable { rel, natts, estate, rri, slot }
+    }
+
+    fn attrs(&self) -> &[pg_sys::FormData_pg_attribute] {
+        unsafe { (*self.desc()).attrs.as_slice(self.natts) }
     }
 
     pub fn desc(&self) -> pg_sys::TupleDesc {
@@ -54,7 +51,10 @@ impl DirectTable {
 
     /// Attribute index (0-based) of a live column, if the table has it.
     pub fn column(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| n.as_deref() == Some(name))
+        // (compared as bytes: no copy of the names, on every audited commit)
+        self.attrs().iter().position(|a| {
+            !a.attisdropped && unsafe { std::ffi::CStr::from_ptr(a.attname.data.as_ptr()) }.to_bytes() == name.as_bytes()
+        })
     }
 
     /// A tuple of this table from (column index, value) pairs. A column not
@@ -63,20 +63,9 @@ impl DirectTable {
     /// computed by the insert. With `defaults` false they stay NULL (for
     /// measuring the tuple: evaluating a default such as nextval() has effects).
     pub unsafe fn form(&self, values: &[(usize, Option<Datum>)], defaults: bool) -> pg_sys::HeapTuple {
-        let natts = self.names.len();
-        let mut datums = vec![Datum::from(0usize); natts];
-        let mut nulls = vec![true; natts];
-        let mut given = vec![false; natts];
-        for &(i, v) in values {
-            given[i] = true;
-            if let Some(v) = v {
-                datums[i] = v;
-                nulls[i] = false;
-            }
-        }
+        let (mut datums, mut nulls, given) = self.columns_of(values);
         if defaults {
-            let attrs = (*self.desc()).attrs.as_slice(natts);
-            for (i, att) in attrs.iter().enumerate() {
+            for (i, att) in self.attrs().iter().enumerate() {
                 if given[i] || att.attisdropped || att.attgenerated != 0 {
                     continue;
                 }
@@ -95,6 +84,33 @@ impl DirectTable {
         pg_sys::heap_form_tuple(self.desc(), datums.as_mut_ptr(), nulls.as_mut_ptr())
     }
 
+    /// Datums, nulls and "given" flags by attribute, from (column, value) pairs.
+    fn columns_of(&self, values: &[(usize, Option<Datum>)]) -> (Vec<Datum>, Vec<bool>, Vec<bool>) {
+        let mut datums = vec![Datum::from(0usize); self.natts];
+        let mut nulls = vec![true; self.natts];
+        let mut given = vec![false; self.natts];
+        for &(i, v) in values {
+            given[i] = true;
+            if let Some(v) = v {
+                datums[i] = v;
+                nulls[i] = false;
+            }
+        }
+        (datums, nulls, given)
+    }
+
+    /// The length `form(values, false)` would give its tuple (t_len),
+    /// without forming it: heap_form_tuple's own arithmetic.
+    pub unsafe fn tuple_len(&self, values: &[(usize, Option<Datum>)]) -> usize {
+        let (mut datums, mut nulls, _) = self.columns_of(values);
+        let mut header = std::mem::offset_of!(pg_sys::HeapTupleHeaderData, t_bits);
+        if nulls.iter().any(|n| *n) {
+            header += self.natts.div_ceil(8);
+        }
+        header.next_multiple_of(pg_sys::MAXIMUM_ALIGNOF as usize)
+            + pg_sys::heap_compute_data_size(self.desc(), datums.as_mut_ptr(), nulls.as_mut_ptr())
+    }
+
     /// The same from (column name, value) pairs (names the table lacks are skipped).
     pub unsafe fn form_named(&self, values: &[(&str, Option<Datum>)]) -> pg_sys::HeapTuple {
         let values: Vec<(usize, Option<Datum>)> = values.iter().filter_map(|(name, v)| Some((self.column(name)?, *v))).collect();
@@ -107,7 +123,7 @@ impl DirectTable {
     /// (which for the audit append runs under the chain lock).
     pub unsafe fn compressed(&self, i: usize, bytes: &[u8]) -> Datum {
         let value = bytes.into_datum().expect("a byte slice is never NULL");
-        let att = &(*self.desc()).attrs.as_slice(self.names.len())[i];
+        let att = &self.attrs()[i];
         let compressible = matches!(att.attstorage as u8, b'm' | b'x');
         if !compressible || bytes.len() < COMPRESS_FROM_BYTES {
             return value;

@@ -183,7 +183,7 @@ impl Snapshot {
     }
 }
 
-unsafe fn open_table(name: &CStr) -> pg_sys::Relation {
+unsafe fn open_table(name: &'static CStr) -> pg_sys::Relation {
     pg_sys::table_open(crate::db::dashboard_auth_table(name), pg_sys::AccessShareLock as pg_sys::LOCKMODE)
 }
 

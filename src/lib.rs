@@ -66,8 +66,32 @@ pub extern "C-unwind" fn _PG_init() {
         // Audit entries are appended to the chain at commit.
         pg_sys::RegisterXactCallback(Some(audit_append::on_xact_event), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(audit_append::on_subxact_event), std::ptr::null_mut());
+        // What the audit trigger and the append keep of tables between
+        // statements is dropped when Postgres says a table (or schema) changed.
+        pg_sys::CacheRegisterRelcacheCallback(Some(table_changed), pg_sys::Datum::from(0));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            Some(schema_changed),
+            pg_sys::Datum::from(0),
+        );
     }
     claims::init();
+}
+
+/// Relcache invalidation: `relid` was altered, dropped or renamed, or every
+/// table may have been (InvalidOid).
+#[pg_guard]
+unsafe extern "C-unwind" fn table_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    row_capture::forget_table(relid);
+    db::forget_table(relid);
+}
+
+/// Syscache invalidation on pg_namespace: a schema was renamed or dropped,
+/// which invalidates no table's relcache entry.
+#[pg_guard]
+unsafe extern "C-unwind" fn schema_changed(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
+    row_capture::forget_table(pg_sys::InvalidOid);
+    db::forget_table(pg_sys::InvalidOid);
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -119,6 +143,32 @@ mod tests {
             Some("public, pg_catalog")
         );
         Spi::run("RESET ROLE").unwrap();
+    }
+
+    #[pg_test]
+    fn direct_table_measures_tuples_as_heap_form_tuple_forms_them() {
+        use pgrx::pg_sys::{self, Datum};
+        // (a dropped column, NULLs or none, short and long varlenas, alignment)
+        Spi::run("CREATE TABLE public.measured (a int, gone int, b text, c bigint, d bytea, e smallint)").unwrap();
+        Spi::run("ALTER TABLE public.measured DROP COLUMN gone").unwrap();
+        let oid = Spi::get_one::<pg_sys::Oid>("SELECT 'public.measured'::regclass::oid").unwrap().unwrap();
+        unsafe {
+            let t = crate::direct_table::DirectTable::open(oid, pg_sys::RowExclusiveLock);
+            let long = vec![7u8; 300];
+            let cases: Vec<Vec<(usize, Option<Datum>)>> = vec![
+                vec![],
+                vec![(0, Some(Datum::from(1i32)))],
+                vec![(0, Some(Datum::from(1i32))), (2, "x".into_datum()), (3, Some(Datum::from(5i64))),
+                     (4, long.as_slice().into_datum()), (5, Some(Datum::from(2i16)))],
+                vec![(2, "a longer text value".into_datum()), (5, Some(Datum::from(2i16)))],
+            ];
+            for values in cases {
+                let tuple = t.form(&values, false);
+                assert_eq!(t.tuple_len(&values), (*tuple).t_len as usize);
+                pg_sys::heap_freetuple(tuple);
+            }
+            t.close();
+        }
     }
 
     #[pg_test(error = "setup has already been completed: an admin account exists")]

@@ -25,23 +25,82 @@ pub struct Captured {
     pub data: Vec<u8>,
     /// every changed row, also those beyond `max_rows`
     pub count: i64,
-    pub pk_columns: Vec<String>,
 }
 
-/// Capture the statement's rows (at most `max_rows` of them) from the
-/// trigger's transition tables.
+/// What capturing an audited table's rows needs to know of it, worked out
+/// on the first statement a backend audits through one trigger and kept
+/// until Postgres says the table changed (relcache invalidation: ALTER
+/// TABLE, CREATE or DROP TRIGGER, DROP TABLE ...) or a schema was renamed:
+/// looking all of it up again on every statement was a measurable part of
+/// auditing a small one.
+pub struct AuditedTable {
+    relid: pg_sys::Oid,
+    /// "schema.table", as entries name their target
+    pub target: String,
+    /// in dashboard_auth: one of the extension's own tables
+    pub own_table: bool,
+    /// primary key column names, in key order
+    pub pk_columns: Vec<String>,
+    /// how every attribute, dropped ones too, lies in the table's tuples
+    layout: Vec<AttLayout>,
+    /// (index into the tuple's attributes, column), live columns only
+    columns: Vec<(usize, Column)>,
+    /// the image header's columns (the same, without the indexes)
+    image_columns: Vec<Column>,
+    /// see `missing_values`
+    missing: Vec<Option<Vec<u8>>>,
+}
+
+thread_local! {
+    /// By trigger oid (its arguments name the redacted columns).
+    static AUDITED_TABLES: std::cell::RefCell<std::collections::HashMap<u32, std::rc::Rc<AuditedTable>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The trigger's table, from the cache or looked up. `redact` decides for
+/// each column name (given the table's schema) whether its values are kept.
 ///
 /// # Safety
-/// `td` must be the TriggerData of an AFTER ... FOR EACH STATEMENT trigger
-/// with the transition tables `op` needs.
-pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) -> bool, max_rows: i64) -> Captured {
-    let rel = td.tg_relation;
+/// `td` must be a trigger's TriggerData.
+pub unsafe fn audited_table(td: &pg_sys::TriggerData, redact: &dyn Fn(&str, &str) -> bool) -> std::rc::Rc<AuditedTable> {
+    let trigger = (*td.tg_trigger).tgoid.to_u32();
+    if let Some(t) = AUDITED_TABLES.with(|c| c.borrow().get(&trigger).cloned()) {
+        return t;
+    }
+    // (Looking up takes locks, which may deliver invalidations: no borrow of
+    // the cache is held meanwhile.)
+    let table = std::rc::Rc::new(look_up(td.tg_relation, redact));
+    AUDITED_TABLES.with(|c| c.borrow_mut().insert(trigger, table.clone()));
+    table
+}
+
+/// Forget what is kept of `relid` (InvalidOid: of every table); see
+/// `lib.rs`'s invalidation callbacks.
+pub fn forget_table(relid: pg_sys::Oid) {
+    AUDITED_TABLES.with(|c| {
+        let mut c = c.borrow_mut();
+        if relid == pg_sys::InvalidOid {
+            c.clear();
+        } else {
+            c.retain(|_, t| t.relid != relid);
+        }
+    });
+}
+
+unsafe fn look_up(rel: pg_sys::Relation, redact: &dyn Fn(&str, &str) -> bool) -> AuditedTable {
+    let relid = (*rel).rd_id;
+    let schema = {
+        let p = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
+        if p.is_null() {
+            error!("fluxbase_admin: the audited table's schema is gone");
+        }
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    };
+    let target = format!("{schema}.{}", pgrx::name_data_to_str(&(*(*rel).rd_rel).relname));
     let desc = (*rel).rd_att;
     let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
     let pk_attnums = primary_key_attnums(rel);
-    // how every attribute, dropped ones too, lies in the table's tuples
     let layout: Vec<AttLayout> = attrs.iter().map(|a| AttLayout { attlen: a.attlen, align: a.attalign as u8 }).collect();
-    // (index into the tuple's attributes, column)
     let columns: Vec<(usize, Column)> = attrs
         .iter()
         .enumerate()
@@ -58,7 +117,7 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
                     byval: a.attbyval,
                     align: a.attalign as u8,
                     pk: pk_attnums.contains(&a.attnum),
-                    redacted: redact(&name),
+                    redacted: redact(&schema, &name),
                     name,
                 },
             )
@@ -71,9 +130,28 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
         .map(|(_, c)| (pk_attnums.iter().position(|k| *k == c.attnum).unwrap_or(0), c.name.clone()))
         .collect();
     pk_columns.sort();
+    AuditedTable {
+        relid,
+        own_table: schema == "dashboard_auth",
+        target,
+        pk_columns: pk_columns.into_iter().map(|(_, n)| n).collect(),
+        layout,
+        image_columns: columns.iter().map(|(_, c)| c.clone()).collect(),
+        columns,
+        missing,
+    }
+}
 
-    let plain: Vec<Column> = columns.iter().map(|(_, c)| c.clone()).collect();
-    let mut w = Writer::new(op, &plain);
+/// Capture the statement's rows (at most `max_rows` of them) from the
+/// trigger's transition tables.
+///
+/// # Safety
+/// `td` must be the TriggerData of an AFTER ... FOR EACH STATEMENT trigger
+/// with the transition tables `op` needs, on `table`.
+pub unsafe fn capture(td: &pg_sys::TriggerData, table: &AuditedTable, op: Op, max_rows: i64) -> Captured {
+    let desc = (*td.tg_relation).rd_att;
+    let AuditedTable { layout, columns, missing, .. } = table;
+    let mut w = Writer::new(op, &table.image_columns);
     let (first, second) = match op {
         Op::Insert => (td.tg_newtable, std::ptr::null_mut()),
         Op::Delete => (td.tg_oldtable, std::ptr::null_mut()),
@@ -91,19 +169,19 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
     let mut n = 0;
     let mut changed: Vec<bool> = Vec::with_capacity(columns.len());
     while n < max_rows {
-        let Some(old_or_only) = a.next(&layout, &mut old_at) else { break };
+        let Some(old_or_only) = a.next(layout, &mut old_at) else { break };
         match &mut b {
             None => {
-                for (i, c) in &columns {
-                    match (old_or_only.is_null(*i, &missing), c.redacted) {
+                for (i, c) in columns {
+                    match (old_or_only.is_null(*i, missing), c.redacted) {
                         (true, _) => w.null(),
                         (false, true) => w.redacted(false),
-                        (false, false) => put(&mut w, old_or_only.value(*i, &missing)),
+                        (false, false) => put(&mut w, old_or_only.value(*i, missing)),
                     }
                 }
             }
             Some(b) => {
-                let Some(new) = b.next(&layout, &mut new_at) else {
+                let Some(new) = b.next(layout, &mut new_at) else {
                     error!("fluxbase_admin: the UPDATE's old and new transition tables differ in length");
                 };
                 // Compared once per column: the old image keeps the key and
@@ -111,14 +189,14 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
                 // (A value is read, and a TOASTed one fetched, only where it
                 // is kept.)
                 changed.clear();
-                changed.extend(columns.iter().map(|(i, _)| !old_or_only.same_value(&new, *i, &missing)));
+                changed.extend(columns.iter().map(|(i, _)| !old_or_only.same_value(&new, *i, missing)));
                 for ((i, c), &changed) in columns.iter().zip(&changed) {
                     if c.redacted {
                         w.redacted(changed);
                     } else if !changed && !c.pk {
                         w.unchanged();
                     } else {
-                        put(&mut w, old_or_only.value(*i, &missing));
+                        put(&mut w, old_or_only.value(*i, missing));
                     }
                 }
                 for ((i, c), &changed) in columns.iter().zip(&changed) {
@@ -127,7 +205,7 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
                     } else if !changed {
                         w.same();
                     } else {
-                        put(&mut w, new.value(*i, &missing));
+                        put(&mut w, new.value(*i, missing));
                     }
                 }
             }
@@ -138,7 +216,7 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, op: Op, redact: &dyn Fn(&str) ->
     if let Some(b) = b {
         b.finish();
     }
-    Captured { data: w.finish(), count, pk_columns: pk_columns.into_iter().map(|(_, n)| n).collect() }
+    Captured { data: w.finish(), count }
 }
 
 /// Attribute numbers of the primary key, in key order (empty without one).

@@ -471,6 +471,35 @@ def test_audit_follows_table_changes_in_the_same_session(db, su, orders):
     assert verify(su) == (True, None)
 
 
+def test_audit_follows_renames_and_key_changes_in_the_same_session(db, su, orders):
+    """The trigger keeps what it learnt of a table between statements: a
+    rename of the table or of its schema (also by another session) and a new
+    primary key must show in the next entry."""
+    def last(target):
+        return row_events(su, target)[-1][1]
+
+    su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 1, 1)")
+    assert last("public.orders")["table"] == "public.orders"
+    su.execute("ALTER TABLE orders RENAME TO orders_v2")
+    su.execute("INSERT INTO orders_v2 (region, num, qty) VALUES ('a', 2, 1)")
+    assert last("public.orders_v2")["table"] == "public.orders_v2"
+    su.execute("CREATE SCHEMA sales")
+    su.execute("ALTER TABLE orders_v2 SET SCHEMA sales")
+    su.execute("INSERT INTO sales.orders_v2 (region, num, qty) VALUES ('a', 3, 1)")
+    other = db.conn()
+    other.execute("ALTER SCHEMA sales RENAME TO sales_eu")
+    su.execute("INSERT INTO sales_eu.orders_v2 (region, num, qty) VALUES ('a', 4, 1)")
+    entry = last("sales_eu.orders_v2")
+    assert entry["table"] == "sales_eu.orders_v2" and entry["pk_columns"] == ["region", "num"]
+    other.execute("ALTER TABLE sales_eu.orders_v2 DROP CONSTRAINT orders_pkey, ADD PRIMARY KEY (num)")
+    su.execute("UPDATE sales_eu.orders_v2 SET qty = 9 WHERE num = 4")
+    entry = last("sales_eu.orders_v2")
+    assert entry["pk_columns"] == ["num"]
+    assert entry["rows"] == [{"pk": {"num": 4}, "old": {"qty": 1}, "new": {"qty": 9}}]
+    assert [e[1]["table"] for e in row_events(su, "sales.orders_v2")] == ["sales.orders_v2"]
+    assert verify(su) == (True, None)
+
+
 def test_rows_stored_before_a_column_was_added_show_its_default(su, orders):
     """A row stored before ADD COLUMN ... DEFAULT holds fewer attributes than
     the table has columns; the capture reads the added one as its default."""

@@ -91,13 +91,25 @@ tps() {
 }
 # Interleave the three tables in several short rounds and compare within each
 # round (this machine's load drifts; a ratio taken side by side does not).
+# Every other round runs them in the opposite order, so that neither side is
+# always measured first (a drift within rounds then tilts no ratio one way).
 rounds=()
-for round in $(seq "${BENCH_ROUNDS:-7}"); do
-    rounds+=("$(tps ins_t_plain) $(tps ins_t_ours) $(tps ins_t_plpgsql) $(tps upd_t_plain) $(tps upd_t_ours) $(tps upd_t_plpgsql)")
+for round in $(seq "${BENCH_ROUNDS:-11}"); do
+    order=(t_plain t_ours t_plpgsql)
+    [ $((round % 2)) = 1 ] || order=(t_plpgsql t_ours t_plain)
+    declare -A got=()
+    for op in ins upd; do
+        for t in "${order[@]}"; do
+            got[${op}_$t]=$(tps "${op}_$t")
+        done
+    done
+    rounds+=("${got[ins_t_plain]} ${got[ins_t_ours]} ${got[ins_t_plpgsql]} ${got[upd_t_plain]} ${got[upd_t_ours]} ${got[upd_t_plpgsql]}")
 done
 # Sanity: ours really audited every statement, and the chain holds.
 psql -Atq -v ON_ERROR_STOP=1 -c "SELECT 1/(count(*) > 0)::int FROM dashboard_auth.audit_log WHERE target_id = 'public.t_ours'" >/dev/null
 chain=$(psql -Atq -c "SELECT ok FROM dashboard_auth.verify_audit_chain()")
+# (BENCH_VERBOSE=1: every round's tps: INSERT then UPDATE, each unaudited, ours, PL/pgSQL)
+[ -z "${BENCH_VERBOSE:-}" ] || printf '  round: %s\n' "${rounds[@]}"
 rm -rf "$work"
 python3 - "$chain" "${rounds[@]}" <<'PY'
 import statistics, sys
