@@ -23,10 +23,17 @@
 #     cluster in memory (both lower the ratios: a checkpoint's full-page images cost
 #     both sides alike), 4 runs: INSERT 0.78, 0.73, 0.77, 0.77; UPDATE 0.731, 0.722,
 #     0.701, 0.752 (met in each, thinly: single rounds 0.61-0.86); 3.0-3.6x PL/pgSQL.
-#     What remains: the trigger's capture of 100 rows, the
-#     transition tables Postgres fills for it, one ~2 kB entry with its index
-#     entries and WAL, and, with two clients, the wait for the chain lock, which is
-#     held through the commit record.
+#   0.2.0 (what the trigger learns of a table kept between statements), 11 rounds,
+#     every other in reverse order, 3 runs: INSERT 0.739, 0.730, 0.786; UPDATE
+#     0.723, 0.710, 0.733 (met in each, thinly: single rounds 0.62-0.96); 2.8-3.5x
+#     PL/pgSQL. (Same day, before the change, 7 rounds: UPDATE 0.687, 0.708.)
+#     Where an audited 100-row UPDATE's extra time goes, measured by switching
+#     parts off in a diagnostic build (CPU per statement, 2 clients, 5 interleaved
+#     rounds; unaudited ~275 us): the transition tables Postgres fills for the
+#     trigger ~40 us, the capture of the rows ~45 us, the commit-time append of
+#     one ~2 kB entry (its index entries, WAL, the head, and with two clients the
+#     wait for the chain lock, held through the commit record) ~70 us. Each is
+#     about 1.5x what a profile attributes to its own functions.
 set -euo pipefail
 DB=bench_audit
 DURATION=${BENCH_SECONDS:-4}
