@@ -156,9 +156,8 @@ pub mod dashboard_auth {
             return Ok(None);
         }
         let td = tr.trigger_data();
-        // trigger arguments name extra columns to redact; on the extension's
-        // own tables the secret columns always are
-        // (no allocation when there are none)
+        // trigger arguments name extra columns to redact (none: no
+        // allocation); on the extension's own tables the secret columns always are
         let redact = tr.extra_args().map_err(|e| e.to_string())?;
         // SAFETY: td is this trigger's TriggerData.
         let table = unsafe {
