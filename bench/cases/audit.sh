@@ -24,8 +24,8 @@
 #     both sides alike), 4 runs: INSERT 0.78, 0.73, 0.77, 0.77; UPDATE 0.731, 0.722,
 #     0.701, 0.752 (met in each, thinly: single rounds 0.61-0.86); 3.0-3.6x PL/pgSQL.
 #   0.2.0 (what the trigger learns of a table kept between statements), 11 rounds,
-#     every other in reverse order, 3 runs: INSERT 0.739, 0.730, 0.786; UPDATE
-#     0.723, 0.710, 0.733 (met in each, thinly: single rounds 0.62-0.96); 2.8-3.5x
+#     every other in reverse order, 4 runs: INSERT 0.739, 0.730, 0.786, 0.747; UPDATE
+#     0.723, 0.710, 0.733, 0.746 (met in each, thinly: single rounds 0.59-0.96); 2.8-3.5x
 #     PL/pgSQL. (Same day, before the change, 7 rounds: UPDATE 0.687, 0.708.)
 #     Where an audited 100-row UPDATE's extra time goes, measured by switching
 #     parts off in a diagnostic build (CPU per statement, 2 clients, 5 interleaved
