@@ -391,7 +391,7 @@ unsafe fn append(entries: Vec<Queued>) {
         rec.id = id;
         let hash = chain::row_hash(&last_hash, &rec).to_vec();
         values.extend(chain_columns.values(id, &last_hash, &hash));
-        let tuple = log.form(&values, true);
+        let tuple = log.form(&values);
         log.insert(tuple);
         pg_sys::heap_freetuple(tuple);
         last_id = id;

@@ -60,26 +60,23 @@ impl DirectTable {
     /// A tuple of this table from (column index, value) pairs. A column not
     /// given gets its default (as an INSERT would: a DBA may have added
     /// columns to the table), NULL without one; generated columns are
-    /// computed by the insert. With `defaults` false they stay NULL (for
-    /// measuring the tuple: evaluating a default such as nextval() has effects).
-    pub unsafe fn form(&self, values: &[(usize, Option<Datum>)], defaults: bool) -> pg_sys::HeapTuple {
+    /// computed by the insert.
+    pub unsafe fn form(&self, values: &[(usize, Option<Datum>)]) -> pg_sys::HeapTuple {
         let (mut datums, mut nulls, given) = self.columns_of(values);
-        if defaults {
-            for (i, att) in self.attrs().iter().enumerate() {
-                if given[i] || att.attisdropped || att.attgenerated != 0 {
-                    continue;
-                }
-                let expr = pg_sys::build_column_default(self.rel, (i + 1) as i32);
-                if expr.is_null() {
-                    continue;
-                }
-                let state = pg_sys::ExecPrepareExpr(pg_sys::expression_planner(expr.cast()), self.estate);
-                let mut econtext = (*self.estate).es_per_tuple_exprcontext;
-                if econtext.is_null() {
-                    econtext = pg_sys::MakePerTupleExprContext(self.estate);
-                }
-                datums[i] = pg_sys::ExecEvalExprSwitchContext(state, econtext, &mut nulls[i]);
+        for (i, att) in self.attrs().iter().enumerate() {
+            if given[i] || att.attisdropped || att.attgenerated != 0 {
+                continue;
             }
+            let expr = pg_sys::build_column_default(self.rel, (i + 1) as i32);
+            if expr.is_null() {
+                continue;
+            }
+            let state = pg_sys::ExecPrepareExpr(pg_sys::expression_planner(expr.cast()), self.estate);
+            let mut econtext = (*self.estate).es_per_tuple_exprcontext;
+            if econtext.is_null() {
+                econtext = pg_sys::MakePerTupleExprContext(self.estate);
+            }
+            datums[i] = pg_sys::ExecEvalExprSwitchContext(state, econtext, &mut nulls[i]);
         }
         pg_sys::heap_form_tuple(self.desc(), datums.as_mut_ptr(), nulls.as_mut_ptr())
     }
@@ -99,8 +96,9 @@ impl DirectTable {
         (datums, nulls, given)
     }
 
-    /// The length `form(values, false)` would give its tuple (t_len),
-    /// without forming it: heap_form_tuple's own arithmetic.
+    /// The length of the tuple `form(values)` would make (t_len), without
+    /// forming it — heap_form_tuple's own arithmetic — and with the columns
+    /// not given left NULL (evaluating a default such as nextval() has effects).
     pub unsafe fn tuple_len(&self, values: &[(usize, Option<Datum>)]) -> usize {
         let (mut datums, mut nulls, _) = self.columns_of(values);
         let mut header = std::mem::offset_of!(pg_sys::HeapTupleHeaderData, t_bits);
@@ -114,7 +112,7 @@ impl DirectTable {
     /// The same from (column name, value) pairs (names the table lacks are skipped).
     pub unsafe fn form_named(&self, values: &[(&str, Option<Datum>)]) -> pg_sys::HeapTuple {
         let values: Vec<(usize, Option<Datum>)> = values.iter().filter_map(|(name, v)| Some((self.column(name)?, *v))).collect();
-        self.form(&values, true)
+        self.form(&values)
     }
 
     /// A bytea value for column `i`, compressed already the way the column

@@ -148,7 +148,8 @@ mod tests {
     #[pg_test]
     fn direct_table_measures_tuples_as_heap_form_tuple_forms_them() {
         use pgrx::pg_sys::{self, Datum};
-        // (a dropped column, NULLs or none, short and long varlenas, alignment)
+        // (a dropped column, NULLs or none, short and long varlenas, alignment;
+        // no defaults, so what is not given is NULL in both)
         Spi::run("CREATE TABLE public.measured (a int, gone int, b text, c bigint, d bytea, e smallint)").unwrap();
         Spi::run("ALTER TABLE public.measured DROP COLUMN gone").unwrap();
         let oid = Spi::get_one::<pg_sys::Oid>("SELECT 'public.measured'::regclass::oid").unwrap().unwrap();
@@ -163,7 +164,7 @@ mod tests {
                 vec![(2, "a longer text value".into_datum()), (5, Some(Datum::from(2i16)))],
             ];
             for values in cases {
-                let tuple = t.form(&values, false);
+                let tuple = t.form(&values);
                 assert_eq!(t.tuple_len(&values), (*tuple).t_len as usize);
                 pg_sys::heap_freetuple(tuple);
             }

@@ -45,8 +45,6 @@ pub struct AuditedTable {
     layout: Vec<AttLayout>,
     /// (index into the tuple's attributes, column), live columns only
     columns: Vec<(usize, Column)>,
-    /// the image header's columns (the same, without the indexes)
-    image_columns: Vec<Column>,
     /// see `missing_values`
     missing: Vec<Option<Vec<u8>>>,
 }
@@ -136,7 +134,6 @@ unsafe fn look_up(rel: pg_sys::Relation, redact: &dyn Fn(&str, &str) -> bool) ->
         target,
         pk_columns: pk_columns.into_iter().map(|(_, n)| n).collect(),
         layout,
-        image_columns: columns.iter().map(|(_, c)| c.clone()).collect(),
         columns,
         missing,
     }
@@ -151,7 +148,7 @@ unsafe fn look_up(rel: pg_sys::Relation, redact: &dyn Fn(&str, &str) -> bool) ->
 pub unsafe fn capture(td: &pg_sys::TriggerData, table: &AuditedTable, op: Op, max_rows: i64) -> Captured {
     let desc = (*td.tg_relation).rd_att;
     let AuditedTable { layout, columns, missing, .. } = table;
-    let mut w = Writer::new(op, &table.image_columns);
+    let mut w = Writer::new(op, columns.iter().map(|(_, c)| c));
     let (first, second) = match op {
         Op::Insert => (td.tg_newtable, std::ptr::null_mut()),
         Op::Delete => (td.tg_oldtable, std::ptr::null_mut()),

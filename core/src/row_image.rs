@@ -110,7 +110,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(op: Op, columns: &[Column]) -> Writer {
+    pub fn new<'c>(op: Op, columns: impl IntoIterator<Item = &'c Column, IntoIter: ExactSizeIterator>) -> Writer {
+        let columns = columns.into_iter();
         let mut buf = Vec::with_capacity(4096);
         buf.extend_from_slice(MAGIC);
         buf.push(VERSION);
