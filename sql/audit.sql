@@ -62,7 +62,10 @@ CREATE TABLE dashboard_auth.audit_checkpoints (
     purged_by           text NOT NULL
 );
 COMMENT ON TABLE dashboard_auth.audit_checkpoints IS 'Where the audit chain continues after each purge';
-CREATE INDEX audit_log_target ON dashboard_auth.audit_log (target_id, id);
+-- dashboard.audit_search's target (an id, a type or 'type:id') is answered
+-- from this one index, newest first: by (type, id) for each type the log holds,
+-- found by a skip scan of the leading column (core/src/audit_search.rs).
+CREATE INDEX audit_log_target ON dashboard_auth.audit_log (target_type, target_id, id);
 
 -- Row-change entries carry whole batches of rows in `details`: lz4 compresses
 -- them several times faster than the default pglz (where the server has lz4).

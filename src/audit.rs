@@ -101,6 +101,7 @@ pub fn record(ev: Event) {
 
 use fluxbase_core::chain::{StoredRow, Verifier};
 use fluxbase_core::error::check_len;
+use fluxbase_core::audit_search as search;
 use fluxbase_core::{Code, FbError};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
@@ -261,7 +262,8 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
 /// Search the audit log, newest first, keyset-paginated on id (pass the last
 /// id of a page as `after` for the next). `action` ending in '*' is a prefix
 /// ('row.*'); `target` matches target_id, target_type or 'type:id'; `actor`
-/// matches the actor label or the actor's user id.
+/// is an admin's user id (matched against actor_id) or an actor label. Each
+/// filter is answered from an index (core/src/audit_search.rs says how).
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(schema = "dashboard", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
@@ -301,24 +303,25 @@ pub fn audit_search(
     if !(1..=1000).contains(&page_size) {
         raise(FbError::invalid("page_size must be between 1 and 1000"));
     }
-    let rows = db::select(
-        &format!(
-            "SELECT {ENTRY_COLUMNS}
-               FROM dashboard_auth.audit_log
-              WHERE ($1::text IS NULL OR actor = $1 OR actor_id::text = $1)
-                AND ($2::text IS NULL OR action = $2
-                     OR (right($2, 1) = '*' AND starts_with(action, left($2, -1))))
-                AND ($3::text IS NULL OR target_id = $3 OR target_type = $3
-                     OR (target_type || ':' || target_id) = $3)
-                AND ($4::timestamptz IS NULL OR occurred_at >= $4)
-                AND ($5::timestamptz IS NULL OR occurred_at < $5)
-                AND ($7::bigint IS NULL OR id < $7)
-              ORDER BY id DESC
-              LIMIT $6"
-        ),
-        &[actor.into(), action.into(), target.into(), since.into(), until.into(), (page_size as i64).into(), after.into()],
-        read_entry,
-    );
+    let actor_is_id = actor.is_some_and(search::actor_is_user_id);
+    let args = [actor.into(), action.into(), target.into(), since.into(), until.into(), (page_size as i64).into(), after.into()];
+    // A target is searched arm by arm through its index (core/src/audit_search.rs).
+    let by_arms = target.and_then(|target| {
+        let types = db::select(&search::target_types_sql(), &[], |r| r.get::<String>(1))
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
+        (types.len() <= search::MAX_TARGET_TYPES)
+            .then(|| search::target_search_sql(ENTRY_COLUMNS, actor_is_id, &search::target_arms(target, &types)))
+    });
+    let rows = match by_arms {
+        Some((sql, values)) => {
+            let mut all_args = Vec::from(args);
+            all_args.extend(values.iter().map(|v| v.as_str().into()));
+            db::select(&sql, &all_args, read_entry)
+        }
+        None => db::select(&search::plain_search_sql(ENTRY_COLUMNS, actor_is_id), &args, read_entry),
+    };
     let rows = rows.into_iter().map(|(row, details)| {
         let r = row.record;
         (
