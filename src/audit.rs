@@ -262,8 +262,9 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
 /// Search the audit log, newest first, keyset-paginated on id (pass the last
 /// id of a page as `after` for the next). `action` ending in '*' is a prefix
 /// ('row.*'); `target` matches target_id, target_type or 'type:id'; `actor`
-/// is an admin's user id (matched against actor_id) or an actor label. Each
-/// filter is answered from an index (core/src/audit_search.rs says how).
+/// is an admin's user id (matched against actor_id) or an actor label. A
+/// target and a user id are searched through their indexes
+/// (core/src/audit_search.rs says how).
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(schema = "dashboard", security_definer)]
 #[search_path(pg_catalog, pg_temp)]

@@ -460,6 +460,19 @@ def test_audit(cli, su):
     su.execute("INSERT INTO public.notes VALUES (1, 'hello')")
     changes = cli.json("audit", "--action", "row.*")
     assert changes[0]["details"]["rows"] == [{"pk": {"id": 1}, "new": {"id": 1, "v": "hello"}}]
+    # by target (an id, a type, type:id) and by actor (a label, an admin's user id)
+    assert [r["action"] for r in cli.json("audit", "--target", "public.notes")] == ["row.insert", "audit.enable"]
+    assert [r["target_id"] for r in cli.json("audit", "--target", "table:public.notes")] == ["public.notes"] * 2
+    assert cli.json("audit", "--target", "table", "--limit", "1")[0]["target_type"] == "table"
+    assert cli.json("audit", "--target", "public.nothing") == []
+    uid = one(su, "SELECT id FROM dashboard_auth.users WHERE email = 'root@example.com'")
+    by_id = cli.json("audit", "--actor", str(uid), "--action", "admin.setup")
+    assert [r["actor"] for r in by_id] == ["root@example.com"]
+    assert [r["action"] for r in cli.json("audit", "--actor", "root@example.com", "--action", "admin.setup")] == ["admin.setup"]
+    assert cli.json("audit", "--actor", "'; DELETE FROM dashboard_auth.audit_log; --") == []
+    assert cli.json("audit", "--target", "x' OR '1'='1") == []
+    assert len(cli.json("audit", "--limit", "1000")) > 3
+    assert cli.run("audit", "--limit", "1001", raw=True).returncode == USAGE
 
 
 # ---------------------------------------------------------------- invitations / password resets (issue 3)

@@ -95,11 +95,18 @@ pub enum Command {
     Metrics,
     /// Recent audit events, newest first
     Audit {
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        /// How many (at most 1000, the largest page dashboard.audit_search returns)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
         /// Only events with this action (e.g. login.failure; `row.*` for a prefix)
         #[arg(long)]
         action: Option<String>,
+        /// Only events about this target: an id, a type, or type:id (e.g. public.orders, table, admin:<uuid>)
+        #[arg(long)]
+        target: Option<String>,
+        /// Only events by this actor: an admin's user id, or a label (an email, db:<role>)
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Print a shell completion script
     Completions {
@@ -274,6 +281,7 @@ mod tests {
             vec!["tables", "browse", "t", "--filter", "a:eq:1", "--filter", "b:is_null", "--sort", "a:desc", "--page-size", "10"],
             vec!["metrics"],
             vec!["audit", "--limit", "5", "--action", "login.failure"],
+            vec!["audit", "--target", "public.orders", "--actor", "db:postgres", "--limit", "1000"],
             vec!["completions", "bash"],
         ] {
             parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
@@ -311,6 +319,7 @@ mod tests {
         assert!(parse(&["admin", "users", "get"]).is_err());
         assert!(parse(&["users", "list", "--page-size", "0"]).is_err());
         assert!(parse(&["audit", "--limit", "-1"]).is_err());
+        assert!(parse(&["audit", "--limit", "1001"]).is_err(), "more than audit_search returns");
         assert!(parse(&["-o", "yaml", "metrics"]).is_err());
         assert!(parse(&["setup", "--email", "a@b.c", "--password", "x"]).is_err(), "no password flag exists");
         assert!(parse(&["completions", "cmd"]).is_err());

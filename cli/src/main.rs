@@ -65,14 +65,15 @@ fn run(args: Cli) -> Result<(), Fail> {
             ctx.out.sections(&v);
             Ok(())
         }
-        Command::Audit { limit, action } => {
+        Command::Audit { limit, action, target, actor } => {
             let rows = ctx.rows(
                 "dashboard.audit_search",
                 // audit_search shows a row-change entry's rows decoded; `--action row.*` is a prefix
                 "SELECT to_json(t)::text FROM (
                    SELECT id, occurred_at, actor, action, target_type, target_id, success, ip, details
-                   FROM dashboard.audit_search(action => $1::text, page_size => $2::text::int)) t",
-                &[action, Some(limit.to_string())],
+                   FROM dashboard.audit_search(actor => $3::text, action => $1::text, target => $4::text,
+                                               page_size => $2::text::int)) t",
+                &[action, Some(limit.to_string()), actor, target],
             )?;
             ctx.out.list(&rows, "audit events");
             Ok(())
