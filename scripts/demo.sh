@@ -35,6 +35,7 @@ if [ -x "$FLUXBASE" ] && "$FLUXBASE" --help >/dev/null 2>&1; then
     run users list --search alice
     run tables list
     run audit --limit 5
+    run audit --target public.todos --action "row.*"
     run admin users list --output json
     echo; echo "\$ fluxbase admin users get no-such-id   # errors are one clear line and a non-zero exit"
     "$FLUXBASE" admin users get no-such-id || echo "(exit code $?)"
