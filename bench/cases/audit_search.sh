@@ -10,11 +10,9 @@
 set -euo pipefail
 DB=bench_audit_search
 SECS=${SECS:-4}
-PGBENCH=${PGBENCH:-pgbench}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/../lib.sh"
 
-psql -q -X -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+fresh_db
 ADMIN=$(psql -q -X -At -d $DB -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION fluxbase_admin;
 SELECT user_id FROM dashboard_auth.setup_first_admin('root@example.com', 'correct horse battery staple', 'Root');
@@ -51,8 +49,6 @@ target_sql "$ABSENT" >"$WORK/old_absent.sql"
 target_sql "$RARE" >"$WORK/old_rare.sql"
 echo "$OLD (actor = '$ADMIN' OR actor_id::text = '$ADMIN') ORDER BY id DESC LIMIT 50;" >"$WORK/old_admin.sql"
 
-tps() { "$PGBENCH" -n -c 1 -T "$SECS" -f "$WORK/$1.sql" $DB 2>&1 | awk '/^tps/ {print $3}'; }
-best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
 "$PGBENCH" -n -c 1 -T 1 -f "$WORK/newest.sql" $DB >/dev/null 2>&1
 
 ROUNDS=${ROUNDS:-3}

@@ -9,11 +9,9 @@
 set -euo pipefail
 DB=bench_explorer
 SECS=${SECS:-5}
-PGBENCH=${PGBENCH:-pgbench}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/../lib.sh"
 
-psql -q -X -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+fresh_db
 psql -q -X -d $DB >/dev/null <<'SQL'
 CREATE EXTENSION fluxbase_admin;
 CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int, created_at timestamptz NOT NULL DEFAULT now());
@@ -38,8 +36,6 @@ echo "SELECT * FROM items ORDER BY id LIMIT 50 OFFSET 0;" >"$WORK/off_first.sql"
 echo "SELECT * FROM items ORDER BY id LIMIT 50 OFFSET 499950;" >"$WORK/off_deep.sql"
 echo "SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM (SELECT * FROM items ORDER BY id LIMIT 50) t;" >"$WORK/hand.sql"
 
-tps() { "$PGBENCH" -n -c 1 -T "$SECS" -f "$WORK/$1.sql" ${2:+-M $2} $DB 2>&1 | awk '/^tps/ {print $3}'; }
-best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
 # warm up the cache and the backend's plans
 "$PGBENCH" -n -c 1 -T 2 -f "$WORK/first.sql" $DB >/dev/null 2>&1
 
