@@ -5,7 +5,9 @@
 #    for an admin's entries by user id, each against the newest page with no
 #    filter; target cost ratio <= 3 (a search reads what it returns, not the log).
 #  - anchor: the same searches as the single ORed condition audit_search ran
-#    before 0.2.0 (what a hand-written search of the log does), sent as SQL.
+#    before (what a hand-written search of the log does), sent as SQL.
+# Measured here: cost ratios 1.19, 1.57, 2.05 and 1.15, 1.50, 2.19 in two runs;
+#   the single condition 150-425x slower (it reads the whole log).
 # Run by bench/run.sh (PGBENCH, PGHOST/PGPORT exported; release build).
 set -euo pipefail
 DB=bench_audit_search
