@@ -27,9 +27,9 @@
 #     every other in reverse order, 4 runs: INSERT 0.739, 0.730, 0.786, 0.747; UPDATE
 #     0.723, 0.710, 0.733, 0.746 (met in each, thinly: single rounds 0.59-0.96); 2.8-3.5x
 #     PL/pgSQL. (Same day, before the change, 7 rounds: UPDATE 0.687, 0.708.)
-#   0.2.0 (audit_log_target leads with target_type, for audit_search), 3 runs on
-#     a noisier day: INSERT 0.792, 0.727, 0.736; UPDATE 0.709 (before the index
-#     change), 0.702, 0.741; 3.0-3.6x PL/pgSQL. For information, not the target:
+#   0.2.0 (audit_log_target leads with target_type, for audit_search), 4 runs on
+#     a noisier day: INSERT 0.792, 0.727, 0.736, 0.725; UPDATE 0.709 (before the
+#     index change), 0.702, 0.741, 0.714; 3.0-3.6x PL/pgSQL. For information, not the target:
 #     with stock settings (checkpoints, autovacuum, on disk; synchronous_commit
 #     off) UPDATE 0.758, INSERT 0.726; one client 0.741, 0.684; with two
 #     secondary indexes on each table UPDATE 0.732, INSERT 0.876. The PL/pgSQL
