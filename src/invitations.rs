@@ -187,11 +187,6 @@ fn list_invitations(
     TableIterator::new(rows)
 }
 
-fn looks_like_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() })
-}
-
 /// Revoke a pending invitation, named by its token or by its id (as
 /// `list_invitations` shows it).
 #[pg_extern(schema = "dashboard_auth", security_definer)]
@@ -205,7 +200,7 @@ fn revoke_invitation(token: Option<&str>) {
             &[digest.to_vec().into()],
             |r| Ok((r.get::<Uuid>(1)?.expect("id"), r.get::<String>(2)?.unwrap_or_default(), r.get::<String>(3)?.unwrap_or_default())),
         )
-    } else if looks_like_uuid(token) {
+    } else if fluxbase_core::is_hyphenated_uuid(token) {
         db::update(
             &format!("SELECT i.id, i.email, {STATUS_SQL} FROM dashboard_auth.invitations i WHERE i.id = $1::uuid FOR UPDATE"),
             &[token.into()],

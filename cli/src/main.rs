@@ -71,9 +71,9 @@ fn run(args: Cli) -> Result<(), Fail> {
                 // audit_search shows a row-change entry's rows decoded; `--action row.*` is a prefix
                 "SELECT to_json(t)::text FROM (
                    SELECT id, occurred_at, actor, action, target_type, target_id, success, ip, details
-                   FROM dashboard.audit_search(actor => $3::text, action => $1::text, target => $4::text,
-                                               page_size => $2::text::int)) t",
-                &[action, Some(limit.to_string()), actor, target],
+                   FROM dashboard.audit_search(actor => $1::text, action => $2::text, target => $3::text,
+                                               page_size => $4::text::int)) t",
+                &[actor, action, target, Some(limit.to_string())],
             )?;
             ctx.out.list(&rows, "audit events");
             Ok(())

@@ -61,7 +61,7 @@ pub fn target_arms(target: &str, types: &[String]) -> Vec<TargetArm> {
 /// before, through actor_id::text), in either case. Labels are emails and
 /// `db:<role>`, never of that form.
 pub fn actor_is_user_id(actor: &str) -> bool {
-    actor.len() == 36 && uuid::Uuid::try_parse(actor).is_ok()
+    crate::is_hyphenated_uuid(actor)
 }
 
 /// The filters besides the target, over the function's parameters: $1 actor,

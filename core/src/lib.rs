@@ -25,3 +25,10 @@ pub use error::{Code, FbError, FbResult};
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     uuid::Uuid::try_parse(s).ok().map(|u| u.into_bytes())
 }
+
+/// Whether `s` is a UUID in the one form ids are shown in (8-4-4-4-12 hex
+/// digits, any case): what tells an id from a token or a label.
+pub fn is_hyphenated_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
