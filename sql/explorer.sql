@@ -26,35 +26,24 @@ BEGIN
 END
 $$;
 
--- The watch trigger (dashboard.watch_table): announce a row change on the
--- channel dashboard_changes as {schema, table, op, pk}. The trigger's
--- arguments are the primary key column names; only their values are sent,
--- never the whole row (NOTIFY payloads are limited to 8000 bytes; a key too
--- big for that is sent as null with "pk_truncated": true rather than making
--- the user's statement fail).
+-- The watch trigger (dashboard.watch_table): announce that a table changed on
+-- the channel dashboard_changes as {schema, table, op, seq}. Any role can
+-- LISTEN (PostgreSQL cannot restrict it), so the payload carries no primary
+-- key and no value: the dashboard re-reads through dashboard.browse with the
+-- admin's own rights. seq comes from dashboard._change_seq (increasing, with
+-- gaps: not transactional). One notification per statement and table.
+-- SECURITY DEFINER (pinned search_path) only to draw from the sequence, which
+-- no caller may use.
+CREATE SEQUENCE dashboard._change_seq;
 CREATE FUNCTION dashboard._notify_change() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    r jsonb;
-    pk jsonb := '{}';
-    payload text;
 BEGIN
-    IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF;
-    IF TG_NARGS = 0 THEN
-        pk := NULL;  -- a table without a primary key: only the fact of a change
-    ELSE
-        FOR i IN 0 .. TG_NARGS - 1 LOOP
-            pk := pk || jsonb_build_object(TG_ARGV[i], r -> TG_ARGV[i]);
-        END LOOP;
-    END IF;
-    payload := jsonb_build_object('schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME, 'op', TG_OP, 'pk', pk)::text;
-    IF octet_length(payload) > 7900 THEN
-        payload := jsonb_build_object('schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME, 'op', TG_OP,
-                                      'pk', NULL, 'pk_truncated', true)::text;
-    END IF;
-    PERFORM pg_notify('dashboard_changes', payload);
+    PERFORM pg_catalog.pg_notify('dashboard_changes', pg_catalog.jsonb_build_object(
+        'schema', TG_TABLE_SCHEMA, 'table', TG_TABLE_NAME, 'op', TG_OP,
+        'seq', pg_catalog.nextval('dashboard._change_seq'))::text);
     RETURN NULL;
 END
 $$;

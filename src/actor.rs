@@ -101,6 +101,7 @@ pub fn current() -> Actor {
 
 /// The actor, refused when it is an admin session limited to enrolling in 2FA.
 pub fn reader() -> Actor {
+    crate::confine::refuse_if_untrusted();
     let actor = current();
     if let Actor::Admin(a) = &actor {
         if a.scope != "full" {
@@ -130,6 +131,7 @@ pub fn writer(what: &str) -> Actor {
 
 /// The admin behind the current session; refused for callers without one.
 pub fn session_admin(what: &str) -> AdminIdentity {
+    crate::confine::refuse_if_untrusted();
     match current() {
         Actor::Admin(a) => a,
         Actor::Database { .. } => crate::errors::raise(

@@ -31,7 +31,7 @@ use fluxbase_core::FbError;
 use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::PgRelation;
 use pgrx::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::errors::raise;
 use crate::{audit, db};
@@ -230,19 +230,11 @@ fn current_user_name() -> String {
     }
 }
 
-/// The impersonation session behind `request.jwt.claims`, when there is one
-/// and it is well formed (it is only ever informational here).
+/// The impersonation session this backend applied itself (apply_impersonation,
+/// or query_as while it runs): never taken from `request.jwt.claims`, which
+/// any SQL can set (issue 17, item 7).
 pub fn impersonation_session() -> Option<Uuid> {
-    let raw = unsafe {
-        let p = pg_sys::GetConfigOption(c"request.jwt.claims".as_ptr(), true, false);
-        if p.is_null() {
-            return None;
-        }
-        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-    };
-    let v: Value = serde_json::from_str(&raw).ok()?;
-    let s = v.get("session_id")?.as_str()?;
-    fluxbase_core::parse_uuid(s).map(Uuid::from_bytes)
+    crate::confine::applied_session()
 }
 
 // ---------------------------------------------------------------------------

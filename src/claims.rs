@@ -61,10 +61,54 @@ unsafe extern "C-unwind" fn claims_assigned(_newval: *const c_char, _extra: *mut
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Refuses any change of `request.jwt.*` while confined (src/confine.rs):
+/// code run by a browsed or impersonated statement cannot forge claims.
+/// (Restores at rollback and function exit do not call check hooks.)
+#[pg_guard]
+unsafe extern "C-unwind" fn claims_check(
+    _newval: *mut *mut c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    if crate::confine::claims_locked() {
+        unsafe {
+            pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+            pg_sys::GUC_check_errmsg_string =
+                pg_sys::pstrdup(c"request.jwt.* cannot be changed by a browsed or impersonated statement".as_ptr());
+        }
+        return false;
+    }
+    true
+}
+
+static mut LEGACY_VARS: [*mut c_char; 3] = [std::ptr::null_mut(); 3];
+
 /// Called once from `_PG_init`: define `request.jwt.claims` unless another
 /// library already did (a placeholder left by an earlier SET is fine: Postgres
-/// moves its value over).
+/// moves its value over). The legacy per-claim settings are defined too, so
+/// that their changes pass the same check.
 pub fn init() {
+    let legacy = [c"request.jwt.claim.sub", c"request.jwt.claim.role", c"request.jwt.claim.email"];
+    for (i, name) in legacy.iter().enumerate() {
+        unsafe {
+            let flags = pg_sys::GetConfigOptionFlags(name.as_ptr(), true);
+            if flags != 0 && (flags as u32 & pg_sys::GUC_CUSTOM_PLACEHOLDER) == 0 {
+                continue;
+            }
+            pg_sys::DefineCustomStringVariable(
+                name.as_ptr(),
+                c"A claim of the current request (legacy PostgREST setting)".as_ptr(),
+                std::ptr::null(),
+                std::ptr::addr_of_mut!(LEGACY_VARS[i]),
+                c"".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                (pg_sys::GUC_NO_SHOW_ALL | pg_sys::GUC_NOT_IN_SAMPLE) as i32,
+                Some(claims_check),
+                None,
+                None,
+            );
+        }
+    }
     unsafe {
         let flags = pg_sys::GetConfigOptionFlags(c"request.jwt.claims".as_ptr(), true);
         if flags != 0 && (flags as u32 & pg_sys::GUC_CUSTOM_PLACEHOLDER) == 0 {
@@ -78,7 +122,7 @@ pub fn init() {
             c"".as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             (pg_sys::GUC_NO_SHOW_ALL | pg_sys::GUC_NOT_IN_SAMPLE) as i32,
-            None,
+            Some(claims_check),
             Some(claims_assigned),
             None,
         );

@@ -180,7 +180,7 @@ fn load(rel: &PgRelation) -> Table {
     if !member {
         raise(FbError::denied("permission denied: the table explorer is for members of fluxbase_dashboard"));
     }
-    actor::reader();
+    // (the caller checked actor::reader()/writer() before confining itself)
     if !visible {
         raise(FbError::denied(format!("permission denied for table {}", rel.name())));
     }
@@ -226,6 +226,7 @@ fn list_tables(
     ),
 > {
     gate();
+    crate::confine::run_untrusted(|| {
     if let Some(s) = schema {
         fluxbase_core::error::check_len("schema", s, 200).or_raise();
     }
@@ -267,6 +268,7 @@ fn list_tables(
         },
     );
     TableIterator::new(rows)
+    })
 }
 
 #[pg_extern(schema = "dashboard", stable)]
@@ -284,6 +286,8 @@ fn describe_table(
         name!(foreign_key, Option<String>),
     ),
 > {
+    actor::reader();
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     load(&rel);
     let rows = db::select(
@@ -320,6 +324,7 @@ fn describe_table(
         },
     );
     TableIterator::new(rows)
+    })
 }
 
 /// Indexes of a table (name, definition), for the explorer's table page.
@@ -328,6 +333,8 @@ fn table_indexes(
     tbl: Option<PgRelation>,
 ) -> TableIterator<'static, (name!(name, String), name!(definition, String), name!(is_primary, bool), name!(is_unique, bool))>
 {
+    actor::reader();
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     load(&rel);
     let rows = db::select(
@@ -345,6 +352,7 @@ fn table_indexes(
         },
     );
     TableIterator::new(rows)
+    })
 }
 
 /// RLS policies of a table.
@@ -362,6 +370,8 @@ fn table_policies(
         name!(check_expr, Option<String>),
     ),
 > {
+    actor::reader();
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     load(&rel);
     let rows = db::select(
@@ -387,6 +397,7 @@ fn table_policies(
         },
     );
     TableIterator::new(rows)
+    })
 }
 
 #[pg_extern(schema = "dashboard", stable)]
@@ -401,6 +412,8 @@ fn browse(
     let filters = filters.map(|j| j.into_value("filters"));
     let sort = sort.map(|j| j.into_value("sort"));
     let after = after.map(|j| j.into_value("after"));
+    actor::reader();
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     let t = load(&rel);
     // Checked before the table is read (plan_browse checks it again).
@@ -428,6 +441,7 @@ fn browse(
         Some(d) => RawJsonb(d),
         None => raise(FbError::invalid("browse produced no result")),
     }
+    })
 }
 
 /// A jsonb datum already built by Postgres, returned as it is.
@@ -507,6 +521,7 @@ fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, 
 #[pg_extern(schema = "dashboard")]
 fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<JsonArg>) -> JsonB {
     actor::writer("editing rows");
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     let t = load(&rel);
     let pk = pk.map(|j| j.into_value("pk")).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "pk is required")));
@@ -520,32 +535,38 @@ fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<Json
             t.display()
         ))),
     }
+    })
 }
 
 #[pg_extern(schema = "dashboard")]
 fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>, changes: Option<JsonArg>) -> i32 {
     actor::writer("editing rows");
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     let t = load(&rel);
     let changes = changes.map(|j| j.into_value("changes")).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "changes is required")));
     let plan = ex::plan_update(&t, &json_array("pks", pks), &changes).or_raise();
     let (_, new) = run_update(&t, &plan, "explorer.update_rows");
     new.len() as i32
+    })
 }
 
 #[pg_extern(schema = "dashboard")]
 fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonArg>) -> i32 {
     actor::writer("inserting rows");
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     let t = load(&rel);
     let plan = ex::plan_insert(&t, &json_array("rows", rows)).or_raise();
     let (_, new) = run_update(&t, &plan, "explorer.insert_rows");
     new.len() as i32
+    })
 }
 
 #[pg_extern(schema = "dashboard")]
 fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>) -> i32 {
     actor::writer("deleting rows");
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     let t = load(&rel);
     let plan = ex::plan_delete(&t, &json_array("pks", pks)).or_raise();
@@ -556,6 +577,7 @@ fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>) -> i32 {
             .details(json!({"table": t.display(), "as_role": current_role(), "old": old, "new": []})),
     );
     old.len() as i32
+    })
 }
 
 // ------------------------------------------------------------ watching
@@ -585,29 +607,30 @@ fn may_trigger(rel: &PgRelation, t: &Table) {
 #[pg_extern(schema = "dashboard")]
 fn watch_table(tbl: Option<PgRelation>) {
     actor::writer("watching tables");
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     let t = load(&rel);
     may_trigger(&rel, &t);
-    // The primary key's column names are the trigger's arguments: the trigger
-    // sends only those values (NOTIFY payloads are limited to 8000 bytes).
-    let pk_args: Vec<String> = t.pk.iter().map(|&i| ex::quote_literal(&t.columns[i].name)).collect();
+    // One notification per statement, without keys or values (sql/explorer.sql).
     let sql = format!(
-        "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION dashboard._notify_change({})",
+        "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH STATEMENT EXECUTE FUNCTION dashboard._notify_change()",
         ex::quote_ident(WATCH_TRIGGER),
         t.qualified(),
-        pk_args.join(", ")
     );
     db::as_extension_owner(|| db::execute(&sql, &[]));
     audit::record(Event::new("explorer.watch", "table", t.display()));
+    })
 }
 
 #[pg_extern(schema = "dashboard")]
 fn unwatch_table(tbl: Option<PgRelation>) {
     actor::writer("watching tables");
+    crate::confine::run_untrusted(|| {
     let rel = required_rel(tbl);
     let t = load(&rel);
     may_trigger(&rel, &t);
     let sql = format!("DROP TRIGGER IF EXISTS {} ON {}", ex::quote_ident(WATCH_TRIGGER), t.qualified());
     db::as_extension_owner(|| db::execute(&sql, &[]));
     audit::record(Event::new("explorer.unwatch", "table", t.display()));
+    })
 }

@@ -275,7 +275,13 @@ fn apply_impersonation(session_id: Option<Uuid>) {
         live
     });
     let claims_text = live.claims.to_string();
-    become_target(&live, &claims_text, live.read_only, pg_sys::GucAction::GUC_ACTION_LOCAL);
+    crate::confine::trusted_role_change(|| {
+        become_target(&live, &claims_text, live.read_only, pg_sys::GucAction::GUC_ACTION_LOCAL)
+    });
+    // Until the transaction ends: restricted (no role or claims change back),
+    // the API only as the client's own top-level calls (src/confine.rs).
+    crate::confine::set_applied(id);
+    crate::confine::make_sticky();
 }
 
 #[pg_extern(schema = "dashboard", security_definer)]
@@ -375,6 +381,31 @@ fn current_claims_text() -> Option<String> {
     }
 }
 
+/// The rows of the last SPI result, each as `row_to_json` makes it (a JSON
+/// object per row, keys the column names).
+unsafe fn result_rows_as_json() -> Vec<Value> {
+    // pg_catalog.row_to_json(record): a built-in function's oid never changes.
+    const ROW_TO_JSON: u32 = 3155;
+    unsafe {
+        let tt = pg_sys::SPI_tuptable;
+        if tt.is_null() {
+            return Vec::new();
+        }
+        let desc = pg_sys::BlessTupleDesc((*tt).tupdesc);
+        let n = (*tt).numvals as usize;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let tuple = *(*tt).vals.add(i);
+            let datum = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
+            let json = pg_sys::OidFunctionCall1Coll(pg_sys::Oid::from(ROW_TO_JSON), pg_sys::InvalidOid, datum);
+            let text = pg_sys::text_to_cstring(json.cast_mut_ptr());
+            let s = std::ffi::CStr::from_ptr(text).to_string_lossy();
+            out.push(serde_json::from_str(&s).unwrap_or(Value::Null));
+        }
+        out
+    }
+}
+
 /// Run one SELECT / INSERT / UPDATE / DELETE as the impersonated user; params
 /// are bound as text ($1::int etc. to cast). Rows come back as jsonb.
 #[pg_extern(schema = "dashboard")]
@@ -385,6 +416,13 @@ fn query_as(
 ) -> SetOfIterator<'static, JsonB> {
     let id = required("session_id", session_id);
     let sql = require_text("sql", sql, 100_000).or_raise();
+    // The tokenizer below (and any reader of the text) follows the standard
+    // string rules; with backslash escapes in plain strings it would see
+    // different string boundaries than the server (issue 17, item 3).
+    if !unsafe { pg_sys::standard_conforming_strings } {
+        raise(FbError::denied("query_as refuses to run with standard_conforming_strings off")
+            .with_hint("SET standard_conforming_strings = on"));
+    }
     let stmt = sqlguard::classify(sql).or_raise();
     let params = params_as_text(params);
     let actor = actor::reader();
@@ -402,16 +440,22 @@ fn query_as(
         let c = CString::new(live.role.as_str()).expect("role name");
         unsafe { pg_sys::get_role_oid(c.as_ptr(), false) }
     };
-    let wrapped = format!("WITH fluxbase_q AS ({}\n) SELECT pg_catalog.to_jsonb(fluxbase_q.*) FROM fluxbase_q", stmt.sql);
     let args: Vec<pgrx::datum::DatumWithOid> = params.iter().map(|p| p.clone().into()).collect();
 
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     // Reads run in read-only mode too: a volatile function can't write through them.
-    become_target(&live, &claims_text, live.read_only || stmt.kind == Kind::Read, pg_sys::GucAction::GUC_ACTION_SAVE);
-    let rows: Vec<Value> = Spi::connect_mut(|c| {
-        c.update(wrapped.as_str(), None, &args)?
-            .map(|r| r.get::<JsonArg>(1).map(|j| j.map(|j| j.into_value("a result row")).unwrap_or(Value::Null)))
-            .collect::<pgrx::spi::SpiResult<Vec<Value>>>()
+    crate::confine::trusted_role_change(|| {
+        become_target(&live, &claims_text, live.read_only || stmt.kind == Kind::Read, pg_sys::GucAction::GUC_ACTION_SAVE)
+    });
+    // The statement runs as it was written (no wrapping CTE, so a
+    // data-modifying WITH works), confined; its rows become JSON afterwards.
+    let rows: Vec<Value> = crate::confine::with_query_as(id, || {
+        crate::confine::run_untrusted(|| {
+            Spi::connect_mut(|c| {
+                c.update(stmt.sql.as_str(), None, &args)?;
+                Ok::<_, pgrx::spi::SpiError>(unsafe { result_rows_as_json() })
+            })
+        })
     })
     .or_raise();
     let role_kept = unsafe { pg_sys::GetUserId() } == target_oid;

@@ -17,6 +17,7 @@ pub mod actor;
 pub mod app_users;
 pub mod audit;
 pub mod claims;
+pub mod confine;
 pub mod db;
 pub mod errors;
 pub mod json;
@@ -76,6 +77,7 @@ pub extern "C-unwind" fn _PG_init() {
         );
     }
     claims::init();
+    confine::init();
 }
 
 /// Relcache invalidation: `relid` was altered, dropped or renamed, or every

@@ -376,7 +376,9 @@ def test_impersonation_session_and_admin_actor_recorded(su, orders):
     su.execute("SELECT set_config('request.jwt.claims', 'not json', false)")
     su.execute("INSERT INTO orders (region, num, qty) VALUES ('a', 2, 1)")
     ev = row_events(su)
-    assert str(ev[0][5]) == sid and ev[0][2] == "root@example.com"
+    # claims are anyone's to set: the session id is taken only from an
+    # impersonation the extension applied itself (tests/test_confinement.py)
+    assert ev[0][5] is None and ev[0][2] == "root@example.com"
     assert ev[1][5] is None and ev[1][2] == "db:postgres"
 
 

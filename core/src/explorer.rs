@@ -81,6 +81,25 @@ pub struct Column {
     pub identity_always: bool,
     /// String category (text, varchar, char, citext, ...): what `search` looks at.
     pub text_like: bool,
+    /// The schema whose comparison operators the generated SQL names for this
+    /// column: pg_catalog, or the schema of a user-defined base type (citext,
+    /// ...). Operators are always written `OPERATOR(schema.op)`, so one
+    /// planted in a schema of the caller's search path is never picked.
+    pub op_schema: String,
+}
+
+/// `OPERATOR(schema.op)`.
+pub fn op(schema: &str, o: &str) -> String {
+    if schema == "pg_catalog" {
+        format!("OPERATOR(pg_catalog.{o})")
+    } else {
+        format!("OPERATOR({}.{o})", quote_ident(schema))
+    }
+}
+
+/// `OPERATOR(pg_catalog.op)`.
+pub fn pg_op(o: &str) -> String {
+    op("pg_catalog", o)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +141,7 @@ impl Table {
                 generated: c.get("generated").and_then(Value::as_bool).unwrap_or(false),
                 identity_always: c.get("identity_always").and_then(Value::as_bool).unwrap_or(false),
                 text_like: c.get("text_like").and_then(Value::as_bool).unwrap_or(false),
+                op_schema: c.get("op_schema").and_then(Value::as_str).unwrap_or("pg_catalog").to_owned(),
             });
         }
         let mut t = Table {
@@ -256,8 +276,8 @@ impl Op {
             Op::Lte => "<=",
             Op::Gt => ">",
             Op::Gte => ">=",
-            Op::Like => "LIKE",
-            Op::Ilike => "ILIKE",
+            Op::Like => "~~",
+            Op::Ilike => "~~*",
             _ => "",
         }
     }
@@ -404,6 +424,8 @@ pub struct Key {
     pub not_null: bool,
     /// How it appears in the cursor's fingerprint.
     pub label: String,
+    /// Where its comparison operators live (see Column::op_schema).
+    pub op_schema: String,
 }
 
 impl Key {
@@ -429,30 +451,32 @@ pub fn keys(t: &Table, sort: &[SortSpec]) -> Vec<Key> {
                 nulls_first: s.nulls_first,
                 not_null: c.not_null,
                 label: c.name.clone(),
+                op_schema: c.op_schema.clone(),
             }
         })
         .collect();
-    let plain = |expr: String, cast: &str, label: &str| Key {
+    let plain = |expr: String, cast: &str, label: &str, op_schema: &str| Key {
         expr,
         cast: cast.to_owned(),
         desc: false,
         nulls_first: false,
         not_null: true,
         label: label.to_owned(),
+        op_schema: op_schema.to_owned(),
     };
     if !t.pk.is_empty() {
         for &i in &t.pk {
             if sort.iter().any(|s| s.column == i) {
                 continue;
             }
-            keys.push(plain(t.col_ref(i), &t.columns[i].cast_type, &t.columns[i].name));
+            keys.push(plain(t.col_ref(i), &t.columns[i].cast_type, &t.columns[i].name, &t.columns[i].op_schema));
         }
     } else {
         match t.kind {
-            'r' | 'm' => keys.push(plain(format!("{T}.ctid"), "pg_catalog.tid", "ctid")),
+            'r' | 'm' => keys.push(plain(format!("{T}.ctid"), "pg_catalog.tid", "ctid", "pg_catalog")),
             'p' => {
-                keys.push(plain(format!("{T}.tableoid"), "pg_catalog.oid", "tableoid"));
-                keys.push(plain(format!("{T}.ctid"), "pg_catalog.tid", "ctid"));
+                keys.push(plain(format!("{T}.tableoid"), "pg_catalog.oid", "tableoid", "pg_catalog"));
+                keys.push(plain(format!("{T}.ctid"), "pg_catalog.tid", "ctid", "pg_catalog"));
             }
             // Views and foreign tables have no usable row address: the row's
             // own JSON text (byte order) breaks ties; identical rows are one.
@@ -460,6 +484,7 @@ pub fn keys(t: &Table, sort: &[SortSpec]) -> Vec<Key> {
                 format!("(pg_catalog.to_jsonb({T}.*)::pg_catalog.text COLLATE \"C\")"),
                 "pg_catalog.text",
                 "row",
+                "pg_catalog",
             )),
         }
     }
@@ -520,7 +545,7 @@ fn after_one(k: &Key, v: &Option<String>, p: &mut Params) -> FbResult<Option<Str
         }
         Some(_) => {
             let b = p.bind(v.clone(), &k.cast)?;
-            let cmp = format!("{} {} {}", k.expr, if k.desc { "<" } else { ">" }, b);
+            let cmp = format!("{} {} {}", k.expr, op(&k.op_schema, if k.desc { "<" } else { ">" }), b);
             if nulls_after && !k.not_null {
                 Some(format!("({cmp} OR {} IS NULL)", k.expr))
             } else {
@@ -533,7 +558,7 @@ fn after_one(k: &Key, v: &Option<String>, p: &mut Params) -> FbResult<Option<Str
 fn equal_one(k: &Key, v: &Option<String>, p: &mut Params) -> FbResult<String> {
     Ok(match v {
         None => format!("{} IS NULL", k.expr),
-        Some(_) => format!("{} = {}", k.expr, p.bind(v.clone(), &k.cast)?),
+        Some(_) => format!("{} {} {}", k.expr, op(&k.op_schema, "="), p.bind(v.clone(), &k.cast)?),
     })
 }
 
@@ -541,16 +566,21 @@ fn equal_one(k: &Key, v: &Option<String>, p: &mut Params) -> FbResult<String> {
 pub fn after_condition(keys: &[Key], vals: &[Option<String>], p: &mut Params) -> FbResult<String> {
     // Fast path an index can serve: one direction, no NULLs possible.
     let same_dir = keys.iter().all(|k| k.desc == keys[0].desc);
-    if same_dir && keys.iter().all(|k| k.not_null) && vals.iter().all(Option::is_some) {
+    // (A row comparison names one operator for every column: only when all
+    // of them are pg_catalog's.)
+    if same_dir
+        && keys.iter().all(|k| k.not_null && k.op_schema == "pg_catalog")
+        && vals.iter().all(Option::is_some)
+    {
         let lhs: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
         let mut rhs = Vec::new();
         for (k, v) in keys.iter().zip(vals) {
             rhs.push(p.bind(v.clone(), &k.cast)?);
         }
         return Ok(format!(
-            "({}) {} ({})",
+            "ROW({}) {} ROW({})",
             lhs.join(", "),
-            if keys[0].desc { "<" } else { ">" },
+            pg_op(if keys[0].desc { "<" } else { ">" }),
             rhs.join(", ")
         ));
     }
@@ -575,7 +605,7 @@ fn filter_sql(t: &Table, f: &Filter, p: &mut Params) -> FbResult<String> {
         Op::IsNull => format!("{col} IS NULL"),
         Op::NotNull => format!("{col} IS NOT NULL"),
         Op::Like | Op::Ilike => {
-            format!("{col}::pg_catalog.text {} {}", f.op.sql(), p.bind(f.values[0].clone(), "pg_catalog.text")?)
+            format!("{col}::pg_catalog.text {} {}", pg_op(f.op.sql()), p.bind(f.values[0].clone(), "pg_catalog.text")?)
         }
         Op::In => {
             let mut items = Vec::new();
@@ -585,10 +615,10 @@ fn filter_sql(t: &Table, f: &Filter, p: &mut Params) -> FbResult<String> {
             if items.is_empty() {
                 "false".into()
             } else {
-                format!("{col} IN ({})", items.join(", "))
+                format!("{col} {} ANY (ARRAY[{}])", op(&c.op_schema, "="), items.join(", "))
             }
         }
-        op => format!("{col} {} {}", op.sql(), p.bind(f.values[0].clone(), &c.cast_type)?),
+        o => format!("{col} {} {}", op(&c.op_schema, o.sql()), p.bind(f.values[0].clone(), &c.cast_type)?),
     })
 }
 
@@ -649,7 +679,10 @@ pub fn plan_browse(
             return Err(FbError::invalid(format!("{} has no text columns to search", t.display())));
         }
         let b = p.bind(Some(format!("%{}%", like_escape(s))), "pg_catalog.text")?;
-        let ors: Vec<String> = text_cols.iter().map(|&i| format!("{} ILIKE {b}", t.col_ref(i))).collect();
+        let ors: Vec<String> = text_cols
+            .iter()
+            .map(|&i| format!("{}::pg_catalog.text {} {b}", t.col_ref(i), pg_op("~~*")))
+            .collect();
         conds.push(format!("({})", ors.join(" OR ")));
     }
     // The filtered count (small tables only) must not see the cursor.
@@ -678,9 +711,9 @@ pub fn plan_browse(
     // a second time.
     let sql = format!(
         "SELECT pg_catalog.jsonb_build_object(
-                'rows', COALESCE(pg_catalog.jsonb_agg(q.r) FILTER (WHERE q.n <= {ps}), '[]'::pg_catalog.jsonb),
-                'next_cursor', CASE WHEN pg_catalog.count(*) > {ps} THEN pg_catalog.jsonb_build_object(
-                    'after', (pg_catalog.array_agg(pg_catalog.jsonb_build_array({kt})) FILTER (WHERE q.n = {ps}))[1],
+                'rows', COALESCE(pg_catalog.jsonb_agg(q.r) FILTER (WHERE q.n OPERATOR(pg_catalog.<=) {ps}::pg_catalog.int8), '[]'::pg_catalog.jsonb),
+                'next_cursor', CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.>) {ps}::pg_catalog.int8 THEN pg_catalog.jsonb_build_object(
+                    'after', (pg_catalog.array_agg(pg_catalog.jsonb_build_array({kt})) FILTER (WHERE q.n OPERATOR(pg_catalog.=) {ps}::pg_catalog.int8))[1],
                     'order', {fp}) END,
                 'estimated_total', {total})
          FROM (SELECT p.*, pg_catalog.row_number() OVER () AS n
@@ -757,7 +790,7 @@ fn pk_condition(t: &Table, pk: &Value, p: &mut Params, checks: &mut Vec<Check>) 
         let s = json_to_text(v)
             .ok_or_else(|| FbError::invalid(format!("primary key column \"{}\" can't be null", c.name)))?;
         checks.push((i, s.clone()));
-        parts.push(format!("{} = {}", t.col_ref(i), p.bind(Some(s), &c.cast_type)?));
+        parts.push(format!("{} {} {}", t.col_ref(i), op(&c.op_schema, "="), p.bind(Some(s), &c.cast_type)?));
     }
     Ok(format!("({})", parts.join(" AND ")))
 }
@@ -917,6 +950,7 @@ mod tests {
             generated: false,
             identity_always: false,
             text_like: ty == "text",
+            op_schema: "pg_catalog".into(),
         }
     }
 
@@ -981,7 +1015,7 @@ mod tests {
         )
         .unwrap();
         assert!(!plan.sql.contains("DROP"));
-        assert!(plan.sql.contains("\"_fb_t\"") || plan.sql.contains("_fb_t.\"name\" = $1::pg_catalog.text::text"));
+        assert!(plan.sql.contains("\"_fb_t\"") || plan.sql.contains("_fb_t.\"name\" OPERATOR(pg_catalog.=) $1::pg_catalog.text::text"));
         assert_eq!(plan.params.0[0].as_deref(), Some(evil));
         assert_eq!(plan.params.0[1].as_deref(), Some("%x'; DROP TABLE users; --%"));
         assert_eq!(plan.params.0[2].as_deref(), Some("id al"));
@@ -1080,7 +1114,7 @@ mod tests {
         // ascending, NULLs last, cursor at NULL: only ties on age (NULL) with greater id
         let mut p = Params::default();
         let c = after_condition(&k, &[None, Some("5".into())], &mut p).unwrap();
-        assert_eq!(c, "((_fb_t.\"age\" IS NULL AND _fb_t.\"id\" > $1::pg_catalog.text::integer))");
+        assert_eq!(c, "((_fb_t.\"age\" IS NULL AND _fb_t.\"id\" OPERATOR(pg_catalog.>) $1::pg_catalog.text::integer))");
         // cursor at a value: greater values, or NULLs (they come last), or ties
         let mut p = Params::default();
         let c = after_condition(&k, &[Some("3".into()), Some("5".into())], &mut p).unwrap();
@@ -1091,7 +1125,7 @@ mod tests {
         let mut p = Params::default();
         assert_eq!(
             after_condition(&k, &[Some("9".into())], &mut p).unwrap(),
-            "(_fb_t.\"id\") > ($1::pg_catalog.text::integer)"
+            "ROW(_fb_t.\"id\") OPERATOR(pg_catalog.>) ROW($1::pg_catalog.text::integer)"
         );
         // descending NULLS FIRST at NULL: the non-null values come after
         let k = keys(&t, &parse_sort(&t, Some(&json!([{"column": "age", "dir": "desc"}]))).unwrap());

@@ -1,0 +1,465 @@
+//! Confinement: code the dashboard did not write never runs with the
+//! dashboard's power (issue 17).
+//!
+//! Browsing a view, editing a table, `query_as` and a transaction under
+//! `apply_impersonation` run code owned by others: view and operator
+//! functions, RLS policies, triggers, constraint triggers, domain checks,
+//! defaults. Such code runs as the caller (or the impersonated role), which is
+//! inherent to showing the caller what the database shows them; but it must
+//! not reach the API with the admin's verified identity, switch the role back
+//! to the login (which may become service_role), or forge `request.jwt.*`.
+//!
+//! The mechanism is PostgreSQL's own for running untrusted code (VACUUM, CREATE
+//! INDEX, REFRESH MATERIALIZED VIEW): `SetUserIdAndSecContext(user, ctx |
+//! SECURITY_RESTRICTED_OPERATION)`. Inside it `SET ROLE`, `RESET ROLE`, `SET
+//! SESSION AUTHORIZATION` and `set_config('role', ..)` fail (42501) and no
+//! temporary table can be created. On top of it a re-entry guard in backend
+//! memory, which nobody can write from SQL:
+//!
+//! * `run_untrusted(f)`: `f` runs restricted; every API function refuses.
+//!   Nothing queued by `f` runs later unconfined: PostgreSQL refuses to queue
+//!   a deferred trigger event or open a WITH HOLD cursor in a restricted
+//!   operation (so the explorer cannot edit a table whose constraint triggers
+//!   are INITIALLY DEFERRED unless the caller first makes them IMMEDIATE).
+//! * `apply_impersonation` makes the transaction sticky right away, until it
+//!   ends (COMMIT does not restore the security context, so the PRE_COMMIT
+//!   callback here does; abort restores it by itself).
+//!
+//! How API functions refuse — design choice. Option (a), a check at the entry
+//! of every API function, misses any function someone adds later and cannot
+//! tell a call made by the client from one made by a trigger. Option (b),
+//! chosen: PostgreSQL's `needs_fmgr_hook`/`fmgr_hook`. `needs_fmgr_hook`
+//! answers true only while confined (untrusted or sticky) and only for
+//! functions of the schemas `dashboard` and `dashboard_auth` whose name does
+//! not start with `_` (those are the extension's internal trigger functions
+//! and helpers, which the explorer's own statements and the audit triggers
+//! must keep running); outside confinement it costs one thread-local read per
+//! function lookup. `fmgr_hook` then refuses at the call (42501) unless the
+//! call is allowed:
+//! * never inside `run_untrusted`;
+//! * when sticky: only while an allowed API call is already running (the
+//!   extension's own nested calls, e.g. use_session's validate_session), or
+//!   as the top-level statement of the client — the statement the client
+//!   sent, (ExecutorRun with a client destination), and it must be a plain
+//!   API call (`SELECT f(..)` / `SELECT * FROM f(..)`, arguments only
+//!   constants, parameters and built-in casts), so no user code runs in it
+//!   outside the API function, which confines its own untrusted work.
+//! SQL-language API functions are not inlined while the hook wants them
+//! (PostgreSQL checks FmgrHookIsNeeded before inlining), so they refuse too.
+//! `actor::reader/writer/session_admin` also call `refuse_if_untrusted()`,
+//! a second line for an FmgrInfo looked up before confinement began.
+//!
+//! `request.jwt.claims` is this library's GUC: its check hook refuses a change
+//! while confined (`claims_locked`); the legacy per-claim settings are defined
+//! here with the same check.
+//!
+//! Attribution (item 7): `applied_session()` is the impersonation session this
+//! backend applied itself (apply_impersonation, or query_as while it runs),
+//! never what `request.jwt.claims` says.
+
+use std::cell::Cell;
+
+use pgrx::datum::Uuid;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use fluxbase_core::FbError;
+
+pub const REFUSAL: &str = "the dashboard API cannot be called from code run by a browsed or impersonated statement";
+
+thread_local! {
+    /// Nesting of run_untrusted.
+    static UNTRUSTED: Cell<u32> = const { Cell::new(0) };
+    /// The rest of the transaction is confined.
+    static STICKY: Cell<bool> = const { Cell::new(false) };
+    /// The security context to put back at commit.
+    static STICKY_CTX: Cell<i32> = const { Cell::new(0) };
+    /// The subtransaction that made it sticky (its abort undoes it).
+    static STICKY_SUBID: Cell<u32> = const { Cell::new(0) };
+    /// Allowed API calls running (fmgr_hook START .. END/ABORT).
+    static API_ACTIVE: Cell<u32> = const { Cell::new(0) };
+    /// The client's top-level statement is running and is a plain API call.
+    static TOP_API: Cell<bool> = const { Cell::new(false) };
+    /// The impersonation applied by apply_impersonation, and its subtransaction.
+    static APPLIED: Cell<Option<([u8; 16], u32)>> = const { Cell::new(None) };
+    /// The impersonation of the query_as call running now.
+    static QUERY_AS: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+}
+
+static mut PREV_NEEDS_FMGR_HOOK: pg_sys::needs_fmgr_hook_type = None;
+static mut PREV_FMGR_HOOK: pg_sys::fmgr_hook_type = None;
+static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
+
+fn user_and_ctx() -> (pg_sys::Oid, i32) {
+    let mut user = pg_sys::Oid::INVALID;
+    let mut ctx: i32 = 0;
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut ctx) };
+    (user, ctx)
+}
+
+const RESTRICTED: i32 = pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+
+fn refuse() -> ! {
+    crate::errors::raise(FbError::denied(REFUSAL))
+}
+
+/// Run untrusted work (a statement of the caller's, a browse of someone's
+/// view, an edit firing someone's triggers) confined, see the module comment.
+pub fn run_untrusted<R>(f: impl FnOnce() -> R) -> R {
+    struct Guard {
+        user: pg_sys::Oid,
+        ctx: i32,
+    }
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            UNTRUSTED.with(|c| c.set(c.get().saturating_sub(1)));
+            if !std::thread::panicking() {
+                // On an ERROR the (sub)transaction's abort restores the context.
+                unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.ctx) };
+            }
+        }
+    }
+    let (user, ctx) = user_and_ctx();
+    UNTRUSTED.with(|c| c.set(c.get() + 1));
+    let guard = Guard { user, ctx };
+    unsafe { pg_sys::SetUserIdAndSecContext(user, ctx | RESTRICTED) };
+    let r = f();
+    drop(guard);
+    r
+}
+
+/// Confine the rest of the transaction (restricted context, API calls only as
+/// the client's plain top-level calls).
+pub fn make_sticky() {
+    let (user, ctx) = user_and_ctx();
+    if !STICKY.with(|s| s.replace(true)) {
+        STICKY_CTX.with(|c| c.set(ctx & !RESTRICTED));
+        STICKY_SUBID.with(|s| s.set(unsafe { pg_sys::GetCurrentSubTransactionId() }));
+    }
+    unsafe { pg_sys::SetUserIdAndSecContext(user, ctx | RESTRICTED) };
+}
+
+/// Run the extension's own role change (apply_impersonation, query_as) with the
+/// restriction lifted; the restriction (if any) comes back with the new user.
+/// Never inside run_untrusted.
+pub fn trusted_role_change<R>(f: impl FnOnce() -> R) -> R {
+    refuse_if_untrusted();
+    let (user, ctx) = user_and_ctx();
+    unsafe { pg_sys::SetUserIdAndSecContext(user, ctx & !RESTRICTED) };
+    let r = f();
+    let (now, _) = user_and_ctx();
+    unsafe { pg_sys::SetUserIdAndSecContext(now, ctx) };
+    r
+}
+
+pub fn untrusted() -> bool {
+    UNTRUSTED.with(|c| c.get()) > 0
+}
+
+/// 42501 while untrusted code runs.
+pub fn refuse_if_untrusted() {
+    if untrusted() {
+        refuse();
+    }
+}
+
+/// Whether `request.jwt.*` must not change now.
+pub fn claims_locked() -> bool {
+    untrusted() || (STICKY.with(|s| s.get()) && API_ACTIVE.with(|a| a.get()) == 0)
+}
+
+/// The impersonation session this backend applied itself, if any.
+pub fn applied_session() -> Option<Uuid> {
+    QUERY_AS
+        .with(|q| q.get())
+        .or_else(|| APPLIED.with(|a| a.get()).map(|(id, _)| id))
+        .map(Uuid::from_bytes)
+}
+
+pub fn set_applied(id: Uuid) {
+    APPLIED.with(|a| a.set(Some((*id.as_bytes(), unsafe { pg_sys::GetCurrentSubTransactionId() }))));
+}
+
+/// Run `f` (query_as's statement) attributed to impersonation `id`.
+pub fn with_query_as<R>(id: Uuid, f: impl FnOnce() -> R) -> R {
+    struct Guard(Option<[u8; 16]>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            QUERY_AS.with(|q| q.set(self.0));
+        }
+    }
+    let _g = Guard(QUERY_AS.with(|q| q.replace(Some(*id.as_bytes()))));
+    f()
+}
+
+fn reset() {
+    UNTRUSTED.with(|c| c.set(0));
+    STICKY.with(|s| s.set(false));
+    API_ACTIVE.with(|a| a.set(0));
+    TOP_API.with(|t| t.set(false));
+    APPLIED.with(|a| a.set(None));
+    QUERY_AS.with(|q| q.set(None));
+}
+
+// ------------------------------------------------------------ which functions
+
+fn namespace(name: &std::ffi::CStr) -> pg_sys::Oid {
+    unsafe { pg_sys::get_namespace_oid(name.as_ptr(), true) }
+}
+
+/// A function of the extension's API schemas (any name).
+fn in_api_schema(fn_oid: pg_sys::Oid) -> bool {
+    let nsp = unsafe { pg_sys::get_func_namespace(fn_oid) };
+    nsp != pg_sys::InvalidOid && (nsp == namespace(c"dashboard") || nsp == namespace(c"dashboard_auth"))
+}
+
+/// An API function: in the API schemas, not an internal `_` helper.
+fn is_api_function(fn_oid: pg_sys::Oid) -> bool {
+    if !in_api_schema(fn_oid) {
+        return false;
+    }
+    let name = unsafe { pg_sys::get_func_name(fn_oid) };
+    !name.is_null() && unsafe { *name } != b'_' as std::ffi::c_char
+}
+
+fn confined() -> bool {
+    untrusted() || STICKY.with(|s| s.get())
+}
+
+fn call_refused() -> bool {
+    if untrusted() {
+        return true;
+    }
+    STICKY.with(|s| s.get()) && API_ACTIVE.with(|a| a.get()) == 0 && !TOP_API.with(|t| t.get())
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn needs_fmgr_hook(fn_oid: pg_sys::Oid) -> bool {
+    if let Some(prev) = unsafe { PREV_NEEDS_FMGR_HOOK } {
+        if unsafe { prev(fn_oid) } {
+            return true;
+        }
+    }
+    confined() && is_api_function(fn_oid)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn fmgr_hook(
+    event: pg_sys::FmgrHookEventType::Type,
+    flinfo: *mut pg_sys::FmgrInfo,
+    private: *mut pg_sys::Datum,
+) {
+    if let Some(prev) = unsafe { PREV_FMGR_HOOK } {
+        unsafe { prev(event, flinfo, private) };
+    }
+    // *private (one per looked-up function): 0 unknown, 1 ours, 2 not ours.
+    let mine = unsafe {
+        if (*private).value() == 0 {
+            *private = pg_sys::Datum::from(if is_api_function((*flinfo).fn_oid) { 1usize } else { 2 });
+        }
+        (*private).value() == 1
+    };
+    if !mine {
+        return;
+    }
+    match event {
+        pg_sys::FmgrHookEventType::FHET_START => {
+            if call_refused() {
+                refuse();
+            }
+            API_ACTIVE.with(|a| a.set(a.get() + 1));
+        }
+        _ => API_ACTIVE.with(|a| a.set(a.get().saturating_sub(1))),
+    }
+}
+
+// ------------------------------------------------------------ the client's statement
+
+fn is_client_dest(dest: *mut pg_sys::DestReceiver) -> bool {
+    use pg_sys::CommandDest as D;
+    if dest.is_null() {
+        return false;
+    }
+    let d = unsafe { (*dest).mydest };
+    d == D::DestRemote || d == D::DestRemoteExecute || d == D::DestRemoteSimple
+}
+
+unsafe fn tag(n: *mut pg_sys::Node) -> pg_sys::NodeTag {
+    unsafe { (*n).type_ }
+}
+
+/// An argument the client wrote: a constant, a parameter, a built-in cast of one.
+unsafe fn plain_arg(n: *mut pg_sys::Node) -> bool {
+    use pg_sys::NodeTag::*;
+    if n.is_null() {
+        return false;
+    }
+    let builtin = |oid: pg_sys::Oid| oid.to_u32() < pg_sys::FirstNormalObjectId;
+    unsafe {
+        match tag(n) {
+            T_Const | T_Param => true,
+            T_RelabelType => plain_arg((*(n as *mut pg_sys::RelabelType)).arg as _),
+            T_CoerceViaIO => {
+                let c = n as *mut pg_sys::CoerceViaIO;
+                builtin((*c).resulttype) && plain_arg((*c).arg as _)
+            }
+            T_FuncExpr => {
+                let f = n as *mut pg_sys::FuncExpr;
+                builtin((*f).funcid)
+                    && (*f).funcformat != pg_sys::CoercionForm::COERCE_EXPLICIT_CALL
+                    && pgrx::PgList::<pg_sys::Node>::from_pg((*f).args).iter_ptr().all(|a| plain_arg(a))
+            }
+            _ => false,
+        }
+    }
+}
+
+unsafe fn api_call(n: *mut pg_sys::Node) -> bool {
+    unsafe {
+        if n.is_null() || tag(n) != pg_sys::NodeTag::T_FuncExpr {
+            return false;
+        }
+        let f = n as *mut pg_sys::FuncExpr;
+        in_api_schema((*f).funcid) && pgrx::PgList::<pg_sys::Node>::from_pg((*f).args).iter_ptr().all(|a| plain_arg(a))
+    }
+}
+
+unsafe fn tlist_all(tl: *mut pg_sys::List, ok: impl Fn(*mut pg_sys::Node) -> bool) -> bool {
+    unsafe { pgrx::PgList::<pg_sys::TargetEntry>::from_pg(tl).iter_ptr().all(|te| ok((*te).expr as _)) }
+}
+
+unsafe fn bare(p: *mut pg_sys::Plan) -> bool {
+    unsafe { (*p).qual.is_null() && (*p).initPlan.is_null() && (*p).righttree.is_null() }
+}
+
+/// `SELECT f(..), ..` / `SELECT * FROM f(..)` with f an API function and only
+/// plain arguments: nothing but the API function runs.
+unsafe fn is_api_statement(ps: *mut pg_sys::PlannedStmt) -> bool {
+    use pg_sys::NodeTag::*;
+    unsafe {
+        if ps.is_null()
+            || (*ps).commandType != pg_sys::CmdType::CMD_SELECT
+            || !(*ps).utilityStmt.is_null()
+            || (*ps).hasModifyingCTE
+            || !(*ps).subplans.is_null()
+        {
+            return false;
+        }
+        let plan = (*ps).planTree;
+        if plan.is_null() || !bare(plan) {
+            return false;
+        }
+        let is_result = |p: *mut pg_sys::Plan| {
+            !p.is_null()
+                && tag(p as _) == T_Result
+                && bare(p)
+                && (*p).lefttree.is_null()
+                && (*(p as *mut pg_sys::Result)).resconstantqual.is_null()
+        };
+        match tag(plan as _) {
+            T_Result => is_result(plan) && tlist_all((*plan).targetlist, |e| api_call(e)),
+            T_ProjectSet => is_result((*plan).lefttree) && tlist_all((*plan).targetlist, |e| api_call(e)),
+            T_FunctionScan => {
+                let fs = plan as *mut pg_sys::FunctionScan;
+                (*plan).lefttree.is_null()
+                    && tlist_all((*plan).targetlist, |e| !e.is_null() && tag(e) == T_Var)
+                    && pgrx::PgList::<pg_sys::RangeTblFunction>::from_pg((*fs).functions)
+                        .iter_ptr()
+                        .all(|rtf| api_call((*rtf).funcexpr))
+            }
+            _ => false,
+        }
+    }
+}
+
+// PostgreSQL 18 drops the `execute_once` argument of ExecutorRun.
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    qd: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TOP_API.with(|t| t.set(self.0));
+        }
+    }
+    // Decided for the client's own statement; any statement nested in it
+    // (SPI from a function, a trigger's query) is not the client's.
+    let api = unsafe { is_client_dest((*qd).dest) && is_api_statement((*qd).plannedstmt) };
+    let _restore = Restore(TOP_API.with(|t| t.replace(api)));
+    unsafe {
+        match PREV_EXECUTOR_RUN {
+            Some(prev) => prev(qd, direction, count, execute_once),
+            None => pg_sys::standard_ExecutorRun(qd, direction, count, execute_once),
+        }
+    }
+}
+
+// ------------------------------------------------------------ transaction ends
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE || event == XACT_EVENT_PARALLEL_PRE_COMMIT {
+        // CommitTransaction does not restore the security context (deferred
+        // triggers have fired by now, still confined).
+        if STICKY.with(|s| s.get()) {
+            let (user, _) = user_and_ctx();
+            unsafe { pg_sys::SetUserIdAndSecContext(user, STICKY_CTX.with(|c| c.get())) };
+        }
+        reset();
+    } else if event == XACT_EVENT_COMMIT
+        || event == XACT_EVENT_ABORT
+        || event == XACT_EVENT_PARALLEL_COMMIT
+        || event == XACT_EVENT_PARALLEL_ABORT
+        || event == XACT_EVENT_PREPARE
+    {
+        reset();
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn on_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    my_subid: pg_sys::SubTransactionId,
+    parent_subid: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    if event == SUBXACT_EVENT_ABORT_SUB {
+        // The abort restores the security context of the subtransaction's start.
+        if STICKY.with(|s| s.get()) && STICKY_SUBID.with(|s| s.get()) == my_subid {
+            STICKY.with(|s| s.set(false));
+        }
+        if matches!(APPLIED.with(|a| a.get()), Some((_, s)) if s == my_subid) {
+            APPLIED.with(|a| a.set(None));
+        }
+        TOP_API.with(|t| t.set(false));
+    } else if event == SUBXACT_EVENT_COMMIT_SUB {
+        if STICKY_SUBID.with(|s| s.get()) == my_subid {
+            STICKY_SUBID.with(|s| s.set(parent_subid));
+        }
+        if let Some((id, s)) = APPLIED.with(|a| a.get()) {
+            if s == my_subid {
+                APPLIED.with(|a| a.set(Some((id, parent_subid))));
+            }
+        }
+    }
+}
+
+/// Called once from `_PG_init`.
+pub fn init() {
+    unsafe {
+        PREV_NEEDS_FMGR_HOOK = pg_sys::needs_fmgr_hook;
+        pg_sys::needs_fmgr_hook = Some(needs_fmgr_hook);
+        PREV_FMGR_HOOK = pg_sys::fmgr_hook;
+        pg_sys::fmgr_hook = Some(fmgr_hook);
+        PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
+    }
+}
