@@ -31,11 +31,12 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgRelation;
 use serde_json::{json, Value};
 
-use crate::json::JsonArg;
 use crate::actor::{self, Actor};
 use crate::audit::{self, Event};
 use crate::db;
 use crate::errors::{raise, OrRaise};
+use crate::impersonation::pinned_path;
+use crate::json::JsonArg;
 
 /// Refuse unless the login behind this connection is a dashboard member (see
 /// the module comment); returns the acting admin or database role.
@@ -71,8 +72,15 @@ SELECT pg_catalog.jsonb_build_object(
           'not_null', a.attnotnull,
           'generated', a.attgenerated <> '',
           'identity_always', a.attidentity = 'a',
-          'text_like', ty.typcategory = 'S') ORDER BY a.attnum)
+          'text_like', ty.typcategory = 'S',
+          -- where the column's comparison operators live: a user-defined base
+          -- type's own schema (citext, ...), else pg_catalog (built-in types,
+          -- their arrays, domains over them, enums, composites)
+          'op_schema', CASE WHEN bt.typtype = 'b' AND bt.typcategory <> 'A' AND bt.oid >= 16384
+                            THEN (SELECT bn.nspname FROM pg_catalog.pg_namespace bn WHERE bn.oid = bt.typnamespace)
+                            ELSE 'pg_catalog' END) ORDER BY a.attnum)
       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+      JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::pg_catalog.jsonb),
   'pk', COALESCE((
       SELECT pg_catalog.jsonb_agg(a.attname ORDER BY k.ord)
@@ -178,7 +186,9 @@ fn load(rel: &PgRelation) -> Table {
     })
     .or_raise();
     if !member {
-        raise(FbError::denied("permission denied: the table explorer is for members of fluxbase_dashboard"));
+        raise(FbError::denied(
+            "permission denied: the table explorer is for members of fluxbase_dashboard",
+        ));
     }
     // (the caller checked actor::reader()/writer() before confining itself)
     if !visible {
@@ -188,7 +198,10 @@ fn load(rel: &PgRelation) -> Table {
     if let Some(t) = cached_table(&key) {
         return t;
     }
-    let v = db::one::<JsonB>(CATALOG_SQL, &[oid.into()])
+    // With search_path pinned: the query's own operators are pg_catalog's,
+    // and format_type then spells every type outside pg_catalog with its
+    // schema, so the casts the generated SQL writes name exactly that type.
+    let v = pinned_path(|| db::one::<JsonB>(CATALOG_SQL, &[oid.into()]))
         .map(|j| j.0)
         .unwrap_or_else(|| raise(FbError::not_found("no such table")));
     let t = Table::from_catalog(&v).or_raise();
@@ -227,12 +240,12 @@ fn list_tables(
 > {
     gate();
     crate::confine::run_untrusted(|| {
-    if let Some(s) = schema {
-        fluxbase_core::error::check_len("schema", s, 200).or_raise();
-    }
-    // Without a schema: every user schema, not the system's nor the
-    // extension's own (dashboard_auth, dashboard, auth); name one to see it.
-    let rows = db::select(
+        if let Some(s) = schema {
+            fluxbase_core::error::check_len("schema", s, 200).or_raise();
+        }
+        // Without a schema: every user schema, not the system's nor the
+        // extension's own (dashboard_auth, dashboard, auth); name one to see it.
+        let rows = db::select(
         "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text,
                 CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
                                WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' END,
@@ -267,7 +280,7 @@ fn list_tables(
             ))
         },
     );
-    TableIterator::new(rows)
+        TableIterator::new(rows)
     })
 }
 
@@ -288,9 +301,9 @@ fn describe_table(
 > {
     actor::reader();
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    load(&rel);
-    let rows = db::select(
+        let rel = required_rel(tbl);
+        load(&rel);
+        let rows = db::select(
         "SELECT a.attname::pg_catalog.text,
                 pg_catalog.format_type(a.atttypid, a.atttypmod),
                 NOT a.attnotnull,
@@ -323,7 +336,7 @@ fn describe_table(
             ))
         },
     );
-    TableIterator::new(rows)
+        TableIterator::new(rows)
     })
 }
 
@@ -331,13 +344,20 @@ fn describe_table(
 #[pg_extern(schema = "dashboard", stable)]
 fn table_indexes(
     tbl: Option<PgRelation>,
-) -> TableIterator<'static, (name!(name, String), name!(definition, String), name!(is_primary, bool), name!(is_unique, bool))>
-{
+) -> TableIterator<
+    'static,
+    (
+        name!(name, String),
+        name!(definition, String),
+        name!(is_primary, bool),
+        name!(is_unique, bool),
+    ),
+> {
     actor::reader();
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    load(&rel);
-    let rows = db::select(
+        let rel = required_rel(tbl);
+        load(&rel);
+        let rows = db::select(
         "SELECT ic.relname::pg_catalog.text, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisprimary, i.indisunique
          FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
          WHERE i.indrelid = $1 ORDER BY 1",
@@ -351,7 +371,7 @@ fn table_indexes(
             ))
         },
     );
-    TableIterator::new(rows)
+        TableIterator::new(rows)
     })
 }
 
@@ -372,10 +392,10 @@ fn table_policies(
 > {
     actor::reader();
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    load(&rel);
-    let rows = db::select(
-        "SELECT p.polname::pg_catalog.text,
+        let rel = required_rel(tbl);
+        load(&rel);
+        let rows = db::select(
+            "SELECT p.polname::pg_catalog.text,
                 CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                               WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
                 p.polpermissive,
@@ -384,19 +404,19 @@ fn table_policies(
                 pg_catalog.pg_get_expr(p.polqual, p.polrelid),
                 pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)
          FROM pg_catalog.pg_policy p WHERE p.polrelid = $1 ORDER BY 1",
-        &[rel.oid().into()],
-        |r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<bool>(3)?.unwrap_or_default(),
-                r.get::<Vec<String>>(4)?.unwrap_or_default(),
-                r.get::<String>(5)?,
-                r.get::<String>(6)?,
-            ))
-        },
-    );
-    TableIterator::new(rows)
+            &[rel.oid().into()],
+            |r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<bool>(3)?.unwrap_or_default(),
+                    r.get::<Vec<String>>(4)?.unwrap_or_default(),
+                    r.get::<String>(5)?,
+                    r.get::<String>(6)?,
+                ))
+            },
+        );
+        TableIterator::new(rows)
     })
 }
 
@@ -414,33 +434,26 @@ fn browse(
     let after = after.map(|j| j.into_value("after"));
     actor::reader();
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    let t = load(&rel);
-    // Checked before the table is read (plan_browse checks it again).
-    ex::check_page_size(page_size).or_raise();
-    let plan = ex::plan_browse(
-        &t,
-        filters.as_ref(),
-        sort.as_ref(),
-        search,
-        page_size,
-        after.as_ref(),
-    )
-    .or_raise();
-    let stmt = kept_plan(&plan.sql, &text_types(plan.params.0.len()));
-    // The statement builds the whole answer; hand its jsonb datum straight
-    // back (copied out of SPI's memory) rather than parsing and re-encoding it.
-    let datum = Spi::connect(|c| {
-        let tt = c.select(&*stmt, Some(1), &args(&plan.params))?.first();
-        Ok::<_, pgrx::spi::SpiError>(
-            tt.get_datum_by_ordinal(1)?.map(|d| unsafe { pg_sys::SPI_datumTransfer(d, false, -1) }),
-        )
-    })
-    .or_raise();
-    match datum {
-        Some(d) => RawJsonb(d),
-        None => raise(FbError::invalid("browse produced no result")),
-    }
+        let rel = required_rel(tbl);
+        let t = load(&rel);
+        // Checked before the table is read (plan_browse checks it again).
+        ex::check_page_size(page_size).or_raise();
+        let plan = ex::plan_browse(&t, filters.as_ref(), sort.as_ref(), search, page_size, after.as_ref()).or_raise();
+        let stmt = kept_plan(&plan.sql, &text_types(plan.params.0.len()));
+        // The statement builds the whole answer; hand its jsonb datum straight
+        // back (copied out of SPI's memory) rather than parsing and re-encoding it.
+        let datum = Spi::connect(|c| {
+            let tt = c.select(&*stmt, Some(1), &args(&plan.params))?.first();
+            Ok::<_, pgrx::spi::SpiError>(
+                tt.get_datum_by_ordinal(1)?
+                    .map(|d| unsafe { pg_sys::SPI_datumTransfer(d, false, -1) }),
+            )
+        })
+        .or_raise();
+        match datum {
+            Some(d) => RawJsonb(d),
+            None => raise(FbError::invalid("browse produced no result")),
+        }
     })
 }
 
@@ -496,7 +509,11 @@ fn current_role() -> String {
 }
 
 fn rows_of(sql: &str, params: &ex::Params) -> Vec<Value> {
-    db::update(sql, &args(params), |r| Ok(r.get::<JsonArg>(1)?.map(|j| j.into_value("a row")).unwrap_or(Value::Null)))
+    db::update(sql, &args(params), |r| {
+        Ok(r.get::<JsonArg>(1)?
+            .map(|j| j.into_value("a row"))
+            .unwrap_or(Value::Null))
+    })
 }
 
 fn json_array(what: &str, v: Option<JsonArg>) -> Vec<Value> {
@@ -510,11 +527,16 @@ fn json_array(what: &str, v: Option<JsonArg>) -> Vec<Value> {
 /// Run an update plan: lock and read the old rows, write, audit both.
 fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, Vec<Value>) {
     check_values(t, plan);
-    let old = plan.lock.as_deref().map(|l| rows_of(l, &plan.params)).unwrap_or_default();
+    let old = plan
+        .lock
+        .as_deref()
+        .map(|l| rows_of(l, &plan.params))
+        .unwrap_or_default();
     let new = rows_of(&plan.write, &plan.params);
-    audit::record(Event::new(action, "table", t.display()).details(
-        json!({"table": t.display(), "as_role": current_role(), "old": old, "new": new}),
-    ));
+    audit::record(
+        Event::new(action, "table", t.display())
+            .details(json!({"table": t.display(), "as_role": current_role(), "old": old, "new": new})),
+    );
     (old, new)
 }
 
@@ -522,19 +544,23 @@ fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, 
 fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<JsonArg>) -> JsonB {
     actor::writer("editing rows");
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    let t = load(&rel);
-    let pk = pk.map(|j| j.into_value("pk")).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "pk is required")));
-    let changes = changes.map(|j| j.into_value("changes")).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "changes is required")));
-    let plan = ex::plan_update(&t, std::slice::from_ref(&pk), &changes).or_raise();
-    let (_, new) = run_update(&t, &plan, "explorer.update_row");
-    match new.into_iter().next() {
-        Some(row) => JsonB(row),
-        None => raise(FbError::not_found(format!(
-            "no row of {} has that primary key (or it is not visible to you)",
-            t.display()
-        ))),
-    }
+        let rel = required_rel(tbl);
+        let t = load(&rel);
+        let pk = pk
+            .map(|j| j.into_value("pk"))
+            .unwrap_or_else(|| raise(FbError::new(Code::NullValue, "pk is required")));
+        let changes = changes
+            .map(|j| j.into_value("changes"))
+            .unwrap_or_else(|| raise(FbError::new(Code::NullValue, "changes is required")));
+        let plan = ex::plan_update(&t, std::slice::from_ref(&pk), &changes).or_raise();
+        let (_, new) = run_update(&t, &plan, "explorer.update_row");
+        match new.into_iter().next() {
+            Some(row) => JsonB(row),
+            None => raise(FbError::not_found(format!(
+                "no row of {} has that primary key (or it is not visible to you)",
+                t.display()
+            ))),
+        }
     })
 }
 
@@ -542,12 +568,14 @@ fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<Json
 fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>, changes: Option<JsonArg>) -> i32 {
     actor::writer("editing rows");
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    let t = load(&rel);
-    let changes = changes.map(|j| j.into_value("changes")).unwrap_or_else(|| raise(FbError::new(Code::NullValue, "changes is required")));
-    let plan = ex::plan_update(&t, &json_array("pks", pks), &changes).or_raise();
-    let (_, new) = run_update(&t, &plan, "explorer.update_rows");
-    new.len() as i32
+        let rel = required_rel(tbl);
+        let t = load(&rel);
+        let changes = changes
+            .map(|j| j.into_value("changes"))
+            .unwrap_or_else(|| raise(FbError::new(Code::NullValue, "changes is required")));
+        let plan = ex::plan_update(&t, &json_array("pks", pks), &changes).or_raise();
+        let (_, new) = run_update(&t, &plan, "explorer.update_rows");
+        new.len() as i32
     })
 }
 
@@ -555,11 +583,11 @@ fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>, changes: Option<Js
 fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonArg>) -> i32 {
     actor::writer("inserting rows");
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    let t = load(&rel);
-    let plan = ex::plan_insert(&t, &json_array("rows", rows)).or_raise();
-    let (_, new) = run_update(&t, &plan, "explorer.insert_rows");
-    new.len() as i32
+        let rel = required_rel(tbl);
+        let t = load(&rel);
+        let plan = ex::plan_insert(&t, &json_array("rows", rows)).or_raise();
+        let (_, new) = run_update(&t, &plan, "explorer.insert_rows");
+        new.len() as i32
     })
 }
 
@@ -567,16 +595,16 @@ fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonArg>) -> i32 {
 fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>) -> i32 {
     actor::writer("deleting rows");
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    let t = load(&rel);
-    let plan = ex::plan_delete(&t, &json_array("pks", pks)).or_raise();
-    check_values(&t, &plan);
-    let old = rows_of(&plan.write, &plan.params);
-    audit::record(
-        Event::new("explorer.delete_rows", "table", t.display())
-            .details(json!({"table": t.display(), "as_role": current_role(), "old": old, "new": []})),
-    );
-    old.len() as i32
+        let rel = required_rel(tbl);
+        let t = load(&rel);
+        let plan = ex::plan_delete(&t, &json_array("pks", pks)).or_raise();
+        check_values(&t, &plan);
+        let old = rows_of(&plan.write, &plan.params);
+        audit::record(
+            Event::new("explorer.delete_rows", "table", t.display())
+                .details(json!({"table": t.display(), "as_role": current_role(), "old": old, "new": []})),
+        );
+        old.len() as i32
     })
 }
 
@@ -600,7 +628,10 @@ fn may_trigger(rel: &PgRelation, t: &Table) {
         )));
     }
     if !matches!(t.kind, 'r' | 'p') {
-        raise(FbError::invalid(format!("only tables can be watched; {} is not one", t.display())));
+        raise(FbError::invalid(format!(
+            "only tables can be watched; {} is not one",
+            t.display()
+        )));
     }
 }
 
@@ -608,17 +639,17 @@ fn may_trigger(rel: &PgRelation, t: &Table) {
 fn watch_table(tbl: Option<PgRelation>) {
     actor::writer("watching tables");
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    let t = load(&rel);
-    may_trigger(&rel, &t);
-    // One notification per statement, without keys or values (sql/explorer.sql).
-    let sql = format!(
+        let rel = required_rel(tbl);
+        let t = load(&rel);
+        may_trigger(&rel, &t);
+        // One notification per statement, without keys or values (sql/explorer.sql).
+        let sql = format!(
         "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH STATEMENT EXECUTE FUNCTION dashboard._notify_change()",
         ex::quote_ident(WATCH_TRIGGER),
         t.qualified(),
     );
-    db::as_extension_owner(|| db::execute(&sql, &[]));
-    audit::record(Event::new("explorer.watch", "table", t.display()));
+        db::as_extension_owner(|| db::execute(&sql, &[]));
+        audit::record(Event::new("explorer.watch", "table", t.display()));
     })
 }
 
@@ -626,11 +657,15 @@ fn watch_table(tbl: Option<PgRelation>) {
 fn unwatch_table(tbl: Option<PgRelation>) {
     actor::writer("watching tables");
     crate::confine::run_untrusted(|| {
-    let rel = required_rel(tbl);
-    let t = load(&rel);
-    may_trigger(&rel, &t);
-    let sql = format!("DROP TRIGGER IF EXISTS {} ON {}", ex::quote_ident(WATCH_TRIGGER), t.qualified());
-    db::as_extension_owner(|| db::execute(&sql, &[]));
-    audit::record(Event::new("explorer.unwatch", "table", t.display()));
+        let rel = required_rel(tbl);
+        let t = load(&rel);
+        may_trigger(&rel, &t);
+        let sql = format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            ex::quote_ident(WATCH_TRIGGER),
+            t.qualified()
+        );
+        db::as_extension_owner(|| db::execute(&sql, &[]));
+        audit::record(Event::new("explorer.unwatch", "table", t.display()));
     })
 }

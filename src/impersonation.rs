@@ -199,7 +199,7 @@ fn load_live(id: Uuid, actor: &Actor) -> Live {
 /// change role), so they can't pin search_path in their definition; yet parts
 /// of them run as the extension owner, where a function or operator planted in
 /// a schema of the caller's search_path must never be picked up.
-fn pinned_path<R>(f: impl FnOnce() -> R) -> R {
+pub fn pinned_path<R>(f: impl FnOnce() -> R) -> R {
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     set_guc("search_path", "pg_catalog, pg_temp", pg_sys::GucAction::GUC_ACTION_SAVE);
     let r = f();
