@@ -15,6 +15,7 @@
 -- per statement (sql/explorer.sql). The Rust side (src/confine.rs, explorer,
 -- impersonation) changes no SQL signature.
 CREATE SEQUENCE dashboard._change_seq;
+SELECT pg_catalog.pg_extension_config_dump('dashboard._change_seq', '');
 CREATE OR REPLACE FUNCTION dashboard._notify_change() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER

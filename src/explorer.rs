@@ -216,6 +216,17 @@ fn args(p: &ex::Params) -> Vec<DatumWithOid<'static>> {
     p.0.iter().map(|v| v.clone().into()).collect()
 }
 
+/// The catalog readers' common start: the caller may read (actor), the
+/// table is visible to them (load); `f` then runs confined.
+fn reading_table<R>(tbl: Option<PgRelation>, f: impl FnOnce(&PgRelation) -> R) -> R {
+    actor::reader();
+    crate::confine::run_untrusted(|| {
+        let rel = required_rel(tbl);
+        load(&rel);
+        f(&rel)
+    })
+}
+
 fn required_rel(tbl: Option<PgRelation>) -> PgRelation {
     tbl.unwrap_or_else(|| raise(FbError::new(Code::NullValue, "tbl is required")))
 }
@@ -299,10 +310,7 @@ fn describe_table(
         name!(foreign_key, Option<String>),
     ),
 > {
-    actor::reader();
-    crate::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
-        load(&rel);
+    reading_table(tbl, |rel| {
         let rows = db::select(
         "SELECT a.attname::pg_catalog.text,
                 pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -344,19 +352,9 @@ fn describe_table(
 #[pg_extern(schema = "dashboard", stable)]
 fn table_indexes(
     tbl: Option<PgRelation>,
-) -> TableIterator<
-    'static,
-    (
-        name!(name, String),
-        name!(definition, String),
-        name!(is_primary, bool),
-        name!(is_unique, bool),
-    ),
-> {
-    actor::reader();
-    crate::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
-        load(&rel);
+) -> TableIterator<'static, (name!(name, String), name!(definition, String), name!(is_primary, bool), name!(is_unique, bool))>
+{
+    reading_table(tbl, |rel| {
         let rows = db::select(
         "SELECT ic.relname::pg_catalog.text, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisprimary, i.indisunique
          FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
@@ -390,10 +388,7 @@ fn table_policies(
         name!(check_expr, Option<String>),
     ),
 > {
-    actor::reader();
-    crate::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
-        load(&rel);
+    reading_table(tbl, |rel| {
         let rows = db::select(
             "SELECT p.polname::pg_catalog.text,
                 CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
@@ -635,37 +630,31 @@ fn may_trigger(rel: &PgRelation, t: &Table) {
     }
 }
 
-#[pg_extern(schema = "dashboard")]
-fn watch_table(tbl: Option<PgRelation>) {
+/// Put the watch trigger on (or take it off) the table, as the extension owner.
+fn set_watch(tbl: Option<PgRelation>, on: bool) {
     actor::writer("watching tables");
     crate::confine::run_untrusted(|| {
         let rel = required_rel(tbl);
         let t = load(&rel);
         may_trigger(&rel, &t);
+        let (trigger, table) = (ex::quote_ident(WATCH_TRIGGER), t.qualified());
         // One notification per statement, without keys or values (sql/explorer.sql).
-        let sql = format!(
-        "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH STATEMENT EXECUTE FUNCTION dashboard._notify_change()",
-        ex::quote_ident(WATCH_TRIGGER),
-        t.qualified(),
-    );
+        let sql = if on {
+            format!("CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION dashboard._notify_change()")
+        } else {
+            format!("DROP TRIGGER IF EXISTS {trigger} ON {table}")
+        };
         db::as_extension_owner(|| db::execute(&sql, &[]));
-        audit::record(Event::new("explorer.watch", "table", t.display()));
+        audit::record(Event::new(if on { "explorer.watch" } else { "explorer.unwatch" }, "table", t.display()));
     })
 }
 
 #[pg_extern(schema = "dashboard")]
+fn watch_table(tbl: Option<PgRelation>) {
+    set_watch(tbl, true)
+}
+
+#[pg_extern(schema = "dashboard")]
 fn unwatch_table(tbl: Option<PgRelation>) {
-    actor::writer("watching tables");
-    crate::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
-        let t = load(&rel);
-        may_trigger(&rel, &t);
-        let sql = format!(
-            "DROP TRIGGER IF EXISTS {} ON {}",
-            ex::quote_ident(WATCH_TRIGGER),
-            t.qualified()
-        );
-        db::as_extension_owner(|| db::execute(&sql, &[]));
-        audit::record(Event::new("explorer.unwatch", "table", t.display()));
-    })
+    set_watch(tbl, false)
 }

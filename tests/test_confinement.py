@@ -452,3 +452,28 @@ def test_change_notifications_carry_no_data(db, su, web):
         assert set(g) == {"schema", "table", "op", "seq"} and isinstance(g["seq"], int)
     assert got[0]["seq"] < got[1]["seq"] < got[2]["seq"]
     assert "alice" not in json.dumps(got) and "bob" not in json.dumps(got)
+
+
+def test_columns_of_extension_types_use_their_own_operators(su, web):
+    """Operators are named by schema: citext's own `=` (in its schema), not a
+    pg_catalog text comparison; filters, `in` and cursors across pages work."""
+    su.execute("CREATE SCHEMA extensions")
+    su.execute("CREATE EXTENSION citext SCHEMA extensions")
+    su.execute("GRANT USAGE ON SCHEMA extensions TO PUBLIC")
+    su.execute("CREATE TABLE public.handles (h extensions.citext PRIMARY KEY, n int)")
+    su.execute("INSERT INTO public.handles SELECT 'User' || g, g FROM generate_series(1, 7) g")
+    su.execute("GRANT SELECT ON public.handles TO fluxbase_dashboard")
+    res = one(web, "SELECT dashboard.browse('public.handles', %s)", (Jsonb([{"column": "h", "op": "eq", "value": "USER3"}]),))
+    assert res["rows"] == [{"h": "User3", "n": 3}]
+    res = one(web, "SELECT dashboard.browse('public.handles', %s)",
+              (Jsonb([{"column": "h", "op": "in", "value": ["user1", "USER2"]}]),))
+    assert sorted(r["n"] for r in res["rows"]) == [1, 2]
+    seen, after = [], None
+    while True:
+        res = one(web, "SELECT dashboard.browse('public.handles', page_size => 3, after => %s)",
+                  (None if after is None else Jsonb(after),))
+        seen += [r["n"] for r in res["rows"]]
+        after = res["next_cursor"]
+        if after is None:
+            break
+    assert sorted(seen) == list(range(1, 8)) and len(seen) == 7
