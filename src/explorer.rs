@@ -16,8 +16,13 @@
 //! is refused with 42501 before anything is read.
 //!
 //! SQL is built by `fluxbase_core::explorer` (identifiers from the catalog,
-//! values bound as parameters); only the audit write runs as the extension
-//! owner (`audit::record`).
+//! values bound as parameters, operators schema-qualified); only the audit
+//! write runs as the extension owner (`audit::record`).
+//!
+//! Everything after the actor check runs confined (`confine::run_untrusted`):
+//! a browsed view, an edited table's triggers, defaults, domain checks and RLS
+//! policies are someone else's code, which must not reach the API or change
+//! role or claims (issue 17).
 
 use fluxbase_core::explorer::{self as ex, EditPlan, Table};
 use fluxbase_core::{Code, FbError};

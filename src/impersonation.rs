@@ -21,9 +21,11 @@
 //! query_as saves the caller's settings (NewGUCNestLevel), sets role and claims
 //! for the one statement, and then rolls back *every* setting changed at that
 //! level (AtEOXact_GUC(false, level)), so a function that sneaks in a
-//! set_config cannot leave anything behind; a role or claims change during the
-//! statement is refused outright (42501, the transaction is aborted). On error,
-//! the transaction's (or savepoint's) abort restores the settings.
+//! set_config cannot leave anything behind. The statement itself runs confined
+//! (src/confine.rs: a security-restricted operation), so nothing it reaches can
+//! change role or claims or call the API; apply_impersonation confines the rest
+//! of its transaction the same way. On error, the transaction's (or
+//! savepoint's) abort restores the settings and the security context.
 
 use std::ffi::CString;
 
