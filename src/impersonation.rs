@@ -353,6 +353,14 @@ fn check_with_parser(sql: &str) {
             }
             _ => refuse("only one SELECT, INSERT, UPDATE or DELETE is allowed"),
         }
+        // The functions the server's parser sees called, by the names it read
+        // (whatever quoting, escapes or string rules the text used): the same
+        // list the tokenizer checks, now on the real parse (issue 17, item 3).
+        let printed = pg_sys::nodeToString(stmt as *const std::ffi::c_void);
+        let tree = std::ffi::CStr::from_ptr(printed).to_string_lossy();
+        if let Some(f) = sqlguard::called_functions(&tree).into_iter().find(|f| sqlguard::forbidden_call(f)) {
+            refuse(&format!("calling {} is not allowed", clean(&f)));
+        }
     }
 }
 

@@ -195,6 +195,54 @@ pub fn forbidden_name(name: &str) -> bool {
     FORBIDDEN_NAMES.contains(&n.as_str()) || FORBIDDEN_PREFIXES.iter().any(|p| n.starts_with(p))
 }
 
+/// The names of every function call in a raw parse tree printed by Postgres'
+/// `nodeToString` (`{FUNCCALL :funcname ("schema" "name") ...}`): the names
+/// the server's own parser saw, whatever the quoting, escapes or string rules
+/// of the text were. Each name's components are unescaped and joined by '.'.
+pub fn called_functions(tree: &str) -> Vec<String> {
+    const MARK: &str = "{FUNCCALL :funcname (";
+    let mut out = Vec::new();
+    let mut rest = tree;
+    while let Some(at) = rest.find(MARK) {
+        let mut chars = rest[at + MARK.len()..].char_indices();
+        let mut parts = Vec::new();
+        let mut end = rest.len() - at - MARK.len();
+        'list: while let Some((_, c)) = chars.next() {
+            match c {
+                ')' => {
+                    end = chars.next().map(|(i, _)| i).unwrap_or(end);
+                    break 'list;
+                }
+                '"' => {
+                    let mut part = String::new();
+                    while let Some((_, c)) = chars.next() {
+                        match c {
+                            '\\' => {
+                                if let Some((_, e)) = chars.next() {
+                                    part.push(e);
+                                }
+                            }
+                            '"' => break,
+                            c => part.push(c),
+                        }
+                    }
+                    parts.push(part);
+                }
+                _ => {}
+            }
+        }
+        out.push(parts.join("."));
+        rest = &rest[at + MARK.len() + end.min(rest.len() - at - MARK.len())..];
+    }
+    out
+}
+
+/// Whether a function named `qualified` (as `called_functions` gives it) is
+/// one query_as refuses.
+pub fn forbidden_call(qualified: &str) -> bool {
+    forbidden_name(qualified.rsplit('.').next().unwrap_or(qualified))
+}
+
 /// Accept exactly one SELECT / INSERT / UPDATE / DELETE; refuse everything else.
 pub fn classify(sql: &str) -> FbResult<Classified> {
     if sql.contains('\0') {
@@ -358,6 +406,15 @@ mod tests {
         ] {
             assert_eq!(code(s), Code::InsufficientPrivilege, "{s}");
         }
+    }
+
+    #[test]
+    fn finds_calls_in_a_printed_parse_tree() {
+        let tree = r#"{SELECTSTMT :targetList ({RESTARGET :val {FUNCCALL :funcname ("pg_catalog" "set_config") :args ({A_CONST :val "role"})} } {RESTARGET :val {FUNCCALL :funcname ("odd\ \"name\)") :args <>}}) :fromClause ({RANGEFUNCTION :functions (({FUNCCALL :funcname ("query_to_xml") :args <>} <>))})}"#;
+        assert_eq!(called_functions(tree), vec!["pg_catalog.set_config", "odd \"name)", "query_to_xml"]);
+        assert!(forbidden_call("pg_catalog.set_config") && forbidden_call("query_to_xml") && forbidden_call("public.dblink_exec"));
+        assert!(!forbidden_call("pg_catalog.count") && !forbidden_call("odd \"name)"));
+        assert!(called_functions("{SELECTSTMT :targetList <>}").is_empty());
     }
 
     #[test]
