@@ -351,7 +351,7 @@ def test_user_table_audit_composite_key_and_generated_column(su, orders):
 
 
 def test_enable_disable_and_list(su, orders):
-    assert su.execute("SELECT * FROM dashboard.audited_tables()").fetchall() == [("public.orders", ["INSERT", "UPDATE", "DELETE"])]
+    assert su.execute("SELECT * FROM dashboard.audited_tables()").fetchall() == [("public.orders", ["INSERT", "UPDATE", "DELETE", "TRUNCATE"])]
     assert one(su, "SELECT dashboard.enable_audit('orders')") is True  # idempotent
     su.execute("INSERT INTO orders (region, num, qty) VALUES ('x', 1, 1)")
     assert len(row_events(su)) == 1

@@ -107,3 +107,199 @@ def test_spilled_entries_of_a_rolled_back_savepoint_are_dropped(db, su):
     w.commit()
     assert row_counts(su) == [1000] * 18 + [1] + [1000] * 17
     assert verify(su) == (True, None)
+
+
+# ------------------------------------ item 5: auditing cannot be switched off silently
+
+
+def entries(su, table, action_like="%"):
+    return su.execute(
+        "SELECT action, details FROM dashboard_auth.audit_log WHERE target_id = %s AND action LIKE %s ORDER BY id",
+        (table, action_like)).fetchall()
+
+
+@pytest.fixture
+def owned(db, su):
+    """public.owned, owned by fb_plain (a plain login), audited by the superuser."""
+    su.execute("GRANT CREATE ON SCHEMA public TO fb_plain")
+    plain = db.conn("fb_plain")
+    plain.execute("CREATE TABLE public.owned (id int PRIMARY KEY, v text)")
+    plain.execute("INSERT INTO public.owned SELECT g, 'x' FROM generate_series(1, 7) g")
+    su.execute("SELECT dashboard.enable_audit('public.owned')")
+    return plain
+
+
+def audited(su):
+    return dict(su.execute("SELECT * FROM dashboard.audited_tables()").fetchall())
+
+
+def test_truncate_by_the_owner_is_recorded_with_its_row_count(su, owned):
+    owned.execute("TRUNCATE public.owned")
+    (action, d), = entries(su, "public.owned", "row.%")
+    assert action == "row.truncate" and d["count"] == 7 and d["op"] == "TRUNCATE"
+    assert d["current_user"] == "fb_plain"
+    assert one(su, "SELECT db_user FROM dashboard_auth.audit_log WHERE action = 'row.truncate'") == "fb_plain"
+    # rolled back: no entry
+    owned.execute("INSERT INTO public.owned VALUES (1, 'y')")
+    owned.execute("BEGIN")
+    owned.execute("TRUNCATE public.owned")
+    owned.execute("ROLLBACK")
+    assert len(entries(su, "public.owned", "row.truncate")) == 1
+    assert verify(su) == (True, None)
+
+
+def test_row_security_does_not_hide_rows_from_the_truncate_count(su, owned):
+    owned.execute("ALTER TABLE public.owned ENABLE ROW LEVEL SECURITY")
+    owned.execute("ALTER TABLE public.owned FORCE ROW LEVEL SECURITY")
+    owned.execute("CREATE POLICY none ON public.owned USING (false)")
+    owned.execute("TRUNCATE public.owned")
+    (_, d), = entries(su, "public.owned", "row.truncate")
+    assert d["count"] == 7
+
+
+@pytest.mark.parametrize("ddl, change, trigger", [
+    ("ALTER TABLE public.owned DISABLE TRIGGER fluxbase_audit_upd", "disabled", "fluxbase_audit_upd"),
+    ("ALTER TABLE public.owned DISABLE TRIGGER ALL", "disabled", None),
+    ("ALTER TABLE public.owned DISABLE TRIGGER USER", "disabled", None),
+    ("DROP TRIGGER fluxbase_audit_del ON public.owned", "dropped", "fluxbase_audit_del"),
+    ("CREATE OR REPLACE TRIGGER fluxbase_audit_ins AFTER INSERT ON public.owned "
+     "FOR EACH STATEMENT EXECUTE FUNCTION public.noop()", "replaced", "fluxbase_audit_ins"),
+])
+def test_switching_the_audit_triggers_off_is_recorded_and_shown(su, owned, ddl, change, trigger):
+    owned.execute("CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$")
+    assert audited(su)["public.owned"] == ["INSERT", "UPDATE", "DELETE", "TRUNCATE"]
+    owned.execute(ddl)
+    found = entries(su, "public.owned", "audit.bypass")
+    assert found, "nothing recorded"
+    assert all(d["change"] == change for _, d in found)
+    assert one(su, "SELECT array_agg(DISTINCT db_user) FROM dashboard_auth.audit_log WHERE action = 'audit.bypass'") == ["fb_plain"]
+    triggers = {d["trigger"] for _, d in found}
+    if trigger:
+        assert triggers == {trigger}
+        gone = {"fluxbase_audit_upd": "UPDATE", "fluxbase_audit_del": "DELETE", "fluxbase_audit_ins": "INSERT"}[trigger]
+        assert gone not in audited(su)["public.owned"]
+    else:
+        assert triggers == {"fluxbase_audit_ins", "fluxbase_audit_upd", "fluxbase_audit_del", "fluxbase_audit_trn"}
+        assert "public.owned" not in audited(su)
+    assert one(su, "SELECT bool_and(NOT success) FROM dashboard_auth.audit_log WHERE action = 'audit.bypass'")
+    # until enable_audit puts the triggers back
+    su.execute("SELECT dashboard.enable_audit('public.owned')")
+    assert audited(su)["public.owned"] == ["INSERT", "UPDATE", "DELETE", "TRUNCATE"]
+    owned.execute("DELETE FROM public.owned WHERE id = 1")
+    assert entries(su, "public.owned", "row.delete")
+    assert verify(su) == (True, None)
+
+
+def test_enable_and_disable_audit_themselves_record_no_bypass(su, owned):
+    su.execute("SELECT dashboard.enable_audit('public.owned')")
+    su.execute("SELECT dashboard.disable_audit('public.owned')")
+    assert entries(su, "public.owned", "audit.bypass") == []
+    # unrelated DDL on an audited table records nothing either
+    su.execute("SELECT dashboard.enable_audit('public.owned')")
+    owned.execute("ALTER TABLE public.owned ADD COLUMN extra int")
+    owned.execute("CREATE TABLE public.unrelated (id int)")
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action = 'audit.bypass'") == 0
+
+
+def test_partitioned_table_audits_every_partition_also_later_ones(su):
+    su.execute("CREATE TABLE public.events (id int, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region)")
+    su.execute("CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu')")
+    su.execute("CREATE TABLE public.events_us PARTITION OF public.events FOR VALUES IN ('us') PARTITION BY RANGE (id)")
+    su.execute("CREATE TABLE public.events_us_low PARTITION OF public.events_us FOR VALUES FROM (0) TO (100)")
+    su.execute("SELECT dashboard.enable_audit('public.events', redact => '{v}')")
+    # created and attached later
+    su.execute("CREATE TABLE public.events_asia PARTITION OF public.events FOR VALUES IN ('asia')")
+    su.execute("CREATE TABLE public.events_af (LIKE public.events)")
+    su.execute("ALTER TABLE public.events ATTACH PARTITION public.events_af FOR VALUES IN ('af')")
+    tables = audited(su)
+    for t in ["public.events", "public.events_eu", "public.events_us", "public.events_us_low",
+              "public.events_asia", "public.events_af"]:
+        assert tables.get(t) == ["INSERT", "UPDATE", "DELETE", "TRUNCATE"], t
+    # writes straight to a partition are audited, redaction included
+    su.execute("INSERT INTO public.events_eu VALUES (1, 'eu', 'secret-eu')")
+    su.execute("INSERT INTO public.events_af VALUES (2, 'af', 'secret-af')")
+    su.execute("INSERT INTO public.events_us_low VALUES (3, 'us', 'secret-us')")
+    # through the parent: one entry, on the parent
+    su.execute("INSERT INTO public.events VALUES (4, 'asia', 'secret-asia')")
+    rows = su.execute(
+        "SELECT target_id, dashboard_auth.audit_details(id)->'rows'->0->'new' FROM dashboard_auth.audit_log "
+        "WHERE action = 'row.insert' ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == ["public.events_eu", "public.events_af", "public.events_us_low", "public.events"]
+    assert all(r[1]["v"] == "[redacted]" for r in rows)
+    assert "secret" not in str(su.execute("SELECT array_agg(row_data) FROM dashboard_auth.audit_log").fetchone()[0])
+    # TRUNCATE of the parent: each leaf records what it lost
+    su.execute("TRUNCATE public.events")
+    counts = dict(su.execute(
+        "SELECT target_id, (details->>'count')::int FROM dashboard_auth.audit_log WHERE action = 'row.truncate'").fetchall())
+    assert counts == {"public.events_eu": 1, "public.events_af": 1, "public.events_us_low": 1, "public.events_asia": 1}
+    # disable_audit takes it off every partition
+    su.execute("SELECT dashboard.disable_audit('public.events')")
+    assert audited(su) == {}
+    assert verify(su) == (True, None)
+
+
+# ------------------------------------------- item 9: secrets stay out of the trail
+
+
+def test_auth_users_secrets_are_redacted_when_audited(db, su):
+    su.execute("SELECT dashboard.enable_audit('auth.users')")
+    su.execute("INSERT INTO auth.users (email, encrypted_password, recovery_token_digest, confirmation_token_digest) "
+               "VALUES ('a@example.com', 'hash-of-password', decode(repeat('ab', 32), 'hex'), decode(repeat('cd', 32), 'hex'))")
+    su.execute("UPDATE auth.users SET encrypted_password = 'other-hash', recovery_token_digest = NULL")
+    su.execute("UPDATE auth.users SET email = 'b@example.com'")
+    ins, upd, upd2 = [r[0] for r in su.execute(
+        "SELECT dashboard_auth.audit_details(id) FROM dashboard_auth.audit_log WHERE target_id = 'auth.users' "
+        "AND action LIKE 'row.%' ORDER BY id")]
+    new = ins["rows"][0]["new"]
+    assert new["encrypted_password"] == "[redacted]" and new["recovery_token_digest"] == "[redacted]"
+    assert new["confirmation_token_digest"] == "[redacted]" and new["email"] == "a@example.com"
+    # an UPDATE shows that the secret changed, never its value
+    assert upd["rows"][0]["new"]["encrypted_password"] == "[redacted]"
+    assert "encrypted_password" not in upd2["rows"][0]["new"]
+    raw = su.execute("SELECT string_agg(encode(row_data, 'escape'), '') FROM dashboard_auth.audit_log").fetchone()[0]
+    assert "hash-of-password" not in raw and "other-hash" not in raw
+    assert "\\253\\253\\253\\253" not in raw and "\\315\\315\\315" not in raw
+
+
+def test_enable_audit_redacts_the_columns_it_is_given(db, su):
+    su.execute("CREATE TABLE public.customers (id int PRIMARY KEY, name text, ssn text, card text)")
+    su.execute("SELECT dashboard.enable_audit('public.customers', redact => ARRAY['ssn', 'card'])")
+    su.execute("INSERT INTO public.customers VALUES (1, 'Ann', '123-45-6789', '4111111111111111')")
+    su.execute("UPDATE public.customers SET ssn = '987-65-4321', name = 'Anna'")
+    su.execute("UPDATE public.customers SET name = 'Annie'")
+    su.execute("DELETE FROM public.customers")
+    ins, upd, upd2, dele = [r[0] for r in su.execute(
+        "SELECT dashboard_auth.audit_details(id) FROM dashboard_auth.audit_log WHERE target_id = 'public.customers' "
+        "AND action LIKE 'row.%' ORDER BY id")]
+    assert ins["rows"][0]["new"] == {"id": 1, "name": "Ann", "ssn": "[redacted]", "card": "[redacted]"}
+    assert upd["rows"][0]["new"] == {"name": "Anna", "ssn": "[redacted]"}  # changed, value not shown
+    assert upd["rows"][0]["old"] == {"name": "Ann", "ssn": "[redacted]"}
+    assert upd2["rows"][0]["new"] == {"name": "Annie"}  # not changed: not shown
+    assert dele["rows"][0]["old"]["card"] == "[redacted]"
+    raw = su.execute("SELECT string_agg(encode(row_data, 'escape'), '') FROM dashboard_auth.audit_log").fetchone()[0]
+    assert "6789" not in raw and "4321" not in raw and "4111" not in raw
+    d = one(su, "SELECT details FROM dashboard_auth.audit_log WHERE action = 'audit.enable' ORDER BY id DESC LIMIT 1")
+    assert d["redact"] == ["ssn", "card"]
+    # the one-argument call still works, and the old symbol too (a database not yet updated)
+    assert one(su, "SELECT dashboard.enable_audit('public.customers')") is True
+
+
+@pytest.mark.parametrize("redact, state", [
+    ("ARRAY['nope']", "22023"),
+    ("ARRAY[NULL]::text[]", "22023"),
+    ("ARRAY['x'');DROP TABLE public.customers;--']", "22023"),
+])
+def test_enable_audit_refuses_bad_redact_lists(db, su, redact, state):
+    su.execute("CREATE TABLE public.customers (id int PRIMARY KEY, ssn text)")
+    with pytest.raises(psycopg.Error) as e:
+        su.execute(f"SELECT dashboard.enable_audit('public.customers', redact => {redact})")
+    assert e.value.sqlstate == state
+    assert one(su, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.customers'::regclass") == 0
+
+
+def test_redacted_column_names_with_quotes_work(db, su):
+    su.execute('CREATE TABLE public.odd (id int PRIMARY KEY, "it\'s secret" text, "a, b" text)')
+    su.execute("SELECT dashboard.enable_audit('public.odd', ARRAY['it''s secret', 'a, b'])")
+    su.execute("INSERT INTO public.odd VALUES (1, 'hidden', 'hidden too')")
+    d = one(su, "SELECT dashboard_auth.audit_details(max(id)) FROM dashboard_auth.audit_log WHERE action = 'row.insert'")
+    assert d["rows"][0]["new"] == {"id": 1, "it's secret": "[redacted]", "a, b": "[redacted]"}
