@@ -303,3 +303,59 @@ def test_redacted_column_names_with_quotes_work(db, su):
     su.execute("INSERT INTO public.odd VALUES (1, 'hidden', 'hidden too')")
     d = one(su, "SELECT dashboard_auth.audit_details(max(id)) FROM dashboard_auth.audit_log WHERE action = 'row.insert'")
     assert d["rows"][0]["new"] == {"id": 1, "it's secret": "[redacted]", "a, b": "[redacted]"}
+
+
+# ---------------------------------------------- item 6: the reader never fails
+
+
+U = "[undecodable]"
+
+
+@pytest.mark.parametrize("alter, p, ps", [
+    ("ALTER TYPE public.pair ALTER ATTRIBUTE a TYPE text", U, U),
+    ("ALTER TYPE public.pair ALTER ATTRIBUTE b TYPE int8", U, U),
+    ("ALTER TYPE public.pair ALTER ATTRIBUTE a TYPE int8", U, U),
+    # still fits: a dropped attribute keeps its place, an added one reads as NULL
+    ("ALTER TYPE public.pair DROP ATTRIBUTE a", {"b": "seven", "n": {"x": 1, "y": 2}}, [{"b": "eight", "n": None}]),
+    ("ALTER TYPE public.pair ADD ATTRIBUTE c text",
+     {"a": 7, "b": "seven", "n": {"x": 1, "y": 2}, "c": None}, [{"a": 8, "b": "eight", "n": None, "c": None}]),
+    # a nested row type changed: only values that hold one are affected
+    ("ALTER TYPE public.inner_t ALTER ATTRIBUTE x TYPE text", U, [{"a": 8, "b": "eight", "n": None}]),
+])
+def test_reader_survives_a_composite_type_changed_under_old_entries(db, su, alter, p, ps):
+    """A table owner drops a column of a composite type, then changes the
+    type: old entries still read (the value shows as "[undecodable]" when it
+    no longer fits, the rest of the entry shows), for everyone."""
+    su.execute("GRANT CREATE ON SCHEMA public TO fb_plain")
+    plain = db.conn("fb_plain")
+    plain.execute("CREATE TYPE public.inner_t AS (x int4, y int8)")
+    plain.execute("CREATE TYPE public.pair AS (a int4, b text, n public.inner_t)")
+    plain.execute("CREATE TABLE public.shapes (id int PRIMARY KEY, p public.pair, ps public.pair[], note text)")
+    su.execute("SELECT dashboard.enable_audit('public.shapes')")
+    plain.execute("INSERT INTO public.shapes VALUES (1, ROW(7, 'seven', ROW(1, 2)), ARRAY[ROW(8, 'eight', NULL)::public.pair], 'kept')")
+    plain.execute("ALTER TABLE public.shapes DROP COLUMN p, DROP COLUMN ps")
+    plain.execute(alter)
+    id_ = one(su, "SELECT max(id) FROM dashboard_auth.audit_log WHERE action = 'row.insert'")
+    web = db.conn("fb_web")
+    new = one(web, "SELECT dashboard_auth.audit_details(%s)", (id_,))["rows"][0]["new"]
+    assert new["id"] == 1 and new["note"] == "kept"
+    assert new["p"] == p and new["ps"] == ps
+    page = web.execute("SELECT id, details FROM dashboard.audit_search()").fetchall()
+    assert any(r[0] == id_ and r[1]["rows"][0]["new"]["note"] == "kept" for r in page)
+    hits = web.execute("SELECT id FROM dashboard.audit_search(target => 'public.shapes')").fetchall()
+    assert (id_,) in hits
+    hits = web.execute("SELECT id FROM dashboard.audit_search(target => 'table:public.shapes')").fetchall()
+    assert (id_,) in hits
+    assert verify(su) == (True, None)
+
+
+def test_reader_still_decodes_an_unchanged_composite(db, su):
+    su.execute("CREATE TYPE public.pair AS (a int4, b text)")
+    su.execute("CREATE TABLE public.shapes (id int PRIMARY KEY, p public.pair, ps public.pair[])")
+    su.execute("SELECT dashboard.enable_audit('public.shapes')")
+    su.execute("INSERT INTO public.shapes VALUES (1, ROW(7, 'seven'), ARRAY[ROW(8, 'eight')::public.pair])")
+    su.execute("ALTER TABLE public.shapes DROP COLUMN ps")
+    new = one(su, "SELECT dashboard_auth.audit_details(max(id)) FROM dashboard_auth.audit_log WHERE action = 'row.insert'")
+    new = new["rows"][0]["new"]
+    assert new["p"] == {"a": 7, "b": "seven"}
+    assert new["ps"] == [{"a": 8, "b": "eight"}]
