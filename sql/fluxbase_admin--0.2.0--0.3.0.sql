@@ -67,3 +67,30 @@ CREATE EVENT TRIGGER fluxbase_audit_ddl ON ddl_command_end
 CREATE EVENT TRIGGER fluxbase_audit_drop ON sql_drop
     WHEN TAG IN ('DROP TRIGGER')
     EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+
+-- Item 11: verify_audit_chain(expect_id, expect_hash) (a new symbol; 0.2.0's
+-- verify_audit_chain_wrapper stays) and audit_witness().
+DROP FUNCTION dashboard_auth.verify_audit_chain();
+CREATE  FUNCTION dashboard_auth."verify_audit_chain"(
+	"expect_id" bigint DEFAULT NULL, /* Option < i64 > */
+	"expect_hash" bytea DEFAULT NULL /* :: std :: option :: Option < Vec < u8 > > */
+) RETURNS TABLE (
+	"ok" bool,  /* bool */
+	"first_bad_id" bigint  /* Option < i64 > */
+)
+SECURITY DEFINER  
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_audit_chain_witnessed_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.verify_audit_chain(bigint, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.verify_audit_chain(bigint, bytea) TO fluxbase_dashboard;
+CREATE  FUNCTION dashboard_auth."audit_witness"() RETURNS TABLE (
+	"id" bigint,  /* i64 */
+	"hash" bytea  /* Vec < u8 > */
+)
+STRICT SECURITY DEFINER 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_witness_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.audit_witness() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.audit_witness() TO fluxbase_dashboard;

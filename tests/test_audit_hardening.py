@@ -1,6 +1,7 @@
 """Audit hardening (issue 17, items 4, 5, 6, 9, 11): no writer stalls the
 chain, auditing cannot be switched off silently, the reader never fails,
 secrets stay out of every table's trail, a cut-off tail is detectable."""
+import os
 import threading
 import time
 
@@ -359,3 +360,86 @@ def test_reader_still_decodes_an_unchanged_composite(db, su):
     new = new["rows"][0]["new"]
     assert new["p"] == {"a": 7, "b": "seven"}
     assert new["ps"] == [{"a": 8, "b": "eight"}]
+
+
+# ------------------------------------------- item 11: a cut-off tail is detectable
+
+
+def audit_append(conn, n):
+    conn.execute(
+        "INSERT INTO dashboard_auth.audit_log (actor, action, target_type, target_id) "
+        "SELECT 'db:test', 'test.event', 'thing', g::text FROM generate_series(1, %s) g", (n,))
+
+
+def cut_tail(su, keep):
+    """What a superuser can do: delete the newest entries and move the head back."""
+    su.execute("ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only")
+    su.execute("DELETE FROM dashboard_auth.audit_log WHERE id > %s", (keep,))
+    su.execute("ALTER TABLE dashboard_auth.audit_log ENABLE TRIGGER audit_log_append_only")
+    su.execute("UPDATE dashboard_auth.audit_chain_head SET last_id = %s, "
+               "last_hash = (SELECT row_hash FROM dashboard_auth.audit_log WHERE id = %s)", (keep, keep))
+
+
+def server_log():
+    path = os.path.join(os.environ.get("CLUSTER_DIR", ""), "server.log")
+    return open(path, errors="replace").read() if os.path.exists(path) else None
+
+
+def test_witness_is_the_chain_head(su):
+    assert su.execute("SELECT * FROM dashboard_auth.audit_witness()").fetchone() == (0, bytes(32))
+    audit_append(su, 5)
+    wid, whash = su.execute("SELECT * FROM dashboard_auth.audit_witness()").fetchone()
+    assert (wid, whash) == su.execute(
+        "SELECT id, row_hash FROM dashboard_auth.audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    assert verify(su, wid, whash) == (True, None)
+    audit_append(su, 3)
+    assert verify(su, wid, whash) == (True, None)  # the chain has grown past the witness: fine
+    assert verify(su, wid, None) == (True, None)
+    assert verify(su) == (True, None)  # the zero-argument call as before
+    log = server_log()
+    if log is not None:
+        assert f"fluxbase_admin audit witness (on demand): id={wid} hash={whash.hex()}" in log
+
+
+def test_a_cut_off_tail_is_reported_against_a_witness(su):
+    audit_append(su, 10)
+    wid, whash = su.execute("SELECT * FROM dashboard_auth.audit_witness()").fetchone()
+    assert wid == 10
+    cut_tail(su, 7)
+    # the attack: the chain alone still verifies ...
+    assert verify(su) == (True, None)
+    # ... but not against what a witness saw
+    assert verify(su, wid, whash) == (False, 10)
+    assert verify(su, wid, None) == (False, 10)
+    # grown back to the witnessed length with other entries: the hash gives it away
+    audit_append(su, 3)
+    assert verify(su) == (True, None)
+    assert verify(su, wid, whash) == (False, 10)
+    assert verify(su, 7, None) == (True, None)
+
+
+def test_witness_survives_a_purge(su):
+    audit_append(su, 10)
+    wid, whash = su.execute("SELECT * FROM dashboard_auth.audit_witness()").fetchone()
+    su.execute("SELECT dashboard_auth.purge_audit('0 seconds')")
+    assert verify(su, wid, whash) == (True, None)
+    assert verify(su, 3, None) == (True, None)
+    head = su.execute("SELECT * FROM dashboard_auth.audit_witness()").fetchone()
+    assert verify(su, *head) == (True, None)
+
+
+@pytest.mark.parametrize("args", [(-1, None), (None, bytes(32)), (1, b"short")])
+def test_witness_arguments_are_checked(su, args):
+    audit_append(su, 2)
+    with pytest.raises(psycopg.Error) as e:
+        verify(su, *args)
+    assert e.value.sqlstate == "22023"
+
+
+def test_chain_head_goes_to_the_server_log_every_thousand_entries(su):
+    audit_append(su, 1005)
+    head = su.execute("SELECT last_id, last_hash FROM dashboard_auth.audit_chain_head").fetchone()
+    log = server_log()
+    if log is None:
+        pytest.skip("no server log at $CLUSTER_DIR/server.log")
+    assert f"fluxbase_admin audit witness (checkpoint): id={head[0]} hash={head[1].hex()}" in log

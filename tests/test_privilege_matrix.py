@@ -127,7 +127,8 @@ row("dashboard_auth.set_setting(text,jsonb)", "SELECT dashboard_auth.set_setting
 row("dashboard_auth.setting_definitions()", "SELECT * FROM dashboard_auth.setting_definitions()", MEMBERS)
 row("dashboard_auth._setting_value(text)", "SELECT dashboard_auth._setting_value('lockout.max_attempts')", INTERNAL)
 # ---- audit
-row("dashboard_auth.verify_audit_chain()", "SELECT * FROM dashboard_auth.verify_audit_chain()", READ)
+row("dashboard_auth.verify_audit_chain(bigint,bytea)", "SELECT * FROM dashboard_auth.verify_audit_chain()", READ)
+row("dashboard_auth.audit_witness()", "SELECT * FROM dashboard_auth.audit_witness()", READ)
 row("dashboard_auth.audit_details(bigint)", "SELECT dashboard_auth.audit_details(1)", READ)
 row("dashboard_auth.purge_audit(interval)", "SELECT dashboard_auth.purge_audit('100 years')", WRITE)
 row("dashboard.audit_search(text,text,text,timestamp with time zone,timestamp with time zone,integer,bigint)",
