@@ -141,10 +141,13 @@ pub mod dashboard_auth {
             PgTriggerOperation::Truncate => "TRUNCATE",
             PgTriggerOperation::Insert => "INSERT",
         };
-        raise(
-            FbError::denied(format!("dashboard_auth.{table} is append-only: {verb} is refused"))
-                .with_hint("use dashboard_auth.purge_audit(older_than) to remove old entries"),
-        )
+        // (a guard of the table, not an API call: not a refusal to audit)
+        crate::refusals::unrecorded(|| {
+            raise(
+                FbError::denied(format!("dashboard_auth.{table} is append-only: {verb} is refused"))
+                    .with_hint("use dashboard_auth.purge_audit(older_than) to remove old entries"),
+            )
+        })
     }
 
     /// AFTER INSERT/UPDATE/DELETE FOR EACH STATEMENT, with transition tables:

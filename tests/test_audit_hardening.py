@@ -443,3 +443,66 @@ def test_chain_head_goes_to_the_server_log_every_thousand_entries(su):
     if log is None:
         pytest.skip("no server log at $CLUSTER_DIR/server.log")
     assert f"fluxbase_admin audit witness (checkpoint): id={head[0]} hash={head[1].hex()}" in log
+
+
+# ------------------------------------------------- item 10: refusals are audited
+
+
+def refusals(su):
+    return su.execute(
+        "SELECT actor, db_user, success, details FROM dashboard_auth.audit_log WHERE action = 'api.refused' ORDER BY id"
+    ).fetchall()
+
+
+def wait_for(su, n, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = refusals(su)
+        if len(got) >= n:
+            return got
+        time.sleep(0.1)
+    return refusals(su)
+
+
+def make_viewer_token(su):
+    setup_admin(su)
+    su.execute("SELECT dashboard_auth.create_admin('viewer@example.com', %s, 'Viewer', 'dashboard_viewer')", (PASSWORD,))
+    status, token, _ = su.execute("SELECT * FROM dashboard_auth.login('viewer@example.com', %s)", (PASSWORD,)).fetchone()
+    assert status == "ok"
+    return token
+
+
+def test_a_refused_api_call_is_recorded_although_it_rolls_back(db, su):
+    token = make_viewer_token(su)
+    web = db.conn("fb_web")
+    as_session(web, token)
+    with pytest.raises(psycopg.Error) as e:
+        web.execute("SELECT dashboard_auth.create_admin('mallory@example.com', %s, 'M', 'dashboard_admin')", (PASSWORD,))
+    assert e.value.sqlstate == "42501"
+    web.execute("ROLLBACK")
+    (actor, db_user, success, details), = wait_for(su, 1)
+    assert actor == "viewer@example.com" and db_user == "fb_web" and success is False
+    assert details["sqlstate"] == "42501" and "dashboard_viewer" in details["reason"]
+    assert PASSWORD not in str(details)
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE email = 'mallory@example.com'") == 0
+    assert verify(su) == (True, None)
+
+
+def test_refusals_are_rate_limited(db, su):
+    token = make_viewer_token(su)
+    web = db.conn("fb_web")
+    for _ in range(40):
+        as_session(web, token)
+        with pytest.raises(psycopg.Error):
+            web.execute("SELECT dashboard_auth.purge_audit('1 day')")
+        web.execute("ROLLBACK")
+    got = wait_for(su, 10)
+    time.sleep(1)
+    got = refusals(su)
+    assert 1 <= len(got) <= 10
+    assert verify(su) == (True, None)
+    # the append-only guard is a table's rule, not an API call: not recorded
+    with pytest.raises(psycopg.Error):
+        su.execute("DELETE FROM dashboard_auth.audit_log")
+    time.sleep(0.5)
+    assert len(refusals(su)) == len(got)
