@@ -297,6 +297,14 @@ const TRIGGERS: [(&str, &str, &str); 4] = [
     ("fluxbase_audit_trn", "BEFORE TRUNCATE", ""),
 ];
 
+/// SQL: the audit trigger `t` (a pg_trigger row named like one of ours) is
+/// enabled, calls our function and fires for its statement (tgtype: 4
+/// INSERT, 16 UPDATE, 8 DELETE, 2|32 BEFORE TRUNCATE).
+const WORKING_TRIGGER: &str = "t.tgenabled <> 'D'
+    AND t.tgfoid = 'dashboard_auth._audit_row_change()'::pg_catalog.regprocedure
+    AND t.tgtype = CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 4 WHEN 'fluxbase_audit_upd' THEN 16
+                                 WHEN 'fluxbase_audit_del' THEN 8 ELSE 34 END";
+
 thread_local! {
     /// Set while the extension itself creates or drops audit triggers
     /// (enable_audit, disable_audit, a partition joining an audited table):
@@ -411,13 +419,18 @@ fn redact_columns(oid: pg_sys::Oid, name: &str, redact: Option<Vec<Option<String
             names.push(c);
         }
     }
-    let args = db::one::<String>(
+    let args = quoted_args(&names);
+    (names, args)
+}
+
+/// Column names as the trigger arguments' text: quoted literals, comma-separated.
+fn quoted_args(names: &[String]) -> String {
+    db::one::<String>(
         "SELECT pg_catalog.string_agg(pg_catalog.quote_literal(c), ', ' ORDER BY o)
            FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY u(c, o)",
-        &[names.clone().into()],
+        &[names.to_vec().into()],
     )
-    .unwrap_or_default();
-    (names, args)
+    .unwrap_or_default()
 }
 
 fn enable(tbl: Option<PgRelation>, redact: Option<Vec<Option<String>>>) -> bool {
@@ -485,7 +498,7 @@ pub mod dashboard {
     pub fn audited_tables() -> TableIterator<'static, (name!(table_name, String), name!(operations, Vec<String>))> {
         crate::actor::reader();
         let rows = db::select(
-            "SELECT t.tgrelid::regclass::text,
+            &"SELECT t.tgrelid::regclass::text,
                     array_agg(CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 'INSERT'
                                             WHEN 'fluxbase_audit_upd' THEN 'UPDATE'
                                             WHEN 'fluxbase_audit_del' THEN 'DELETE' ELSE 'TRUNCATE' END
@@ -496,13 +509,11 @@ pub mod dashboard {
                JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE t.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')
-                AND t.tgenabled <> 'D'
-                AND t.tgfoid = 'dashboard_auth._audit_row_change()'::pg_catalog.regprocedure
-                AND t.tgtype = CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 4 WHEN 'fluxbase_audit_upd' THEN 16
-                                             WHEN 'fluxbase_audit_del' THEN 8 ELSE 34 END
+                AND (WORKING_TRIGGER)
                 AND n.nspname <> 'dashboard_auth'
               GROUP BY t.tgrelid
-              ORDER BY 1",
+              ORDER BY 1"
+                .replace("WORKING_TRIGGER", WORKING_TRIGGER)[..],
             &[],
             |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<Vec<String>>(2)?.unwrap_or_default())),
         );
@@ -537,12 +548,7 @@ fn watch_table(relid: pg_sys::Oid) {
         );
         if let Some((parent, tgargs)) = inherit.into_iter().next() {
             let redact = trigger_args(&tgargs);
-            let args = db::one::<String>(
-                "SELECT pg_catalog.string_agg(pg_catalog.quote_literal(c), ', ' ORDER BY o)
-                   FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY u(c, o)",
-                &[redact.clone().into()],
-            )
-            .unwrap_or_default();
+            let args = quoted_args(&redact);
             own_ddl(|| create_audit_triggers(member, &name, &args));
             audit::record(
                 audit::Event::new("audit.enable", "table", &name)
@@ -551,15 +557,13 @@ fn watch_table(relid: pg_sys::Oid) {
             continue;
         }
         let broken = db::select(
-            "SELECT t.tgname::text, CASE WHEN t.tgenabled = 'D' THEN 'disabled' ELSE 'replaced' END
+            &"SELECT t.tgname::text, CASE WHEN t.tgenabled = 'D' THEN 'disabled' ELSE 'replaced' END
                FROM pg_catalog.pg_trigger t
               WHERE t.tgrelid = $1
                 AND t.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')
-                AND (t.tgenabled = 'D'
-                     OR t.tgfoid <> 'dashboard_auth._audit_row_change()'::pg_catalog.regprocedure
-                     OR t.tgtype <> CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 4 WHEN 'fluxbase_audit_upd' THEN 16
-                                                  WHEN 'fluxbase_audit_del' THEN 8 ELSE 34 END)
-              ORDER BY 1",
+                AND NOT (WORKING_TRIGGER)
+              ORDER BY 1"
+                .replace("WORKING_TRIGGER", WORKING_TRIGGER)[..],
             &[member.into()],
             |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
         );
