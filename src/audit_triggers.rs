@@ -533,7 +533,7 @@ fn trigger_args(tgargs: &[u8]) -> Vec<String> {
 /// A table the DDL touched: partitions of an audited table that lack the
 /// audit triggers get them (with the same redacted columns); audit triggers
 /// found disabled or replaced are recorded as `audit.bypass`.
-fn watch_table(relid: pg_sys::Oid) {
+fn watch_table(relid: pg_sys::Oid, add_partitions: bool, record: bool) {
     for (member, name) in partition_tree(relid) {
         // the nearest audited ancestor, when the member has no trigger of its own
         let inherit = db::select(
@@ -546,7 +546,7 @@ fn watch_table(relid: pg_sys::Oid) {
             &[member.into()],
             |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<Vec<u8>>(2)?.unwrap_or_default())),
         );
-        if let Some((parent, tgargs)) = inherit.into_iter().next() {
+        if let Some((parent, tgargs)) = inherit.into_iter().next().filter(|_| add_partitions) {
             let redact = trigger_args(&tgargs);
             let args = quoted_args(&redact);
             own_ddl(|| create_audit_triggers(member, &name, &args));
@@ -554,6 +554,9 @@ fn watch_table(relid: pg_sys::Oid) {
                 audit::Event::new("audit.enable", "table", &name)
                     .details(json!({"relid": member.to_u32(), "partition_of": parent, "redact": redact})),
             );
+            continue;
+        }
+        if !record {
             continue;
         }
         let broken = db::select(
@@ -589,7 +592,14 @@ pub fn _audit_ddl(event: &str) {
     if unsafe { pg_sys::creating_extension } || OWN_DDL.with(|o| o.get()) {
         return;
     }
+    // A superuser can do anything, disabling triggers included (and a
+    // data-only restore, `pg_dump --disable-triggers`, does just that before
+    // the audit log itself is restored): bypasses are recorded for everyone else.
+    let record = !unsafe { pg_sys::superuser_arg(pg_sys::GetSessionUserId()) };
     if event == "sql_drop" {
+        if !record {
+            return;
+        }
         let dropped = db::select(
             "SELECT pg_catalog.format('%I.%I', d.address_names[1], d.address_names[2]), d.address_names[3]
                FROM pg_catalog.pg_event_trigger_dropped_objects() d
@@ -603,22 +613,29 @@ pub fn _audit_ddl(event: &str) {
         }
         return;
     }
+    // (table, the command was on the table itself): partitions created or
+    // attached get the triggers; a CREATE TRIGGER does not add them (a
+    // schema restore creates each partition's triggers itself, after the
+    // parent's)
     let tables = db::select(
-        "SELECT DISTINCT CASE WHEN c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN c.objid
-                              ELSE (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = c.objid) END
+        "SELECT CASE WHEN c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN c.objid
+                     ELSE (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = c.objid) END,
+                pg_catalog.bool_or(c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
            FROM pg_catalog.pg_event_trigger_ddl_commands() c
           WHERE c.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_trigger'::pg_catalog.regclass)
-            AND c.object_type IN ('table', 'trigger')",
+            AND c.object_type IN ('table', 'trigger')
+          GROUP BY 1",
         &[],
-        |r| r.get::<pg_sys::Oid>(1),
+        |r| Ok((r.get::<pg_sys::Oid>(1)?, r.get::<bool>(2)?.unwrap_or(false))),
     );
-    for relid in tables.into_iter().flatten() {
+    for (relid, on_table) in tables {
+        let Some(relid) = relid else { continue };
         let exists = db::one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1 AND relkind IN ('r', 'p'))",
             &[relid.into()],
         );
         if exists == Some(true) {
-            watch_table(relid);
+            watch_table(relid, on_table, record);
         }
     }
 }
