@@ -31,3 +31,22 @@ BEGIN
     END LOOP;
 END
 $audit$;
+
+-- Auditing cannot be switched off silently (issue 17, item 5): after DDL that
+-- may touch the audit triggers, dashboard_auth._audit_ddl (src/audit_triggers.rs)
+-- records audit triggers found disabled, replaced or dropped (`audit.bypass`)
+-- and gives partitions created or attached under an audited table its triggers.
+CREATE FUNCTION dashboard_auth._audit_ddl_watch() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $watch$
+BEGIN
+    PERFORM dashboard_auth._audit_ddl(TG_EVENT);
+END
+$watch$;
+REVOKE ALL ON FUNCTION dashboard_auth._audit_ddl_watch() FROM PUBLIC;
+CREATE EVENT TRIGGER fluxbase_audit_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER')
+    EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+CREATE EVENT TRIGGER fluxbase_audit_drop ON sql_drop
+    WHEN TAG IN ('DROP TRIGGER')
+    EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();

@@ -42,3 +42,87 @@ BEGIN
     END LOOP;
 END
 $$;
+-- == Audit hardening (issue 17) ==
+-- Item 9: enable_audit(tbl, redact) (a new symbol; 0.2.0's enable_audit_wrapper
+-- stays in the library for databases not yet updated).
+DROP FUNCTION dashboard.enable_audit(regclass);
+CREATE  FUNCTION dashboard."enable_audit"(
+	"tbl" regclass, /* Option < PgRelation > */
+	"redact" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS bool /* bool */
+
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'enable_audit_redacting_wrapper';
+REVOKE ALL ON FUNCTION dashboard.enable_audit(regclass, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.enable_audit(regclass, text[]) TO fluxbase_dashboard;
+
+-- Item 5: TRUNCATE is recorded: tables audited before 0.3.0 get the
+-- BEFORE TRUNCATE trigger too (0.2.0's enable_audit gave no trigger arguments).
+DO $truncate$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN
+        SELECT tr.tgrelid::regclass FROM pg_catalog.pg_trigger tr
+          JOIN pg_catalog.pg_class c ON c.oid = tr.tgrelid
+         WHERE tr.tgname = 'fluxbase_audit_ins'
+           AND c.relnamespace <> 'dashboard_auth'::regnamespace
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger x WHERE x.tgrelid = tr.tgrelid AND x.tgname = 'fluxbase_audit_trn')
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER fluxbase_audit_trn BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION dashboard_auth._audit_row_change()', t);
+    END LOOP;
+END
+$truncate$;
+
+-- Item 5: the DDL watch (disabled, replaced, dropped audit triggers; new partitions).
+CREATE  FUNCTION dashboard_auth."_audit_ddl"(
+	"event" TEXT /* & str */
+) RETURNS void
+STRICT 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_audit_ddl_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth._audit_ddl(text) FROM PUBLIC, fluxbase_dashboard;
+CREATE FUNCTION dashboard_auth._audit_ddl_watch() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $watch$
+BEGIN
+    PERFORM dashboard_auth._audit_ddl(TG_EVENT);
+END
+$watch$;
+REVOKE ALL ON FUNCTION dashboard_auth._audit_ddl_watch() FROM PUBLIC, fluxbase_dashboard;
+CREATE EVENT TRIGGER fluxbase_audit_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER')
+    EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+CREATE EVENT TRIGGER fluxbase_audit_drop ON sql_drop
+    WHEN TAG IN ('DROP TRIGGER')
+    EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+
+-- Item 11: verify_audit_chain(expect_id, expect_hash) (a new symbol; 0.2.0's
+-- verify_audit_chain_wrapper stays) and audit_witness().
+DROP FUNCTION dashboard_auth.verify_audit_chain();
+CREATE  FUNCTION dashboard_auth."verify_audit_chain"(
+	"expect_id" bigint DEFAULT NULL, /* Option < i64 > */
+	"expect_hash" bytea DEFAULT NULL /* :: std :: option :: Option < Vec < u8 > > */
+) RETURNS TABLE (
+	"ok" bool,  /* bool */
+	"first_bad_id" bigint  /* Option < i64 > */
+)
+SECURITY DEFINER  
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_audit_chain_witnessed_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.verify_audit_chain(bigint, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.verify_audit_chain(bigint, bytea) TO fluxbase_dashboard;
+CREATE  FUNCTION dashboard_auth."audit_witness"() RETURNS TABLE (
+	"id" bigint,  /* i64 */
+	"hash" bytea  /* Vec < u8 > */
+)
+STRICT SECURITY DEFINER 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_witness_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.audit_witness() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.audit_witness() TO fluxbase_dashboard;

@@ -202,13 +202,79 @@ fn first_bad_id() -> Option<i64> {
     }
 }
 
-/// Check the audit log's hash chain: ok, or the first id that does not follow.
-#[pg_extern(schema = "dashboard_auth", security_definer)]
+/// 0.2.0's verify_audit_chain(), kept for databases not yet updated
+/// (docs/RELEASING.md): the same as verify_audit_chain() now.
+#[pg_extern(schema = "dashboard_auth", security_definer, sql = false)]
 #[search_path(pg_catalog, pg_temp)]
 pub fn verify_audit_chain() -> TableIterator<'static, (name!(ok, bool), name!(first_bad_id, Option<i64>))> {
+    verify_audit_chain_witnessed(None, None)
+}
+
+/// Check the audit log's hash chain: ok, or the first id that does not
+/// follow. Given a witness (`audit_witness()` saved earlier, or the head the
+/// server log shows), also that the chain still reaches that entry with that
+/// hash: a trail cut back to before it (the newest entries deleted and the
+/// head moved back) is reported, first_bad_id the witnessed id.
+#[pg_extern(schema = "dashboard_auth", security_definer, name = "verify_audit_chain")]
+#[search_path(pg_catalog, pg_temp)]
+pub fn verify_audit_chain_witnessed(
+    expect_id: default!(Option<i64>, "NULL"),
+    expect_hash: default!(Option<Vec<u8>>, "NULL"),
+) -> TableIterator<'static, (name!(ok, bool), name!(first_bad_id, Option<i64>))> {
     actor::reader();
-    let bad = first_bad_id();
+    if expect_id.is_some_and(|id| id < 0) || (expect_hash.is_some() && expect_id.is_none()) {
+        raise(FbError::invalid("a witness is an id (0 or more) and, optionally, its hash"));
+    }
+    if expect_hash.as_ref().is_some_and(|h| h.len() != 32) {
+        raise(FbError::invalid("a witness hash is 32 bytes (sha256)"));
+    }
+    let bad = first_bad_id().or_else(|| expect_id.and_then(|id| witness_missing(id, expect_hash.as_deref())));
     TableIterator::once((bad.is_none(), bad))
+}
+
+/// The witnessed entry is gone or different (None: the chain reaches it).
+/// Entries a purge removed are accounted for by its checkpoint.
+fn witness_missing(id: i64, hash: Option<&[u8]>) -> Option<i64> {
+    if id == 0 {
+        return None;
+    }
+    let purged = db::select(
+        "SELECT last_purged_id, last_purged_hash FROM dashboard_auth.audit_checkpoints ORDER BY id DESC LIMIT 1",
+        &[],
+        |r| Ok((r.get::<i64>(1)?.unwrap_or(0), r.get::<Vec<u8>>(2)?.unwrap_or_default())),
+    );
+    if let Some((upto, upto_hash)) = purged.into_iter().next() {
+        if id < upto || (id == upto && hash.is_none_or(|h| h == upto_hash)) {
+            return None;
+        }
+        if id == upto {
+            return Some(id);
+        }
+    }
+    let stored = db::select("SELECT row_hash FROM dashboard_auth.audit_log WHERE id = $1", &[id.into()], |r| {
+        r.get::<Vec<u8>>(1)
+    });
+    match stored.into_iter().next() {
+        Some(Some(stored)) if hash.is_none_or(|h| h == stored) => None,
+        _ => Some(id),
+    }
+}
+
+/// The chain head: the id and hash of the newest entry ((0, the genesis
+/// hash) before the first). Kept somewhere the database's superuser cannot
+/// reach, it lets `verify_audit_chain(id, hash)` find a trail cut back to
+/// before it. Also written to the server log, as the append does every
+/// WITNESS_EVERY entries.
+#[pg_extern(schema = "dashboard_auth", security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn audit_witness() -> TableIterator<'static, (name!(id, i64), name!(hash, Vec<u8>))> {
+    actor::reader();
+    let head = db::select("SELECT last_id, last_hash FROM dashboard_auth.audit_chain_head", &[], |r| {
+        Ok((r.get::<i64>(1)?.unwrap_or(0), r.get::<Vec<u8>>(2)?.unwrap_or_default()))
+    });
+    let (id, hash) = head.into_iter().next().unwrap_or((0, fluxbase_core::chain::GENESIS.to_vec()));
+    crate::audit_append::log_witness(id, &hash, "on demand");
+    TableIterator::once((id, hash))
 }
 
 /// Delete audit entries older than `older_than`, keeping the chain verifiable:
@@ -251,6 +317,8 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
         );
         (n, Some(upto))
     });
+    // a checkpoint of the chain: its head goes to the server log at commit
+    crate::audit_append::witness_at_commit();
     let older_text = db::one::<String>("SELECT $1::interval::text", &[older_than.into()]).unwrap_or_default();
     record(
         Event::new("audit.purge", "audit_log", purged.1.map(|i| i.to_string()).unwrap_or_default())

@@ -15,9 +15,11 @@
 //! append fails the COMMIT (nothing of the transaction is kept without its
 //! audit entries), PREPARE TRANSACTION appends before preparing. What
 //! changes: the entries are visible once the transaction commits, not before.
-//! A transaction that queues more than EARLY_APPEND_BYTES appends what it has
-//! at once (outside savepoints) and from then on holds the chain lock to its
-//! end, as before.
+//! A transaction that queues more than SPILL_BYTES moves its queue to a
+//! temporary file (a tuplestore, bounded memory) and goes on queueing; at
+//! commit the file is read back and appended in chunks. No transaction ever
+//! holds the chain lock before its commit: a huge transaction left open holds
+//! up no login and no other audited commit (issue 17, item 4).
 //!
 //! Every route into audit_log comes here: the API and the row-change trigger
 //! through `queue`, a DBA's direct INSERT through the table's BEFORE INSERT
@@ -60,8 +62,126 @@ thread_local! {
     static QUEUED_BYTES: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Past this much queued, append at once (bounded memory for huge transactions).
-const EARLY_APPEND_BYTES: usize = 16 << 20;
+/// Past this much queued, the queue moves to the transaction's spill file
+/// (bounded memory for huge transactions); also the size of one chunk of the
+/// append.
+const SPILL_BYTES: usize = 16 << 20;
+
+/// Entries of this transaction moved out of memory (see `spill`), in the
+/// order they were queued, before those still in QUEUE.
+struct Spill {
+    store: *mut pg_sys::Tuplestorestate,
+    /// entries written
+    count: usize,
+    /// (savepoint, entries written when it rolled back): the entries written
+    /// before then, queued in that savepoint or one of its own, are dropped
+    rolled_back: Vec<(pg_sys::SubTransactionId, usize)>,
+}
+
+thread_local! {
+    static SPILL: RefCell<Option<Spill>> = const { RefCell::new(None) };
+    /// (one bytea column) the spill file's rows
+    static SPILL_DESC: Cell<pg_sys::TupleDesc> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+fn spill_desc() -> pg_sys::TupleDesc {
+    SPILL_DESC.with(|d| {
+        if d.get().is_null() {
+            unsafe {
+                let desc = pgrx::PgMemoryContexts::TopMemoryContext.switch_to(|_| pg_sys::CreateTemplateTupleDesc(1));
+                pg_sys::TupleDescInitEntry(desc, 1, c"entry".as_ptr(), pg_sys::BYTEAOID, -1, 0);
+                d.set(desc);
+            }
+        }
+        d.get()
+    })
+}
+
+/// Move the queue to the spill file (created on first use, in the top
+/// transaction's memory and resource owner: a savepoint that rolls back
+/// does not close it; the end of the transaction does).
+fn spill() {
+    let entries = take_queue();
+    let desc = spill_desc();
+    SPILL.with(|s| {
+        let mut s = s.borrow_mut();
+        let spill = s.get_or_insert_with(|| unsafe {
+            let owner = pg_sys::CurrentResourceOwner;
+            pg_sys::CurrentResourceOwner = pg_sys::TopTransactionResourceOwner;
+            let store = pgrx::PgMemoryContexts::TopTransactionContext
+                .switch_to(|_| pg_sys::tuplestore_begin_heap(false, false, 1024));
+            pg_sys::CurrentResourceOwner = owner;
+            Spill { store, count: 0, rolled_back: Vec::new() }
+        });
+        for e in entries {
+            let bytes = chain::spill_encode(e.subxact, &e.record);
+            unsafe {
+                let mut value = bytes.as_slice().into_datum().expect("bytes are never NULL");
+                let mut null = false;
+                pg_sys::tuplestore_putvalues(spill.store, desc, &mut value, &mut null);
+                pg_sys::pfree(value.cast_mut_ptr());
+            }
+            spill.count += 1;
+        }
+    });
+}
+
+/// The spilled entries, in order, `SPILL_BYTES` worth at a time, then those
+/// still in memory.
+struct Entries {
+    spill: Option<(Spill, *mut pg_sys::TupleTableSlot, usize)>,
+    memory: Vec<Queued>,
+}
+
+impl Entries {
+    fn take() -> Option<Entries> {
+        let spill = SPILL.with(|s| s.borrow_mut().take());
+        let memory = take_queue();
+        if spill.is_none() && memory.is_empty() {
+            return None;
+        }
+        let spill = spill.map(|s| unsafe {
+            (s, pg_sys::MakeSingleTupleTableSlot(spill_desc(), &raw const pg_sys::TTSOpsMinimalTuple), 0)
+        });
+        Some(Entries { spill, memory })
+    }
+
+    fn next_chunk(&mut self) -> Vec<Queued> {
+        let mut chunk = Vec::new();
+        let mut size = 0;
+        if let Some((spill, slot, at)) = &mut self.spill {
+            while size < SPILL_BYTES {
+                let bytes = unsafe {
+                    if !pg_sys::tuplestore_gettupleslot(spill.store, true, false, *slot) {
+                        break;
+                    }
+                    pg_sys::slot_getsomeattrs(*slot, 1);
+                    <&[u8]>::from_datum(*(**slot).tts_values, *(**slot).tts_isnull).unwrap_or_default()
+                };
+                let Some((subxact, record)) = chain::spill_decode(bytes) else {
+                    error!("fluxbase_admin: an audit entry in the transaction's spill file is damaged");
+                };
+                let index = *at;
+                *at += 1;
+                if spill.rolled_back.iter().any(|&(sub, upto)| index < upto && subxact >= sub) {
+                    continue;
+                }
+                size += queued_size(&record, &None);
+                chunk.push(Queued { record, details_value: None, subxact });
+            }
+            if chunk.is_empty() {
+                let (spill, slot, _) = self.spill.take().expect("checked above");
+                unsafe {
+                    pg_sys::ExecDropSingleTupleTableSlot(slot);
+                    pg_sys::tuplestore_end(spill.store);
+                }
+            } else {
+                return chunk;
+            }
+        }
+        std::mem::take(&mut self.memory)
+    }
+}
 
 /// The fields every entry gets from the moment it is recorded.
 pub fn now() -> i64 {
@@ -86,10 +206,8 @@ pub fn queue(record: ChainRecord, details_value: Option<serde_json::Value>) {
         b.set(b.get() + size);
         b.get()
     });
-    // Only at the top level: appended inside a savepoint, the entries queued
-    // before it would be rolled back with it if it were.
-    if total > EARLY_APPEND_BYTES && unsafe { pg_sys::GetCurrentTransactionNestLevel() } == 1 {
-        append_queued();
+    if total > SPILL_BYTES {
+        spill();
     }
 }
 
@@ -106,10 +224,17 @@ pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _a
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => append_queued(),
         XACT_EVENT_COMMIT => {
             take_queue();
+            forget_spill();
             release_chain_lock();
+            if let Some((id, hash)) = PENDING_WITNESS.with(|w| w.borrow_mut().take()) {
+                log_witness(id, &hash, "checkpoint");
+            }
         }
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => {
             take_queue();
+            forget_spill();
+            PENDING_WITNESS.with(|w| w.borrow_mut().take());
+            WITNESS_AT_COMMIT.with(|w| w.set(false));
             // (released by the abort; a prepared transaction keeps it until
             // COMMIT PREPARED, which makes its head visible)
             CHAIN_LOCKED.with(|c| c.set(None));
@@ -129,7 +254,42 @@ pub unsafe extern "C-unwind" fn on_subxact_event(
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         QUEUE.with(|q| q.borrow_mut().retain(|e| e.subxact < my_subid));
+        SPILL.with(|s| {
+            if let Some(s) = s.borrow_mut().as_mut() {
+                s.rolled_back.push((my_subid, s.count));
+            }
+        });
     }
+}
+
+/// The spill file is gone with the transaction (its memory context and
+/// resource owner): only the pointer is left to forget.
+fn forget_spill() {
+    SPILL.with(|s| s.borrow_mut().take());
+}
+
+/// The chain head goes to the server log each time the chain passes a
+/// multiple of this many entries (a witness for `verify_audit_chain(id, hash)`,
+/// out of the database superuser's reach once shipped off the host).
+const WITNESS_EVERY: i64 = 1000;
+
+thread_local! {
+    /// A head to log once this transaction's commit is visible.
+    static PENDING_WITNESS: RefCell<Option<(i64, Vec<u8>)>> = const { RefCell::new(None) };
+    /// Log the head at this transaction's commit whatever its id (a purge).
+    static WITNESS_AT_COMMIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Have this transaction's append log the chain head at commit.
+pub fn witness_at_commit() {
+    WITNESS_AT_COMMIT.with(|w| w.set(true));
+}
+
+/// Write a witness (the chain head) to the server log.
+pub fn log_witness(id: i64, hash: &[u8], why: &str) {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    // (LOG: the server log only, whatever client_min_messages says)
+    pgrx::log!("fluxbase_admin audit witness ({why}): id={id} hash={hex}");
 }
 
 /// Take the chain lock, to the end of the transaction (purge_audit takes it
@@ -185,10 +345,9 @@ fn release_chain_lock() {
 
 /// Append everything queued, in order.
 pub fn append_queued() {
-    let entries = take_queue();
-    if entries.is_empty() {
+    let Some(entries) = Entries::take() else {
         return;
-    }
+    };
     // (No change of user needed: the append writes the tables directly, with
     // no permission checks, no statement and no search_path lookups.)
     // Its own memory context: a big transaction's entries are formed here
@@ -356,12 +515,14 @@ unsafe fn prepare(log: &DirectTable, entry: Queued) -> Prepared {
     Prepared { rec, values }
 }
 
-unsafe fn append(entries: Vec<Queued>) {
+unsafe fn append(mut entries: Entries) {
     // audit_log before the chain lock: a transaction that altered audit_log
     // (ALTER EXTENSION ... UPDATE) holds it exclusively until its own append,
     // so taking the chain lock first could deadlock with it.
     let log = DirectTable::open(crate::db::dashboard_auth_table(c"audit_log"), pg_sys::RowExclusiveLock);
-    let prepared: Vec<Prepared> = entries.into_iter().map(|q| prepare(&log, q)).collect();
+    // (the first chunk, all of an ordinary transaction, is made ready before
+    // the chain lock; a spilled transaction's further chunks under it)
+    let prepared: Vec<Prepared> = entries.next_chunk().into_iter().map(|q| prepare(&log, q)).collect();
     let chain_columns = ChainColumns::of(&log);
 
     reserve_room(&log, &prepared, &chain_columns);
@@ -386,16 +547,39 @@ unsafe fn append(entries: Vec<Queued>) {
         Some((_, id, hash)) => (*id, hash.clone()),
         None => (0, chain::GENESIS.to_vec()),
     };
-    for Prepared { mut rec, mut values } in prepared {
-        let id = last_id + 1;
-        rec.id = id;
-        let hash = chain::row_hash(&last_hash, &rec).to_vec();
-        values.extend(chain_columns.values(id, &last_hash, &hash));
-        let tuple = log.form(&values);
-        log.insert(tuple);
-        pg_sys::heap_freetuple(tuple);
-        last_id = id;
-        last_hash = hash;
+    let mut prepared = prepared;
+    // (a spilled transaction's later chunks are made ready in a context of
+    // their own, emptied chunk by chunk: memory stays bounded)
+    let mut chunk_context: pg_sys::MemoryContext = std::ptr::null_mut();
+    while !prepared.is_empty() {
+        for Prepared { mut rec, mut values } in prepared {
+            let id = last_id + 1;
+            rec.id = id;
+            let hash = chain::row_hash(&last_hash, &rec).to_vec();
+            values.extend(chain_columns.values(id, &last_hash, &hash));
+            let tuple = log.form(&values);
+            log.insert(tuple);
+            pg_sys::heap_freetuple(tuple);
+            last_id = id;
+            last_hash = hash;
+        }
+        if chunk_context.is_null() {
+            chunk_context = pg_sys::AllocSetContextCreateInternal(
+                pg_sys::CurrentMemoryContext,
+                c"fluxbase_admin audit append chunk".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            );
+        }
+        pg_sys::MemoryContextReset(chunk_context);
+        prepared = pgrx::PgMemoryContexts::For(chunk_context)
+            .switch_to(|_| entries.next_chunk().into_iter().map(|q| prepare(&log, q)).collect());
+    }
+    // (this append passed a multiple of WITNESS_EVERY)
+    let previous = current.as_ref().map_or(0, |(_, id, _)| *id);
+    if last_id / WITNESS_EVERY > previous / WITNESS_EVERY || WITNESS_AT_COMMIT.with(|w| w.replace(false)) {
+        PENDING_WITNESS.with(|w| *w.borrow_mut() = Some((last_id, last_hash.clone())));
     }
     let tuple = head.form_named(&[
         ("singleton", true.into_datum()),

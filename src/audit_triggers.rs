@@ -141,10 +141,13 @@ pub mod dashboard_auth {
             PgTriggerOperation::Truncate => "TRUNCATE",
             PgTriggerOperation::Insert => "INSERT",
         };
-        raise(
-            FbError::denied(format!("dashboard_auth.{table} is append-only: {verb} is refused"))
-                .with_hint("use dashboard_auth.purge_audit(older_than) to remove old entries"),
-        )
+        // (a guard of the table, not an API call: not a refusal to audit)
+        crate::refusals::unrecorded(|| {
+            raise(
+                FbError::denied(format!("dashboard_auth.{table} is append-only: {verb} is refused"))
+                    .with_hint("use dashboard_auth.purge_audit(older_than) to remove old entries"),
+            )
+        })
     }
 
     /// AFTER INSERT/UPDATE/DELETE FOR EACH STATEMENT, with transition tables:
@@ -162,7 +165,7 @@ pub mod dashboard_auth {
         // SAFETY: td is this trigger's TriggerData.
         let table = unsafe {
             crate::row_capture::audited_table(td, &|schema, col| {
-                (schema == "dashboard_auth" && chain::is_secret_column(col)) || redact.iter().any(|r| r == col)
+                (is_extension_schema(schema) && chain::is_secret_column(col)) || redact.iter().any(|r| r == col)
             })
         };
         if table.own_table && in_api_context() {
@@ -172,7 +175,10 @@ pub mod dashboard_auth {
             PgTriggerOperation::Insert => (row_image::Op::Insert, "row.insert"),
             PgTriggerOperation::Update => (row_image::Op::Update, "row.update"),
             PgTriggerOperation::Delete => (row_image::Op::Delete, "row.delete"),
-            PgTriggerOperation::Truncate => return Ok(None),
+            PgTriggerOperation::Truncate => {
+                record_truncate(tr, &table.target);
+                return Ok(None);
+            }
         };
         // SAFETY: a statement-level AFTER trigger created by enable_audit (or
         // sql/audit_triggers.sql) with the transition tables its operation needs.
@@ -197,6 +203,41 @@ pub mod dashboard_auth {
         audit::record(ev);
         Ok(None)
     }
+}
+
+/// The extension's own schemas: their secret columns (password hashes, token
+/// digests, 2FA secrets) are never recorded, whoever enables the audit.
+fn is_extension_schema(schema: &str) -> bool {
+    matches!(schema, "dashboard_auth" | "auth")
+}
+
+/// BEFORE TRUNCATE: `row.truncate` with the number of rows the TRUNCATE
+/// removes. A partitioned table holds no rows itself: its partitions (which
+/// a TRUNCATE of it truncates too, each firing its own trigger) record theirs.
+fn record_truncate(tr: &PgTrigger<'_>, target: &str) {
+    let rel = tr.trigger_data().tg_relation;
+    let relid = unsafe { (*rel).rd_id };
+    if unsafe { (*(*rel).rd_rel).relkind } == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char {
+        return;
+    }
+    // Counted as the extension's owner: TRUNCATE needs no SELECT right, and
+    // row security must not hide rows from the count.
+    let count = db::as_extension_owner(|| {
+        let name = db::one::<String>(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[relid.into()],
+        )
+        .unwrap_or_else(|| raise(FbError::not_found("the truncated table is gone")));
+        // (an identifier quoted by format('%I'), no value)
+        db::one::<i64>(&format!("SELECT count(*) FROM ONLY {name}"), &[]).unwrap_or(0)
+    });
+    let details = json!({"table": target, "op": "TRUNCATE", "count": count, "current_user": current_user_name()});
+    let mut ev = audit::Event::new("row.truncate", "table", target).details(details);
+    if let Some(s) = impersonation_session() {
+        ev = ev.impersonation(s);
+    }
+    audit::record(ev);
 }
 
 /// A column of the row being inserted, as its type's output function writes
@@ -240,11 +281,39 @@ pub fn impersonation_session() -> Option<Uuid> {
 // ---------------------------------------------------------------------------
 // enable_audit / disable_audit / audited_tables
 
-const TRIGGERS: [(&str, &str, &str); 3] = [
-    ("fluxbase_audit_ins", "INSERT", "REFERENCING NEW TABLE AS fb_new"),
-    ("fluxbase_audit_upd", "UPDATE", "REFERENCING OLD TABLE AS fb_old NEW TABLE AS fb_new"),
-    ("fluxbase_audit_del", "DELETE", "REFERENCING OLD TABLE AS fb_old"),
+/// (name, timing and event, transition tables) of the audit triggers.
+const TRIGGERS: [(&str, &str, &str); 4] = [
+    ("fluxbase_audit_ins", "AFTER INSERT", "REFERENCING NEW TABLE AS fb_new"),
+    ("fluxbase_audit_upd", "AFTER UPDATE", "REFERENCING OLD TABLE AS fb_old NEW TABLE AS fb_new"),
+    ("fluxbase_audit_del", "AFTER DELETE", "REFERENCING OLD TABLE AS fb_old"),
+    ("fluxbase_audit_trn", "BEFORE TRUNCATE", ""),
 ];
+
+/// SQL: the audit trigger `t` (a pg_trigger row named like one of ours) is
+/// enabled, calls our function and fires for its statement (tgtype: 4
+/// INSERT, 16 UPDATE, 8 DELETE, 2|32 BEFORE TRUNCATE).
+const WORKING_TRIGGER: &str = "t.tgenabled <> 'D'
+    AND t.tgfoid = 'dashboard_auth._audit_row_change()'::pg_catalog.regprocedure
+    AND t.tgtype = CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 4 WHEN 'fluxbase_audit_upd' THEN 16
+                                 WHEN 'fluxbase_audit_del' THEN 8 ELSE 34 END";
+
+thread_local! {
+    /// Set while the extension itself creates or drops audit triggers
+    /// (enable_audit, disable_audit, a partition joining an audited table):
+    /// the DDL watch (`_audit_ddl`) then has nothing to report.
+    static OWN_DDL: Cell<bool> = const { Cell::new(false) };
+}
+
+fn own_ddl<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OWN_DDL.with(|o| o.set(self.0));
+        }
+    }
+    let _reset = Reset(OWN_DDL.with(|o| o.replace(true)));
+    db::as_extension_owner(f)
+}
 
 fn checked_table(tbl: Option<PgRelation>, what: &str) -> (pg_sys::Oid, String) {
     let Some(rel) = tbl else {
@@ -276,87 +345,290 @@ fn checked_table(tbl: Option<PgRelation>, what: &str) -> (pg_sys::Oid, String) {
     (oid, name)
 }
 
+/// The table and, when it is partitioned, every partition below it (as
+/// regclass text, which quotes what needs quoting).
+fn partition_tree(oid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
+    db::select(
+        "SELECT t.oid, t.oid::regclass::text FROM (
+             SELECT $1::oid AS oid, 0 AS level
+             UNION SELECT relid, level FROM pg_catalog.pg_partition_tree($1::regclass)) t
+          JOIN pg_catalog.pg_class c ON c.oid = t.oid AND c.relkind IN ('r', 'p')
+          GROUP BY t.oid ORDER BY min(t.level), t.oid",
+        &[oid.into()],
+        |r| Ok((r.get::<pg_sys::Oid>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
+    )
+}
+
 /// Drop those of our triggers the table has (no NOTICE for missing ones).
-fn drop_audit_triggers(oid: pg_sys::Oid, name: &str) {
+fn drop_audit_triggers(oid: pg_sys::Oid, name: &str) -> bool {
     let existing = db::select(
         "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1
-            AND tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del')",
+            AND tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')",
         &[oid.into()],
         |r| r.get::<String>(1),
     );
+    let had = !existing.is_empty();
     for trg in existing.into_iter().flatten() {
-        // trg is one of our three constant names
+        // trg is one of our constant names
         db::execute(&format!("DROP TRIGGER {trg} ON {name}"), &[]);
     }
+    had
+}
+
+/// (Re)create our triggers on one table; `args` are the trigger arguments
+/// (the redacted columns), each already a quoted literal.
+fn create_audit_triggers(oid: pg_sys::Oid, name: &str, args: &str) {
+    drop_audit_triggers(oid, name);
+    for (trg, event, referencing) in TRIGGERS {
+        db::execute(
+            &format!(
+                "CREATE TRIGGER {trg} {event} ON {name} {referencing} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION dashboard_auth._audit_row_change({args})"
+            ),
+            &[],
+        );
+    }
+}
+
+/// The redacted column names, checked (each a column of the table, no
+/// NULL, no duplicates), and as the quoted literals of the trigger arguments.
+fn redact_columns(oid: pg_sys::Oid, name: &str, redact: Option<Vec<Option<String>>>) -> (Vec<String>, String) {
+    let mut names: Vec<String> = Vec::new();
+    for c in redact.unwrap_or_default() {
+        let Some(c) = c else {
+            raise(FbError::invalid("enable_audit: redact must not contain NULL"));
+        };
+        let exists = db::one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2
+                               AND attnum > 0 AND NOT attisdropped)",
+            &[oid.into(), c.as_str().into()],
+        )
+        .unwrap_or(false);
+        if !exists {
+            raise(FbError::invalid(format!("enable_audit: {name} has no column {c:?} to redact")));
+        }
+        if !names.contains(&c) {
+            names.push(c);
+        }
+    }
+    let args = quoted_args(&names);
+    (names, args)
+}
+
+/// Column names as the trigger arguments' text: quoted literals, comma-separated.
+fn quoted_args(names: &[String]) -> String {
+    db::one::<String>(
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_literal(c), ', ' ORDER BY o)
+           FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY u(c, o)",
+        &[names.to_vec().into()],
+    )
+    .unwrap_or_default()
+}
+
+fn enable(tbl: Option<PgRelation>, redact: Option<Vec<Option<String>>>) -> bool {
+    crate::actor::writer("enabling audit on a table");
+    let (oid, name) = checked_table(tbl, "enable_audit");
+    let (redacted, args) = redact_columns(oid, &name, redact);
+    let tree = partition_tree(oid);
+    own_ddl(|| {
+        for (member, member_name) in &tree {
+            create_audit_triggers(*member, member_name, &args);
+        }
+    });
+    let mut details = json!({"relid": oid.to_u32()});
+    if !redacted.is_empty() {
+        details["redact"] = json!(redacted);
+    }
+    if tree.len() > 1 {
+        details["partitions"] = json!(tree.iter().skip(1).map(|(_, n)| n).collect::<Vec<_>>());
+    }
+    audit::record(audit::Event::new("audit.enable", "table", &name).details(details));
+    true
 }
 
 #[pg_schema]
 pub mod dashboard {
     use super::*;
 
-    /// Put the row-change audit trigger on a user table.
-    #[pg_extern]
-    #[search_path(pg_catalog, pg_temp)]
+    /// 0.2.0's enable_audit(regclass), kept for databases not yet updated
+    /// (docs/RELEASING.md): the same as enable_audit(tbl) now.
+    #[pg_extern(sql = false)]
     pub fn enable_audit(tbl: Option<PgRelation>) -> bool {
-        crate::actor::writer("enabling audit on a table");
-        let (oid, name) = checked_table(tbl, "enable_audit");
-        db::as_extension_owner(|| {
-            drop_audit_triggers(oid, &name);
-            for (trg, event, referencing) in TRIGGERS {
-                db::execute(
-                    &format!(
-                        "CREATE TRIGGER {trg} AFTER {event} ON {name} {referencing} \
-                         FOR EACH STATEMENT EXECUTE FUNCTION dashboard_auth._audit_row_change()"
-                    ),
-                    &[],
-                );
-            }
-        });
-        audit::record(audit::Event::new("audit.enable", "table", &name).details(json!({"relid": oid.to_u32()})));
-        true
+        enable(tbl, None)
     }
 
-    /// Remove it again; false when the table was not audited.
+    /// Put the audit triggers on a user table (and every partition of a
+    /// partitioned one; partitions created or attached later get them from
+    /// the DDL watch). Columns named in `redact` are recorded as changed or
+    /// not, never their values.
+    #[pg_extern(name = "enable_audit")]
+    #[search_path(pg_catalog, pg_temp)]
+    pub fn enable_audit_redacting(tbl: Option<PgRelation>, redact: default!(Option<Vec<Option<String>>>, "NULL")) -> bool {
+        enable(tbl, redact)
+    }
+
+    /// Remove them again (from every partition too); false when the table
+    /// was not audited.
     #[pg_extern]
     #[search_path(pg_catalog, pg_temp)]
     pub fn disable_audit(tbl: Option<PgRelation>) -> bool {
         crate::actor::writer("disabling audit on a table");
         let (oid, name) = checked_table(tbl, "disable_audit");
-        let had = db::one::<i64>(
-            "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname LIKE 'fluxbase\\_audit\\_%'",
-            &[oid.into()],
-        )
-        .unwrap_or(0)
-            > 0;
-        db::as_extension_owner(|| drop_audit_triggers(oid, &name));
+        let tree = partition_tree(oid);
+        let had = own_ddl(|| tree.iter().fold(false, |had, (member, n)| drop_audit_triggers(*member, n) || had));
         if had {
             audit::record(audit::Event::new("audit.disable", "table", &name).details(json!({"relid": oid.to_u32()})));
         }
         had
     }
 
-    /// The user tables with the audit trigger on them.
+    /// The user tables with working audit triggers on them: a trigger that
+    /// was disabled or replaced does not count (the table shows as not
+    /// audited for that operation until enable_audit puts it back).
     #[pg_extern]
     #[search_path(pg_catalog, pg_temp)]
     pub fn audited_tables() -> TableIterator<'static, (name!(table_name, String), name!(operations, Vec<String>))> {
         crate::actor::reader();
         let rows = db::select(
-            "SELECT t.tgrelid::regclass::text,
+            &"SELECT t.tgrelid::regclass::text,
                     array_agg(CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 'INSERT'
-                                            WHEN 'fluxbase_audit_upd' THEN 'UPDATE' ELSE 'DELETE' END
+                                            WHEN 'fluxbase_audit_upd' THEN 'UPDATE'
+                                            WHEN 'fluxbase_audit_del' THEN 'DELETE' ELSE 'TRUNCATE' END
                               ORDER BY CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 1
-                                                     WHEN 'fluxbase_audit_upd' THEN 2 ELSE 3 END)
+                                                     WHEN 'fluxbase_audit_upd' THEN 2
+                                                     WHEN 'fluxbase_audit_del' THEN 3 ELSE 4 END)
                FROM pg_catalog.pg_trigger t
                JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE t.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del')
+              WHERE t.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')
+                AND (WORKING_TRIGGER)
                 AND n.nspname <> 'dashboard_auth'
               GROUP BY t.tgrelid
-              ORDER BY 1",
+              ORDER BY 1"
+                .replace("WORKING_TRIGGER", WORKING_TRIGGER)[..],
             &[],
             |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<Vec<String>>(2)?.unwrap_or_default())),
         );
         TableIterator::new(rows)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The DDL watch: event triggers (sql/audit_triggers.sql) call this after
+// every ALTER TABLE, CREATE TABLE, CREATE TRIGGER and DROP TRIGGER.
+
+/// What a trigger's tgargs hold: its arguments, NUL-terminated one after another.
+fn trigger_args(tgargs: &[u8]) -> Vec<String> {
+    tgargs.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+/// A table the DDL touched: partitions of an audited table that lack the
+/// audit triggers get them (with the same redacted columns); audit triggers
+/// found disabled or replaced are recorded as `audit.bypass`.
+fn watch_table(relid: pg_sys::Oid, add_partitions: bool, record: bool) {
+    for (member, name) in partition_tree(relid) {
+        // the nearest audited ancestor, when the member has no trigger of its own
+        let inherit = db::select(
+            "SELECT a.relid::regclass::text, t.tgargs FROM pg_catalog.pg_partition_ancestors($1::regclass) WITH ORDINALITY a(relid, o)
+               JOIN pg_catalog.pg_trigger t ON t.tgrelid = a.relid AND t.tgname = 'fluxbase_audit_ins'
+              WHERE a.relid <> $1::regclass
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger m WHERE m.tgrelid = $1
+                                   AND m.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn'))
+              ORDER BY a.o LIMIT 1",
+            &[member.into()],
+            |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<Vec<u8>>(2)?.unwrap_or_default())),
+        );
+        if let Some((parent, tgargs)) = inherit.into_iter().next().filter(|_| add_partitions) {
+            let redact = trigger_args(&tgargs);
+            let args = quoted_args(&redact);
+            own_ddl(|| create_audit_triggers(member, &name, &args));
+            audit::record(
+                audit::Event::new("audit.enable", "table", &name)
+                    .details(json!({"relid": member.to_u32(), "partition_of": parent, "redact": redact})),
+            );
+            continue;
+        }
+        if !record {
+            continue;
+        }
+        let broken = db::select(
+            &"SELECT t.tgname::text, CASE WHEN t.tgenabled = 'D' THEN 'disabled' ELSE 'replaced' END
+               FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid = $1
+                AND t.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')
+                AND NOT (WORKING_TRIGGER)
+              ORDER BY 1"
+                .replace("WORKING_TRIGGER", WORKING_TRIGGER)[..],
+            &[member.into()],
+            |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
+        );
+        for (trigger, change) in broken {
+            record_bypass(&name, &trigger, &change);
+        }
+    }
+}
+
+fn record_bypass(table: &str, trigger: &str, change: &str) {
+    audit::record(
+        audit::Event::new("audit.bypass", "table", table)
+            .details(json!({"trigger": trigger, "change": change}))
+            .failed(),
+    );
+}
+
+/// Called by the event triggers fluxbase_audit_ddl (ddl_command_end) and
+/// fluxbase_audit_drop (sql_drop); see sql/audit_triggers.sql.
+#[pg_extern(schema = "dashboard_auth")]
+#[search_path(pg_catalog, pg_temp)]
+pub fn _audit_ddl(event: &str) {
+    if unsafe { pg_sys::creating_extension } || OWN_DDL.with(|o| o.get()) {
+        return;
+    }
+    // A superuser can do anything, disabling triggers included (and a
+    // data-only restore, `pg_dump --disable-triggers`, does just that before
+    // the audit log itself is restored): bypasses are recorded for everyone else.
+    let record = !unsafe { pg_sys::superuser_arg(pg_sys::GetSessionUserId()) };
+    if event == "sql_drop" {
+        if !record {
+            return;
+        }
+        let dropped = db::select(
+            "SELECT pg_catalog.format('%I.%I', d.address_names[1], d.address_names[2]), d.address_names[3]
+               FROM pg_catalog.pg_event_trigger_dropped_objects() d
+              WHERE d.object_type = 'trigger' AND d.original
+                AND d.address_names[3] IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')",
+            &[],
+            |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
+        );
+        for (table, trigger) in dropped {
+            record_bypass(&table, &trigger, "dropped");
+        }
+        return;
+    }
+    // (table, the command was on the table itself): partitions created or
+    // attached get the triggers; a CREATE TRIGGER does not add them (a
+    // schema restore creates each partition's triggers itself, after the
+    // parent's)
+    let tables = db::select(
+        "SELECT CASE WHEN c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN c.objid
+                     ELSE (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = c.objid) END,
+                pg_catalog.bool_or(c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
+           FROM pg_catalog.pg_event_trigger_ddl_commands() c
+          WHERE c.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_trigger'::pg_catalog.regclass)
+            AND c.object_type IN ('table', 'trigger')
+          GROUP BY 1",
+        &[],
+        |r| Ok((r.get::<pg_sys::Oid>(1)?, r.get::<bool>(2)?.unwrap_or(false))),
+    );
+    for (relid, on_table) in tables {
+        let Some(relid) = relid else { continue };
+        let exists = db::one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1 AND relkind IN ('r', 'p'))",
+            &[relid.into()],
+        );
+        if exists == Some(true) {
+            watch_table(relid, on_table, record);
+        }
     }
 }
 
@@ -369,6 +641,7 @@ extension_sql_file!(
         "settings_schema",
         dashboard_auth::_audit_chain,
         dashboard_auth::_audit_guard,
-        dashboard_auth::_audit_row_change
+        dashboard_auth::_audit_row_change,
+        _audit_ddl
     ]
 );

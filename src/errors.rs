@@ -26,6 +26,11 @@ fn pg_code(code: Code) -> E {
 /// Raise `e` as a Postgres ERROR. The current transaction is aborted, so
 /// nothing the failed call wrote survives.
 pub fn raise(e: FbError) -> ! {
+    // A refused call is audited although this transaction's entries are not
+    // (issue 17, item 10: see refusals.rs).
+    if e.code == Code::InsufficientPrivilege {
+        crate::refusals::note(&e.message);
+    }
     let mut report = ErrorReport::new(pg_code(e.code), e.message, "fluxbase_admin");
     if let Some(d) = e.detail {
         report = report.set_detail(d);

@@ -34,6 +34,7 @@ pub mod monitoring;
 pub mod sessions;
 pub mod fastpath;
 pub mod settings;
+pub mod refusals;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 

@@ -441,6 +441,68 @@ unsafe fn type_still_fits(c: &Column) -> bool {
     len == c.attlen && byval == c.byval
 }
 
+/// A value's bytes still make a value of its type as the type is now: a row
+/// value (a composite, a domain over one) or an array is checked part by
+/// part against the type's current shape, which a table owner may have
+/// changed (ALTER TYPE ... ALTER ATTRIBUTE ... TYPE, DROP ATTRIBUTE) after
+/// the column was dropped; output functions would otherwise read the old
+/// bytes with the new layout (XX000, or worse).
+unsafe fn value_fits(typid: pg_sys::Oid, bytes: &[u8], depth: u32) -> bool {
+    if depth > 32 {
+        return false;
+    }
+    let base = pg_sys::getBaseType(typid);
+    if pg_sys::get_typtype(base) == pg_sys::TYPTYPE_COMPOSITE as std::ffi::c_char {
+        let Ok(datum) = heap_tuple::composite_datum(bytes) else { return false };
+        if datum.typeid != base.to_u32() {
+            return false;
+        }
+        let desc = pg_sys::lookup_rowtype_tupdesc_copy(base, -1);
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let layout: Vec<AttLayout> = attrs.iter().map(|a| AttLayout { attlen: a.attlen, align: a.attalign as u8 }).collect();
+        let fits = match heap_tuple::check_composite(&datum, &layout) {
+            Ok(values) => attrs.iter().zip(values).all(|(a, v)| match v {
+                Some(v) if a.attisdropped => !v.is_empty(),
+                Some(v) => plain_fits(a.atttypid, a.attlen, v) && value_fits(a.atttypid, v, depth + 1),
+                None => true,
+            }),
+            Err(_) => false,
+        };
+        pg_sys::FreeTupleDesc(desc);
+        return fits;
+    }
+    let elem = pg_sys::get_element_type(base);
+    if elem != pg_sys::InvalidOid {
+        let mut len: i16 = 0;
+        let mut byval = false;
+        let mut align: std::ffi::c_char = 0;
+        pg_sys::get_typlenbyvalalign(elem, &mut len, &mut byval, &mut align);
+        let Ok((elemtype, items)) = heap_tuple::array_elements(bytes, AttLayout { attlen: len, align: align as u8 }) else {
+            return false;
+        };
+        return elemtype == elem.to_u32()
+            && items.into_iter().flatten().all(|v| plain_fits(elem, len, v) && value_fits(elem, v, depth + 1));
+    }
+    true
+}
+
+/// A non-row value's bytes have the length its type has now, and text is
+/// valid in the database encoding (its output function does not check).
+unsafe fn plain_fits(typid: pg_sys::Oid, attlen: i16, v: &[u8]) -> bool {
+    if (attlen > 0 && v.len() != attlen as usize) || (attlen == -1 && !heap_tuple::plain_varlena(v)) {
+        return false;
+    }
+    let mut category: std::ffi::c_char = 0;
+    let mut preferred = false;
+    pg_sys::get_type_category_preferred(pg_sys::getBaseType(typid), &mut category, &mut preferred);
+    if category as u8 == b'S' && attlen == -1 {
+        let header = if v.first().is_some_and(|b| b & 0x01 == 0x01) { 1 } else { 4 };
+        let text = v.get(header..).unwrap_or_default();
+        return pg_sys::pg_verifymbstr(text.as_ptr().cast(), text.len() as i32, true);
+    }
+    true
+}
+
 /// A blessed record descriptor with the captured columns (unusable ones as
 /// text, always NULL).
 unsafe fn record_desc(columns: &[Column], usable: &[bool]) -> Result<pg_sys::TupleDesc, String> {
@@ -463,12 +525,19 @@ unsafe fn side_to_json(
     let n = columns.len();
     let mut values = vec![Datum::from(0usize); n];
     let mut nulls = vec![true; n];
+    // (per value: a type's shape may fit one row's value and not another's)
+    let mut fits = usable.to_vec();
     for (i, (c, cell)) in columns.iter().zip(cells).enumerate() {
         if let (Cell::Bytes(b), true) = (cell, usable[i]) {
+            if c.attlen == -1 && !value_fits(pg_sys::Oid::from(c.typid), b, 0) {
+                fits[i] = false;
+                continue;
+            }
             values[i] = datum_from_bytes(c, b);
             nulls[i] = false;
         }
     }
+    let usable = &fits[..];
     let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
     let record = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
     let json = pgrx::direct_function_call_as_datum(pg_sys::row_to_json, &[Some(record)])

@@ -351,7 +351,7 @@ def test_user_table_audit_composite_key_and_generated_column(su, orders):
 
 
 def test_enable_disable_and_list(su, orders):
-    assert su.execute("SELECT * FROM dashboard.audited_tables()").fetchall() == [("public.orders", ["INSERT", "UPDATE", "DELETE"])]
+    assert su.execute("SELECT * FROM dashboard.audited_tables()").fetchall() == [("public.orders", ["INSERT", "UPDATE", "DELETE", "TRUNCATE"])]
     assert one(su, "SELECT dashboard.enable_audit('orders')") is True  # idempotent
     su.execute("INSERT INTO orders (region, num, qty) VALUES ('x', 1, 1)")
     assert len(row_events(su)) == 1
@@ -810,8 +810,8 @@ def test_damaged_row_image_is_reported_not_decoded(db, su):
     assert verify(su) == (False, id_)
 
 
-def test_huge_transaction_appends_early_and_stays_correct(db, su):
-    """Past 16 MB of queued entries the append happens at once (bounded memory)."""
+def test_huge_transaction_spills_and_stays_correct(db, su):
+    """Past 16 MB of queued entries the queue spills to a temporary file (bounded memory)."""
     audited_table(su)
     c = db.conn(autocommit=False)
     for i in range(20):  # ~1 MB of row image each
@@ -825,14 +825,14 @@ def test_huge_transaction_appends_early_and_stays_correct(db, su):
     assert verify(su) == (True, None)
 
 
-def test_early_append_never_happens_inside_a_savepoint(db, su):
+def test_spill_inside_a_savepoint_rolls_back_with_it(db, su):
     """Entries queued before a savepoint must not be appended inside it (a
     rollback to the savepoint would take them along)."""
     audited_table(su)
     c = db.conn(autocommit=False)
     c.execute("INSERT INTO public.ledger VALUES (-1, 'before the savepoint')")
     c.execute("SAVEPOINT s")
-    for i in range(20):  # past the early-append threshold, inside the savepoint
+    for i in range(20):  # past the spill threshold, inside the savepoint
         c.execute("INSERT INTO public.ledger SELECT g, repeat('x', 1000) FROM generate_series(%s::int, %s::int) g",
                   (i * 1000, i * 1000 + 999))
     c.execute("ROLLBACK TO SAVEPOINT s")

@@ -642,3 +642,33 @@ def test_missing_functions_say_upgrade(cli, su):
             su.execute("CREATE TABLE IF NOT EXISTS public.x (id int)")
         err = cli.fails(FAILED, *args)
         assert err == f"error: this server's fluxbase_admin has no {f} (upgrade the extension)"
+
+
+# ------------------------------------------- audit verify --witness (issue 17, item 11)
+
+
+def test_audit_verify_with_a_witness_file_finds_a_cut_off_tail(cli, su, tmp_path):
+    su.execute("INSERT INTO dashboard_auth.audit_log (actor, action) SELECT 'db:test', 'test.event' FROM generate_series(1, 10)")
+    assert "intact" in cli.ok("audit", "verify").stdout
+    w = tmp_path / "witness"
+    out = cli.json("audit", "verify", "--witness", str(w))
+    assert out["ok"] is True and out["witness"]["id"] == 10
+    head = su.execute("SELECT last_id, last_hash FROM dashboard_auth.audit_chain_head").fetchone()
+    assert w.read_text() == f"{head[0]} {head[1].hex()}\n"
+    # a later run checks against it and moves it on
+    su.execute("INSERT INTO dashboard_auth.audit_log (actor, action) VALUES ('db:test', 'test.event')")
+    out = cli.json("audit", "verify", "--witness", str(w))
+    assert out["witness_checked"] == 10 and out["witness"]["id"] == 11
+    # the superuser cuts the tail back and moves the head: the chain alone still verifies ...
+    su.execute("ALTER TABLE dashboard_auth.audit_log DISABLE TRIGGER audit_log_append_only")
+    su.execute("DELETE FROM dashboard_auth.audit_log WHERE id > 8")
+    su.execute("ALTER TABLE dashboard_auth.audit_log ENABLE TRIGGER audit_log_append_only")
+    su.execute("UPDATE dashboard_auth.audit_chain_head SET last_id = 8, "
+               "last_hash = (SELECT row_hash FROM dashboard_auth.audit_log WHERE id = 8)")
+    cli.ok("audit", "verify")
+    # ... the witness does not, and is left as it was
+    err = cli.fails(FAILED, "audit", "verify", "--witness", str(w))
+    assert "no longer reaches entry 11" in err
+    assert w.read_text().startswith("11 ")
+    w.write_text("not a witness\n")
+    cli.fails(USAGE, "audit", "verify", "--witness", str(w))

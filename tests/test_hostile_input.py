@@ -51,12 +51,14 @@ CORPUS = {
     "smallint": ["-1", "0", "32767"], "uuid": UUIDS, "regclass": REGCLASS, "interval": INTERVAL,
     "boolean": BOOL, "timestamp with time zone": TIMESTAMPTZ, "inet": INET,
     "text[]": ["{}", "{\"'; DROP TABLE x; --\"}", "{NULL}"],
+    "bytea": ["\\x", "\\x00", "\\x" + "ff" * 32, "\\x" + "00" * 1000],
 }
 PLAUSIBLE = {
     "text": "fuzz@example.com", "character varying": "fuzz@example.com", "jsonb": "[]", "json": "[]",
     "integer": "10", "bigint": "10", "smallint": "1", "uuid": "00000000-0000-0000-0000-000000000001",
     "regclass": "public.fuzz_target", "interval": "1 hour", "boolean": "false",
     "timestamp with time zone": "2020-01-01", "inet": "127.0.0.1", "text[]": "{}",
+    "bytea": "\\x" + "00" * 32,
 }
 # Functions whose whole point is to run what they are given, as an impersonated user: covered by their own tests.
 SKIP = {"query_as"}

@@ -127,7 +127,8 @@ row("dashboard_auth.set_setting(text,jsonb)", "SELECT dashboard_auth.set_setting
 row("dashboard_auth.setting_definitions()", "SELECT * FROM dashboard_auth.setting_definitions()", MEMBERS)
 row("dashboard_auth._setting_value(text)", "SELECT dashboard_auth._setting_value('lockout.max_attempts')", INTERNAL)
 # ---- audit
-row("dashboard_auth.verify_audit_chain()", "SELECT * FROM dashboard_auth.verify_audit_chain()", READ)
+row("dashboard_auth.verify_audit_chain(bigint,bytea)", "SELECT * FROM dashboard_auth.verify_audit_chain()", READ)
+row("dashboard_auth.audit_witness()", "SELECT * FROM dashboard_auth.audit_witness()", READ)
 row("dashboard_auth.audit_details(bigint)", "SELECT dashboard_auth.audit_details(1)", READ)
 row("dashboard_auth.purge_audit(interval)", "SELECT dashboard_auth.purge_audit('100 years')", WRITE)
 row("dashboard.audit_search(text,text,text,timestamp with time zone,timestamp with time zone,integer,bigint)",
@@ -140,7 +141,12 @@ row("dashboard_auth._audit_row_change()", "SELECT dashboard_auth._audit_row_chan
 row("dashboard_auth._sync_session_idle_timeout()", "SELECT dashboard_auth._sync_session_idle_timeout()", INTERNAL,
     errors={"0A000", "XX000", "39P01"})
 row("dashboard.audited_tables()", "SELECT * FROM dashboard.audited_tables()", READ)
-row("dashboard.enable_audit(regclass)", "SELECT dashboard.enable_audit('public.notes')", WRITE)
+row("dashboard.enable_audit(regclass,text[])", "SELECT dashboard.enable_audit('public.notes')", WRITE)
+# the DDL watch (issue 17, item 5): outside an event trigger it has nothing to read
+row("dashboard_auth._audit_ddl(text)", "SELECT dashboard_auth._audit_ddl('ddl_command_end')", INTERNAL,
+    errors={"39P03", "XX000"})
+row("dashboard_auth._audit_ddl_watch()", "SELECT dashboard_auth._audit_ddl_watch()", INTERNAL,
+    errors={"0A000", "XX000"})
 row("dashboard.disable_audit(regclass)", "SELECT dashboard.disable_audit('public.audited')", WRITE)
 # ---- invitations and password resets
 row("dashboard_auth.invite_admin(text,text,interval)",

@@ -93,8 +93,10 @@ pub enum Command {
     },
     /// Sessions, connections, query stats and storage in one report
     Metrics,
-    /// Recent audit events, newest first
+    /// Recent audit events, newest first; `audit verify` checks the trail
     Audit {
+        #[command(subcommand)]
+        cmd: Option<AuditCmd>,
         /// How many (at most 1000, the largest page dashboard.audit_search returns)
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
@@ -112,6 +114,20 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check the audit trail's hash chain (exit 1 when it is broken)
+    ///
+    /// With --witness FILE: also check that the trail still reaches the chain
+    /// head saved in FILE by an earlier run (a trail cut back to before it is
+    /// reported), then save the current head there. Keep FILE where the
+    /// database's superuser cannot change it.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        witness: Option<std::path::PathBuf>,
     },
 }
 
@@ -319,6 +335,9 @@ mod tests {
         assert!(parse(&["admin", "users", "get"]).is_err());
         assert!(parse(&["users", "list", "--page-size", "0"]).is_err());
         assert!(parse(&["audit", "--limit", "-1"]).is_err());
+        assert!(parse(&["audit", "verify"]).is_ok());
+        assert!(parse(&["audit", "verify", "--witness", "/tmp/w"]).is_ok());
+        assert!(parse(&["audit", "verify", "--witness"]).is_err());
         assert!(parse(&["audit", "--limit", "1001"]).is_err(), "more than audit_search returns");
         assert!(parse(&["-o", "yaml", "metrics"]).is_err());
         assert!(parse(&["setup", "--email", "a@b.c", "--password", "x"]).is_err(), "no password flag exists");

@@ -300,8 +300,136 @@ pub fn is_secret_column(name: &str) -> bool {
         .any(|w| n.contains(w))
 }
 
+/// A queued entry as bytes, for a transaction that queues more than fits in
+/// memory (src/audit_append.rs spills them to a temporary file). `tag` is
+/// kept alongside (the savepoint the entry was queued in). The id and the
+/// hashes are not part of it: they are given at the append.
+pub fn spill_encode(tag: u32, r: &ChainRecord) -> Vec<u8> {
+    fn bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+        match b {
+            None => out.push(0),
+            Some(b) => {
+                out.push(1);
+                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(128 + r.details.len() + r.row_data.as_ref().map_or(0, Vec::len));
+    out.extend_from_slice(&tag.to_le_bytes());
+    out.extend_from_slice(&r.occurred_at_us.to_le_bytes());
+    bytes(&mut out, r.actor_id.as_ref().map(|u| &u[..]));
+    bytes(&mut out, Some(r.actor.as_bytes()));
+    bytes(&mut out, Some(r.action.as_bytes()));
+    bytes(&mut out, r.target_type.as_deref().map(str::as_bytes));
+    bytes(&mut out, r.target_id.as_deref().map(str::as_bytes));
+    bytes(&mut out, Some(r.details.as_bytes()));
+    bytes(&mut out, r.ip.as_deref().map(str::as_bytes));
+    out.push(r.success as u8);
+    bytes(&mut out, Some(r.db_user.as_bytes()));
+    out.extend_from_slice(&r.txid.to_le_bytes());
+    bytes(&mut out, r.impersonation_session_id.as_ref().map(|u| &u[..]));
+    bytes(&mut out, r.row_data.as_deref());
+    out
+}
+
+/// The inverse of `spill_encode`: (tag, record), or None for bytes it did not write.
+pub fn spill_decode(data: &[u8]) -> Option<(u32, ChainRecord)> {
+    struct R<'a>(&'a [u8]);
+    impl<'a> R<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (a, b) = self.0.split_at(n);
+            self.0 = b;
+            Some(a)
+        }
+        fn u8(&mut self) -> Option<u8> {
+            self.take(1).map(|b| b[0])
+        }
+        fn i64(&mut self) -> Option<i64> {
+            self.take(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        }
+        fn bytes(&mut self) -> Option<Option<Vec<u8>>> {
+            match self.u8()? {
+                0 => Some(None),
+                1 => {
+                    let n = usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()?;
+                    Some(Some(self.take(n)?.to_vec()))
+                }
+                _ => None,
+            }
+        }
+        fn text(&mut self) -> Option<Option<String>> {
+            match self.bytes()? {
+                None => Some(None),
+                Some(b) => String::from_utf8(b).ok().map(Some),
+            }
+        }
+        fn uuid(&mut self) -> Option<Option<[u8; 16]>> {
+            match self.bytes()? {
+                None => Some(None),
+                Some(b) => b.try_into().ok().map(Some),
+            }
+        }
+    }
+    let mut r = R(data);
+    let tag = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+    let occurred_at_us = r.i64()?;
+    let actor_id = r.uuid()?;
+    let actor = r.text()??;
+    let action = r.text()??;
+    let target_type = r.text()?;
+    let target_id = r.text()?;
+    let details = r.text()??;
+    let ip = r.text()?;
+    let success = r.u8()? != 0;
+    let db_user = r.text()??;
+    let txid = r.i64()?;
+    let impersonation_session_id = r.uuid()?;
+    let row_data = r.bytes()?;
+    if !r.0.is_empty() {
+        return None;
+    }
+    let rec = ChainRecord {
+        id: 0,
+        occurred_at_us,
+        actor_id,
+        actor,
+        action,
+        target_type,
+        target_id,
+        details,
+        ip,
+        success,
+        db_user,
+        txid,
+        impersonation_session_id,
+        row_data,
+    };
+    Some((tag, rec))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spilled_entries_come_back_as_they_went() {
+        let mut r = rec(0);
+        r.actor_id = Some([7; 16]);
+        r.target_type = Some("table".into());
+        r.target_id = None;
+        r.ip = Some("10.0.0.1".into());
+        r.impersonation_session_id = None;
+        r.row_data = Some(vec![0, 1, 2, 255]);
+        let bytes = spill_encode(42, &r);
+        assert_eq!(spill_decode(&bytes), Some((42, r.clone())));
+        r.row_data = None;
+        assert_eq!(spill_decode(&spill_encode(1, &r)), Some((1, r)));
+        assert_eq!(spill_decode(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(spill_decode(&[bytes.clone(), vec![0]].concat()), None);
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -136,6 +136,150 @@ fn varlena_size(v: &[u8]) -> Result<(usize, bool), String> {
     }
 }
 
+/// What a composite (row) datum's bytes say about themselves: a whole,
+/// inline varlena holding a tuple header (HeapTupleHeaderData) and data.
+pub struct CompositeDatum<'a> {
+    pub typeid: u32,
+    pub typmod: i32,
+    pub natts: usize,
+    pub nulls: Option<&'a [u8]>,
+    pub data: &'a [u8],
+}
+
+/// The varlena payload (after the header) of an uncompressed inline value,
+/// with a 1- or 4-byte header.
+fn varlena_payload(v: &[u8]) -> Result<&[u8], String> {
+    let (len, toasted) = varlena_size(v)?;
+    if toasted || len > v.len() {
+        return Err("not an inline varlena".into());
+    }
+    let header = if v[0] & 0x01 == 0x01 { 1 } else { 4 };
+    v.get(header..len).ok_or_else(|| "varlena too short".to_string())
+}
+
+fn u16_at(b: &[u8], at: usize) -> Result<u16, String> {
+    Ok(u16::from_le_bytes(b.get(at..at + 2).ok_or("truncated")?.try_into().unwrap()))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32, String> {
+    Ok(u32::from_le_bytes(b.get(at..at + 4).ok_or("truncated")?.try_into().unwrap()))
+}
+
+/// A varlena value that is whole and plain: its header (1 or 4 bytes, not
+/// a TOAST pointer, not compressed) gives exactly its length, at least the
+/// header's own.
+pub fn plain_varlena(v: &[u8]) -> bool {
+    match varlena_size(v) {
+        Ok((len, false)) => len == v.len() && len >= if v[0] & 0x01 == 0x01 { 1 } else { 4 },
+        _ => false,
+    }
+}
+
+/// Read a composite datum's header (offsets of htup_details.h, counted
+/// from after the 4-byte length word: typmod 0, typeid 4, ctid 8,
+/// infomask2 14, infomask 16, hoff 18, bits 19).
+pub fn composite_datum(v: &[u8]) -> Result<CompositeDatum<'_>, String> {
+    let body = varlena_payload(v)?;
+    let typmod = u32_at(body, 0)? as i32;
+    let typeid = u32_at(body, 4)?;
+    let infomask2 = u16_at(body, 14)?;
+    let infomask = u16_at(body, 16)?;
+    let hoff = *body.get(18).ok_or("truncated")? as usize;
+    // (t_hoff counts the 4-byte length word)
+    let data_at = hoff.checked_sub(4).ok_or("bad t_hoff")?;
+    if data_at < 19 || data_at > body.len() {
+        return Err("bad t_hoff".into());
+    }
+    let natts = (infomask2 & 0x07FF) as usize;
+    let nulls = (infomask & 0x0001 != 0).then(|| &body[19..data_at]);
+    if nulls.is_some_and(|n| n.len() < natts.div_ceil(8)) {
+        return Err("null bitmap too short".into());
+    }
+    Ok(CompositeDatum { typeid, typmod, natts, nulls, data: &body[data_at..] })
+}
+
+/// Check that a composite datum's data area is laid out exactly as `layout`
+/// (the type's attributes now) says: every attribute within bounds, the last
+/// one ending where the data ends, no compressed or TOAST-pointer value
+/// (a row datum holds its values flat). Returns each attribute's bytes.
+pub fn check_composite<'a>(c: &CompositeDatum<'a>, layout: &[AttLayout]) -> Result<Vec<Option<&'a [u8]>>, String> {
+    if c.natts > layout.len() {
+        return Err("more attributes than the type has".into());
+    }
+    let mut at = Vec::new();
+    deform(layout, c.natts, c.nulls, c.data, &mut at)?;
+    let mut end = 0;
+    let mut values = Vec::with_capacity(at.len());
+    for s in at {
+        match s {
+            Stored::Inline { start, end: e } => {
+                end = e;
+                values.push(Some(&c.data[start..e]));
+            }
+            Stored::Toasted { .. } => return Err("a compressed value inside a row value".into()),
+            Stored::Null | Stored::Missing => values.push(None),
+        }
+    }
+    if end != c.data.len() {
+        return Err("the row value does not end where its last attribute does".into());
+    }
+    Ok(values)
+}
+
+/// An array datum's element type and its elements' bytes (None: NULL),
+/// for elements laid out as `elem` (arrays.h: ndim, dataoffset, elemtype,
+/// dims, lbounds, null bitmap, data from MAXALIGN'd offset).
+pub fn array_elements<'a>(v: &'a [u8], elem: AttLayout) -> Result<(u32, Vec<Option<&'a [u8]>>), String> {
+    let body = varlena_payload(v)?;
+    // (offsets counted from the start of the varlena with a 4-byte header)
+    let whole_at = |off: usize| off.checked_sub(4).ok_or_else(|| "bad array offset".to_string());
+    let ndim = u32_at(body, 0)? as usize;
+    let dataoffset = u32_at(body, 4)? as usize;
+    let elemtype = u32_at(body, 8)?;
+    if ndim > 6 {
+        return Err("too many dimensions".into());
+    }
+    let mut nitems: usize = if ndim == 0 { 0 } else { 1 };
+    for d in 0..ndim {
+        nitems = nitems.checked_mul(u32_at(body, 12 + 4 * d)? as usize).ok_or("too many items")?;
+    }
+    let bitmap_at = 12 + 8 * ndim;
+    let (nulls, data_at) = if dataoffset != 0 {
+        let bits = body.get(bitmap_at..bitmap_at + nitems.div_ceil(8)).ok_or("truncated")?;
+        (Some(bits), whole_at(dataoffset)?)
+    } else {
+        (None, whole_at((16 + 8 * ndim).next_multiple_of(8))?)
+    };
+    let data = body.get(data_at..).ok_or("truncated")?;
+    let mut out = Vec::with_capacity(nitems.min(1 << 16));
+    let mut off = 0;
+    for i in 0..nitems {
+        if nulls.is_some_and(|b| b[i / 8] & (1 << (i % 8)) == 0) {
+            out.push(None);
+            continue;
+        }
+        let start = align(off, elem.align)?;
+        let len = match elem.attlen {
+            n if n > 0 => n as usize,
+            -1 => {
+                let (len, toasted) = varlena_size(data.get(start..).ok_or("truncated")?)?;
+                if toasted {
+                    return Err("a compressed array element".into());
+                }
+                len
+            }
+            _ => data.get(start..).and_then(|r| r.iter().position(|b| *b == 0)).ok_or("truncated")? + 1,
+        };
+        let end = within(data, start, len)?;
+        out.push(Some(&data[start..end]));
+        off = end;
+    }
+    if off.next_multiple_of(8) < data.len() {
+        return Err("the array has bytes past its last element".into());
+    }
+    Ok((elemtype, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
