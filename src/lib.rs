@@ -33,6 +33,7 @@ pub mod monitoring;
 pub mod sessions;
 pub mod fastpath;
 pub mod settings;
+pub mod stepup;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 
