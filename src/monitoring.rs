@@ -17,6 +17,25 @@ use crate::{actor, db};
 
 type Tz = TimestampWithTimeZone;
 
+/// What to do when pg_stat_statements is missing (a NOTICE, and the Analytics page's hint).
+pub const PG_STAT_STATEMENTS_HINT: &str =
+    "pg_stat_statements is not available in this database: CREATE EXTENSION pg_stat_statements (it must also be in shared_preload_libraries)";
+
+/// The schema pg_stat_statements is installed in, when it is installed here
+/// and loaded (shared_preload_libraries); None otherwise.
+pub fn pg_stat_statements_schema() -> Option<String> {
+    // shared_preload_libraries is readable by superusers and
+    // pg_read_all_settings only: look at it (just it) as the owner.
+    db::as_extension_owner(|| {
+        db::one::<String>(
+            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+              WHERE e.extname = 'pg_stat_statements'
+                AND current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_stat_statements($|[ ,])'",
+            &[],
+        )
+    })
+}
+
 #[pg_schema]
 pub mod dashboard {
     use super::*;
@@ -162,20 +181,8 @@ pub mod dashboard {
         if !(1..=1000).contains(&limit) {
             raise(FbError::invalid("limit must be between 1 and 1000"));
         }
-        // shared_preload_libraries is readable by superusers and
-        // pg_read_all_settings only: look at it (just it) as the owner.
-        let schema = db::as_extension_owner(|| {
-            db::one::<String>(
-                "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-                  WHERE e.extname = 'pg_stat_statements'
-                    AND current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_stat_statements($|[ ,])'",
-                &[],
-            )
-        });
-        let Some(schema) = schema else {
-            pgrx::notice!(
-                "pg_stat_statements is not available in this database: CREATE EXTENSION pg_stat_statements (it must also be in shared_preload_libraries)"
-            );
+        let Some(schema) = pg_stat_statements_schema() else {
+            pgrx::notice!("{}", PG_STAT_STATEMENTS_HINT);
             return TableIterator::new(Vec::new());
         };
         let q = format!(

@@ -27,20 +27,28 @@ use crate::{db, mfa, sessions, settings};
 pub fn require_recent_auth(action: Action) {
     let Actor::Admin(me) = actor::current() else { return };
     // As the owner: disable_audit runs as its caller, who may not read the settings.
-    let (reauth_at, now, window) = db::as_extension_owner(|| {
+    // The column is read through to_jsonb so that the SQL of a version before
+    // 0.3.0, served by this library until ALTER EXTENSION UPDATE, keeps working:
+    // that version has no reauthenticate and promised no step-up.
+    let (has_column, reauth_at, now, window) = db::as_extension_owner(|| {
         let sql = format!(
-            "SELECT extract(epoch FROM s.reauthenticated_at)::float8, extract(epoch FROM now())::float8,
-                    extract(epoch FROM {})::float8
+            "SELECT to_jsonb(s) ? 'reauthenticated_at',
+                    extract(epoch FROM (to_jsonb(s) ->> 'reauthenticated_at')::timestamptz)::float8,
+                    extract(epoch FROM now())::float8, extract(epoch FROM {})::float8
              FROM (SELECT) AS one LEFT JOIN dashboard_auth.sessions s ON s.id = $1",
             settings::sql_value(rules::WINDOW_SETTING, "interval")
         );
-        db::select(&sql, &[me.session_id.into()], |r| Ok((r.get::<f64>(1)?, r.get::<f64>(2)?, r.get::<f64>(3)?)))
-            .into_iter()
-            .next()
-            .unwrap_or((None, None, None))
+        db::select(&sql, &[me.session_id.into()], |r| {
+            Ok((r.get::<bool>(1)?, r.get::<f64>(2)?, r.get::<f64>(3)?, r.get::<f64>(4)?))
+        })
+        .into_iter()
+        .next()
+        .unwrap_or((None, None, None, None))
     });
-    let window = window.unwrap_or(0.0);
-    rules::check_window(action, reauth_at, now.unwrap_or(f64::NAN), window).or_raise();
+    if has_column == Some(false) {
+        return;
+    }
+    rules::check_window(action, reauth_at, now.unwrap_or(f64::NAN), window.unwrap_or(0.0)).or_raise();
 }
 
 /// How a presented secret was proven, or why not.
