@@ -14,7 +14,46 @@ use crate::errors::raise;
 use crate::monitoring::{pg_stat_statements_schema, PG_STAT_STATEMENTS_HINT};
 use crate::{actor, db};
 
-fn check_limit(limit: Option<i32>) -> i64 {
+/// One statement's figures from pg_stat_statements: queryid, query, user,
+/// calls, total and mean execution time (ms), rows, shared blocks hit and
+/// read, and the cache hit ratio of those blocks.
+pub type StatementRow = (Option<i64>, Option<String>, Option<String>, i64, f64, f64, i64, i64, i64, Option<f64>);
+
+/// The top `limit` statements of this database by `order` (an ORDER BY of
+/// `query_order`'s constants), or none (and a NOTICE saying how to enable
+/// them) when pg_stat_statements is not available.
+pub fn statements(order: &str, limit: i64) -> Vec<StatementRow> {
+    let Some(schema) = pg_stat_statements_schema() else {
+        pgrx::notice!("{}", PG_STAT_STATEMENTS_HINT);
+        return Vec::new();
+    };
+    let q = format!(
+        "SELECT queryid, query, userid::regrole::text, calls, total_exec_time, mean_exec_time, rows,
+                shared_blks_hit, shared_blks_read,
+                (shared_blks_hit::float8 / nullif(shared_blks_hit + shared_blks_read, 0))::float8
+           FROM \"{}\".pg_stat_statements
+          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          ORDER BY {order}, queryid LIMIT $1",
+        schema.replace('"', "\"\"")
+    );
+    db::select(&q, &[limit.into()], |r| {
+        Ok((
+            r.get::<i64>(1)?,
+            r.get::<String>(2)?,
+            r.get::<String>(3)?,
+            r.get::<i64>(4)?.unwrap_or(0),
+            r.get::<f64>(5)?.unwrap_or(0.0),
+            r.get::<f64>(6)?.unwrap_or(0.0),
+            r.get::<i64>(7)?.unwrap_or(0),
+            r.get::<i64>(8)?.unwrap_or(0),
+            r.get::<i64>(9)?.unwrap_or(0),
+            r.get::<f64>(10)?,
+        ))
+    })
+}
+
+/// A `limit` argument: 1 … 1000, 20 when NULL.
+pub fn check_limit(limit: Option<i32>) -> i64 {
     let limit = limit.unwrap_or(20);
     if !(1..=1000).contains(&limit) {
         raise(FbError::invalid("limit must be between 1 and 1000"));
@@ -23,7 +62,7 @@ fn check_limit(limit: Option<i32>) -> i64 {
 }
 
 /// The ORDER BY of `top_queries` for each accepted `order_by` (constants only).
-fn query_order(order_by: &str) -> &'static str {
+pub fn query_order(order_by: &str) -> &'static str {
     match order_by {
         "total_time" => "total_exec_time DESC",
         "mean_time" => "mean_exec_time DESC",
@@ -153,34 +192,7 @@ pub mod dashboard {
         actor::reader();
         let order = query_order(order_by.unwrap_or("total_time"));
         let limit = check_limit(limit);
-        let Some(schema) = pg_stat_statements_schema() else {
-            pgrx::notice!("{}", PG_STAT_STATEMENTS_HINT);
-            return TableIterator::new(Vec::new());
-        };
-        let q = format!(
-            "SELECT queryid, query, userid::regrole::text, calls, total_exec_time, mean_exec_time, rows,
-                    shared_blks_hit, shared_blks_read,
-                    (shared_blks_hit::float8 / nullif(shared_blks_hit + shared_blks_read, 0))::float8
-               FROM \"{}\".pg_stat_statements
-              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-              ORDER BY {order}, queryid LIMIT $1",
-            schema.replace('"', "\"\"")
-        );
-        let rows = db::select(&q, &[limit.into()], |r| {
-            Ok((
-                r.get::<i64>(1)?,
-                r.get::<String>(2)?,
-                r.get::<String>(3)?,
-                r.get::<i64>(4)?.unwrap_or(0),
-                r.get::<f64>(5)?.unwrap_or(0.0),
-                r.get::<f64>(6)?.unwrap_or(0.0),
-                r.get::<i64>(7)?.unwrap_or(0),
-                r.get::<i64>(8)?.unwrap_or(0),
-                r.get::<i64>(9)?.unwrap_or(0),
-                r.get::<f64>(10)?,
-            ))
-        });
-        TableIterator::new(rows)
+        TableIterator::new(statements(order, limit))
     }
 
     /// The largest indexes of this database (outside the system schemas), with

@@ -30,6 +30,8 @@ fn pg_code(code: Code) -> E {
 pub fn raise(e: FbError) -> ! {
     if e.code == Code::ReauthRequired {
         custom_sqlstate::arm(e.code.sqlstate());
+    } else {
+        custom_sqlstate::disarm();
     }
     let mut report = ErrorReport::new(pg_code(e.code), e.message, "fluxbase_admin");
     if let Some(d) = e.detail {
@@ -137,11 +139,20 @@ pub mod custom_sqlstate {
         }
     }
 
+    /// Make sure no earlier `arm` (whose error never reached Postgres) can
+    /// change the code of an error raised now.
+    pub fn disarm() {
+        ARMED.with(|a| a.set(0));
+    }
+
     #[pg_guard]
     unsafe extern "C-unwind" fn set_code(_arg: *mut c_void) {
-        let wanted = ARMED.with(|a| a.replace(0));
-        if wanted != 0 && geterrcode() == CARRIER as c_int {
-            errcode(wanted);
+        // (only an error with the carrier code disarms: a NOTICE on the way does not)
+        if geterrcode() == CARRIER as c_int {
+            let wanted = ARMED.with(|a| a.replace(0));
+            if wanted != 0 {
+                errcode(wanted);
+            }
         }
     }
 }

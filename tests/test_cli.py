@@ -528,6 +528,10 @@ def test_step_up_prompts_on_a_terminal(cli, su):
             if select.select([master], [], [], 1)[0]:
                 seen += os.read(master, 1024)
         assert b"Password or two-factor code:" in seen, seen
+        # the prompt is printed first, then echo is switched off: type once it is
+        while termios.tcgetattr(master)[3] & termios.ECHO and time.time() < deadline:
+            time.sleep(0.05)
+        assert not termios.tcgetattr(master)[3] & termios.ECHO, "echo stayed on"
         os.write(master, (PASSWORD + "\n").encode())
         out, err = p.communicate(timeout=60)
         try:

@@ -175,20 +175,10 @@ impl Ctx {
     /// (dashboard_auth.reauthenticate, in its own transaction); when the
     /// step-up window ends.
     fn reauthenticate(&mut self) -> Result<String, Fail> {
-        let secret = if self.password_stdin {
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map_err(|e| Fail::failure(format!("cannot read stdin: {e}")))?;
-            line.trim_end_matches(['\n', '\r']).to_string()
-        } else {
-            if !std::io::stdin().is_terminal() {
-                return Err(Fail::usage("no terminal to ask for the password: pipe it in and pass --password-stdin"));
-            }
+        if !self.password_stdin && std::io::stdin().is_terminal() {
             eprintln!("This needs a fresh re-authentication.");
-            rpassword::prompt_password("Password or two-factor code: ").map_err(|e| Fail::failure(format!("cannot read the password: {e}")))?
-        };
-        if secret.is_empty() {
-            return Err(Fail::usage("the password or code is empty"));
         }
+        let secret = read_secret("Password or two-factor code: ", self.password_stdin, false)?;
         let until = self
             .query_with_once(
                 "dashboard_auth.reauthenticate",
