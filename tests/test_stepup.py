@@ -282,3 +282,16 @@ def test_enroll_only_session_cannot_reauthenticate(web, env):
         web.execute("SELECT dashboard_auth.reauthenticate(%s)", (PASSWORD,))
     web.execute("ROLLBACK")
     assert e.value.sqlstate == "42501"
+
+
+def test_locked_account_cannot_reauthenticate(web, su, env):
+    """Failed logins that lock the account also stop re-authentication, even with the right password."""
+    web.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', '2')")
+    for _ in range(2):
+        assert one(web, "SELECT status FROM dashboard_auth.login('root@example.com', 'wrong-password-xyz')") == "invalid"
+    as_session(web, env["token"])
+    assert one(web, "SELECT dashboard_auth.reauthenticate(%s)", (PASSWORD,)) is None
+    web.execute("COMMIT")
+    assert one(su, "SELECT details->>'reason' FROM dashboard_auth.audit_log WHERE action = 'session.reauth'") == "locked"
+    as_session(web, env["token"])
+    refused_fbr01(web, "SELECT dashboard_auth.delete_admin(%(other)s)", env)
