@@ -31,10 +31,12 @@ pub mod audit_append;
 pub mod direct_table;
 pub mod row_capture;
 pub mod monitoring;
+pub mod analytics;
 pub mod sessions;
 pub mod fastpath;
 pub mod settings;
 pub mod refusals;
+pub mod stepup;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 
