@@ -9,3 +9,12 @@
 --
 -- Runs inside the extension script machinery: no BEGIN/COMMIT, schema-qualify
 -- everything. Once 0.3.0 is released this file is never edited again.
+
+-- == auth.uid fast path (issue 22) ==
+-- auth.uid(), auth.role(), auth.email() become hand-written V1 C functions that
+-- return a cached Datum (src/claims.rs). The 0.2.0 symbols (uid_wrapper,
+-- role_wrapper, email_wrapper) stay in the library for the archived scripts.
+-- CREATE OR REPLACE keeps the functions' owner, grants and dependents (policies).
+CREATE OR REPLACE FUNCTION auth."uid"() RETURNS uuid STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'uid_fast';
+CREATE OR REPLACE FUNCTION auth."role"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'role_fast';
+CREATE OR REPLACE FUNCTION auth."email"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'email_fast';
