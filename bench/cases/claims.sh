@@ -2,7 +2,8 @@
 # auth.uid() per row: a count(*) over 1M rows under the RLS policy
 # `using (user_id = auth.uid())` (not wrapped in a select), as an impersonated
 # user, against the same scan with the uid as a literal (service_role, which
-# bypasses RLS, with `where user_id = '<uuid>'`). Target: within 2x.
+# bypasses RLS, with `where user_id = '<uuid>'`). Target (issue 22): <= 1.2x,
+# the median of the per-round ratios of BENCH_ROUNDS (9) interleaved rounds.
 # For comparison: the same policy with a Supabase-style SQL helper
 # (current_setting + jsonb per row) and with `(select auth.uid())`.
 # Parallel query is off so the numbers measure per-row cost, not worker count.
@@ -10,7 +11,7 @@ set -euo pipefail
 DB=bench_claims
 psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" 2>/dev/null
 "${PYTHON:-python3}" - "$DB" <<'PY'
-import statistics, sys, time
+import os, statistics, sys, time
 import psycopg
 
 db = sys.argv[1]
@@ -48,35 +49,69 @@ sid = c.execute("SELECT dashboard.start_impersonation(%s, 'benchmark')", (uid,))
 c.execute("SET max_parallel_workers_per_gather = 0")
 
 
-def timed(setup, sql, runs=5):
-    times, n = [], None
-    for i in range(runs + 1):  # the first run warms the cache and is not counted
+claims_only = [("SET LOCAL ROLE authenticated", ()),
+               ("SELECT set_config('request.jwt.claims', %s, true)", (f'{{"sub":"{uid}","role":"authenticated"}}',))]
+CASES = {
+    "literal": ([("SET LOCAL ROLE service_role", ())], f"SELECT count(*) FROM public.items WHERE user_id = '{uid}'"),
+    "imp": ([("SELECT dashboard.apply_impersonation(%s)", (sid,))], "SELECT count(*) FROM public.items"),
+    # PostgREST >= 9 sets only the JSON claims (no legacy GUCs)
+    "claims_only": (claims_only, "SELECT count(*) FROM public.items"),
+    "wrapped": (claims_only, "SELECT count(*) FROM public.items_wrapped"),
+    "sqlh": (claims_only, "SELECT count(*) FROM public.items_sql"),
+}
+
+
+def timed(case, reps=3):
+    """The fastest of `reps` runs of the case's count(*) (each in its own
+    transaction, set up as the case says); the fastest is the one the machine's
+    other load disturbed least."""
+    setup, sql = CASES[case]
+    best = None
+    for _ in range(reps):
         c.execute("BEGIN")
         for s, a in setup:
             c.execute(s, a)
         t = time.perf_counter()
         n = c.execute(sql).fetchone()[0]
-        if i:
-            times.append(time.perf_counter() - t)
+        dt = time.perf_counter() - t
         c.execute("ROLLBACK")
-    return statistics.median(times), n
+        assert n == 10000, (case, n)
+        best = dt if best is None else min(best, dt)
+    return best
 
 
-literal, n0 = timed([("SET LOCAL ROLE service_role", ())], f"SELECT count(*) FROM public.items WHERE user_id = '{uid}'")
-imp, n1 = timed([("SELECT dashboard.apply_impersonation(%s)", (sid,))], "SELECT count(*) FROM public.items")
-# measured again right after, on the same (now cached) table: the smaller one counts
-literal = min(literal, timed([("SET LOCAL ROLE service_role", ())], f"SELECT count(*) FROM public.items WHERE user_id = '{uid}'")[0])
-# The SQL helper with only the JSON claims set (PostgREST >= 9 sets no legacy GUCs).
-claims_only = [("SET LOCAL ROLE authenticated", ()),
-               ("SELECT set_config('request.jwt.claims', %s, true)", (f'{{"sub":"{uid}","role":"authenticated"}}',))]
-sqlh, n2 = timed(claims_only, "SELECT count(*) FROM public.items_sql")
-rust_claims_only, n3 = timed(claims_only, "SELECT count(*) FROM public.items")
-wrapped, n4 = timed(claims_only, "SELECT count(*) FROM public.items_wrapped")
-assert n0 == n1 == n2 == n3 == n4 == 10000, (n0, n1, n2, n3, n4)
-print(f"  literal uid (service_role, no RLS):        {literal*1000:8.1f} ms  (baseline)")
-print(f"  auth.uid() in Rust, impersonated user:     {imp*1000:8.1f} ms  ratio {imp/literal:5.2f}x  (target <= 2x) {'OK' if imp/literal <= 2 else 'MISSED'}")
-print(f"  auth.uid() in Rust, claims JSON only:      {rust_claims_only*1000:8.1f} ms  ratio {rust_claims_only/literal:5.2f}x")
-print(f"  (select auth.uid()) wrapped:               {wrapped*1000:8.1f} ms  ratio {wrapped/literal:5.2f}x")
-print(f"  Supabase-style SQL helper (claims JSON):   {sqlh*1000:8.1f} ms  ratio {sqlh/literal:5.2f}x  (Supabase reports ~24x)")
+for case in CASES:  # warm the caches (and the table pages) once
+    timed(case, reps=1)
+# Interleaved rounds, compared within each round (the load on this machine
+# drifts); every other round in the opposite order.
+order = list(CASES)
+rounds = []
+for r in range(int(os.environ.get("BENCH_ROUNDS", "9"))):
+    got = {case: timed(case) for case in (order if r % 2 == 0 else order[::-1])}
+    rounds.append(got)
+if os.environ.get("BENCH_VERBOSE"):
+    for got in rounds:
+        print("  round: " + " ".join(f"{k}={v*1000:.1f}ms" for k, v in got.items()))
+
+
+def med(case):
+    return statistics.median(g[case] for g in rounds)
+
+
+def ratio(case):
+    rs = sorted(g[case] / g["literal"] for g in rounds)
+    return statistics.median(rs), rs[0], rs[-1]
+
+
+lit = med("literal")
+print(f"  {len(rounds)} interleaved rounds (each the best of 3 runs); medians of the per-round ratios")
+print(f"  literal uid (service_role, no RLS):        {lit*1000:8.1f} ms  (baseline)")
+for case, label, target in (("imp", "auth.uid() in Rust, impersonated user:    ", 1.2),
+                            ("claims_only", "auth.uid() in Rust, claims JSON only:     ", None),
+                            ("wrapped", "(select auth.uid()) wrapped:              ", None),
+                            ("sqlh", "Supabase-style SQL helper (claims JSON):  ", None)):
+    m, lo, hi = ratio(case)
+    verdict = f"  (target <= {target}x) {'OK' if m <= target else 'MISSED'}" if target else ""
+    print(f"  {label} {med(case)*1000:8.1f} ms  ratio {m:5.2f}x  rounds {lo:.2f}-{hi:.2f}{verdict}")
 PY
 psql -q -c "DROP DATABASE IF EXISTS $DB"
