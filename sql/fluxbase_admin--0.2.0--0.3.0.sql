@@ -333,3 +333,12 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'get_user_v3_wrapper';
 REVOKE EXECUTE ON FUNCTION dashboard.list_users(text, integer, uuid), dashboard.get_user(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dashboard.list_users(text, integer, uuid), dashboard.get_user(uuid) TO fluxbase_dashboard;
+
+-- == auth.uid fast path (issue 22) ==
+-- auth.uid(), auth.role(), auth.email() become hand-written V1 C functions that
+-- return a cached Datum (src/claims.rs). The 0.2.0 symbols (uid_wrapper,
+-- role_wrapper, email_wrapper) stay in the library for the archived scripts.
+-- CREATE OR REPLACE keeps the functions' owner, grants and dependents (policies).
+CREATE OR REPLACE FUNCTION auth."uid"() RETURNS uuid STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'uid_fast';
+CREATE OR REPLACE FUNCTION auth."role"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'role_fast';
+CREATE OR REPLACE FUNCTION auth."email"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'email_fast';

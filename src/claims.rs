@@ -14,6 +14,11 @@
 //! difference: `current_setting('request.jwt.claims')` without `missing_ok`
 //! answers '' instead of an error while unset. When another library already
 //! defined it, the helpers fall back to GetConfigOption.
+//!
+//! Since 0.3.0 `auth.uid()`, `auth.role()`, `auth.email()` are hand-written V1
+//! functions (`uid_fast` & co., below) that return a Datum cached per
+//! generation: a row costs about what a constant does (issue 22). The 0.2.0
+//! `#[pg_extern]` entries stay for the archived install scripts.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
@@ -127,6 +132,7 @@ pub fn init() {
             None,
         );
         OWN_GUC.store(true, Ordering::Relaxed);
+        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
     }
 }
 
@@ -197,9 +203,9 @@ fn sub_to_uuid(sub: &Result<[u8; 16], String>) -> Uuid {
     }
 }
 
-/// The user id (`sub` claim) of the current request, or NULL.
-#[pg_extern(schema = "auth", stable, parallel_safe)]
-fn uid() -> Option<Uuid> {
+/// The user id of the current request (`sub` claim, else the legacy GUC), or
+/// None; raises 22P02 when the claim is not a UUID.
+fn uid_value() -> Option<Uuid> {
     if let Some(u) = with_claims(|c| c.sub.as_ref().map(sub_to_uuid)) {
         return Some(u);
     }
@@ -211,17 +217,249 @@ fn uid() -> Option<Uuid> {
     })
 }
 
-/// The `role` claim of the current request, or NULL.
-#[pg_extern(schema = "auth", stable, parallel_safe)]
-fn role() -> Option<String> {
+fn role_value() -> Option<String> {
     with_claims(|c| c.role.clone()).or_else(|| guc_string(c"request.jwt.claim.role"))
 }
 
-/// The `email` claim of the current request, or NULL.
-#[pg_extern(schema = "auth", stable, parallel_safe)]
-fn email() -> Option<String> {
+fn email_value() -> Option<String> {
     with_claims(|c| c.email.clone()).or_else(|| guc_string(c"request.jwt.claim.email"))
 }
+
+// The 0.1.0/0.2.0 entry points (`uid_wrapper`, `role_wrapper`, `email_wrapper`):
+// archived install scripts create auth.uid() & co. with these symbols, so they
+// stay (docs/RELEASING.md); 0.3.0 points the SQL functions at the `*_fast`
+// entries below instead (sql = false: no SQL of their own).
+
+/// The user id (`sub` claim) of the current request, or NULL.
+#[pg_extern(schema = "auth", stable, parallel_safe, sql = false)]
+fn uid() -> Option<Uuid> {
+    uid_value()
+}
+
+/// The `role` claim of the current request, or NULL.
+#[pg_extern(schema = "auth", stable, parallel_safe, sql = false)]
+fn role() -> Option<String> {
+    role_value()
+}
+
+/// The `email` claim of the current request, or NULL.
+#[pg_extern(schema = "auth", stable, parallel_safe, sql = false)]
+fn email() -> Option<String> {
+    email_value()
+}
+
+// ---------------------------------------------------------------------------
+// The per-row path (issue 22): hand-written V1 functions returning a cached
+// Datum.
+//
+// What pgrx's generic `#[pg_extern]` wrapper costs per call, for a function
+// whose answer changes only when `request.jwt.claims` does: the thread-local
+// cache's RefCell, cloning the claim out of it, and boxing the result (a
+// palloc of 16 bytes for a uuid, of a varlena for text) -- every row. Here a
+// row costs two loads and a compare: the value of each helper is kept, as a
+// ready Datum, together with the generation of `request.jwt.claims` it was
+// computed at; while the generation is unchanged, the Datum is returned as is.
+//
+// The Datum points into memory of our own (TopMemoryContext), not the
+// caller's: a by-reference result only has to stay valid as long as the
+// caller's per-tuple memory, and ours lives longer. When the claims change,
+// the new value gets new memory and the old one is kept until the end of the
+// transaction (a Datum handed out earlier in the same statement may still be
+// referenced, e.g. `auth.uid() = (SELECT ... set_config(...) ... auth.uid())`),
+// never overwritten in place.
+//
+// Only a value taken from the claims JSON is cached: the legacy
+// `request.jwt.claim.*` GUCs and the case where another library owns
+// `request.jwt.claims` (no assign hook of ours, so no generation) go through
+// the slow path on every call, as before. So does an invalid `sub`, which
+// raises 22P02 on every call.
+//
+// LEAKPROOF: not declared. For a zero-argument function it would be honest
+// (it reveals nothing about arguments; its one error, 22P02 on a `sub` that is
+// not a UUID, depends on the session's own setting, never on a row), but it
+// buys nothing: Postgres treats a non-leakproof function as leaky only when
+// its arguments contain a column reference (contain_leaked_vars), so a user
+// qual `user_id = auth.uid()` is already pushed below RLS/security-barrier
+// quals (uuid_eq is leakproof); tests/test_impersonation.py pins that with an
+// index scan under a leaky policy. LEAKPROOF would also make every later
+// CREATE OR REPLACE of these functions superuser-only.
+// ---------------------------------------------------------------------------
+
+/// A helper's cached result: valid while `generation` equals GENERATION
+/// (which starts at 1, so the initial 0 never is). `datum` is a pointer into
+/// TopMemoryContext.
+#[derive(Clone, Copy)]
+struct Hot {
+    generation: u64,
+    datum: usize,
+}
+
+const UID: usize = 0;
+const ROLE: usize = 1;
+const EMAIL: usize = 2;
+
+/// Backends are single-threaded; only the entries below and the slow path
+/// they call touch these (never reentrantly: nothing in between runs SQL).
+static mut HOT: [Hot; 3] = [Hot { generation: 0, datum: 0 }; 3];
+/// Memory of values replaced during the current transaction, freed at its end.
+static mut RETIRED: Vec<usize> = Vec::new();
+
+/// The hot path: the cached Datum when still valid. Two loads and a compare;
+/// nothing here can panic or raise.
+#[inline(always)]
+unsafe fn cached(slot: usize) -> Option<pg_sys::Datum> {
+    let h = unsafe { *std::ptr::addr_of!(HOT).cast::<Hot>().add(slot) };
+    if h.generation == GENERATION.load(Ordering::Relaxed) {
+        Some(pg_sys::Datum::from(h.datum))
+    } else {
+        None
+    }
+}
+
+/// Keep `bytes` (a complete Datum image) as `slot`'s value for `generation`
+/// and return it as a Datum. When this library does not own the GUC there is
+/// no generation: the caller's memory context gets a copy instead.
+unsafe fn publish(slot: usize, generation: u64, bytes: &[u8]) -> pg_sys::Datum {
+    unsafe {
+        if !OWN_GUC.load(Ordering::Relaxed) {
+            let p = pg_sys::palloc(bytes.len());
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast::<u8>(), bytes.len());
+            return pg_sys::Datum::from(p);
+        }
+        let p = pg_sys::MemoryContextAlloc(pg_sys::TopMemoryContext, bytes.len());
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast::<u8>(), bytes.len());
+        let h = &mut *std::ptr::addr_of_mut!(HOT).cast::<Hot>().add(slot);
+        if h.datum != 0 {
+            (*std::ptr::addr_of_mut!(RETIRED)).push(h.datum);
+        }
+        *h = Hot { generation, datum: p as usize };
+        pg_sys::Datum::from(p)
+    }
+}
+
+/// Free the values replaced during the transaction that ends.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
+        for p in unsafe { (*std::ptr::addr_of_mut!(RETIRED)).drain(..) } {
+            unsafe { pg_sys::pfree(p as *mut std::ffi::c_void) };
+        }
+    }
+}
+
+/// A text Datum image: 4-byte varlena header + the bytes.
+fn text_image(s: &str) -> Vec<u8> {
+    let len = pg_sys::VARHDRSZ + s.len();
+    let mut v = vec![0u8; len];
+    let header: u32 = if cfg!(target_endian = "little") { (len as u32) << 2 } else { len as u32 & 0x3FFF_FFFF };
+    v[..4].copy_from_slice(&header.to_ne_bytes());
+    v[4..].copy_from_slice(s.as_bytes());
+    v
+}
+
+unsafe fn set_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0usize)
+}
+
+/// The slow path of auth.uid(): recompute, cache when the value comes from the
+/// claims JSON, raise 22P02 on a `sub` that is not a UUID.
+#[inline(never)]
+unsafe fn uid_slow(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let generation = GENERATION.load(Ordering::Relaxed);
+    match with_claims(|c| c.sub.clone()) {
+        Some(sub) => {
+            let bytes = *sub_to_uuid(&sub).as_bytes();
+            unsafe { publish(UID, generation, &bytes) }
+        }
+        None => match uid_value() {
+            Some(u) => u.into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
+            None => unsafe { set_null(fcinfo) },
+        },
+    }
+}
+
+/// The slow path of auth.role() / auth.email().
+#[inline(never)]
+unsafe fn text_slow(
+    fcinfo: pg_sys::FunctionCallInfo,
+    slot: usize,
+    claim: fn(&Claims) -> Option<String>,
+    legacy: &CStr,
+) -> pg_sys::Datum {
+    let generation = GENERATION.load(Ordering::Relaxed);
+    if let Some(v) = with_claims(claim) {
+        return unsafe { publish(slot, generation, &text_image(&v)) };
+    }
+    match guc_string(legacy) {
+        Some(v) => v.into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
+        None => unsafe { set_null(fcinfo) },
+    }
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_uid_fast() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+/// auth.uid() since 0.3.0: the user id (`sub` claim) of the current request,
+/// or NULL.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn uid_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    match unsafe { cached(UID) } {
+        Some(d) => d,
+        None => unsafe { uid_slow(fcinfo) },
+    }
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_role_fast() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+/// auth.role() since 0.3.0: the `role` claim of the current request, or NULL.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn role_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    match unsafe { cached(ROLE) } {
+        Some(d) => d,
+        None => unsafe { text_slow(fcinfo, ROLE, |c| c.role.clone(), c"request.jwt.claim.role") },
+    }
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_email_fast() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+/// auth.email() since 0.3.0: the `email` claim of the current request, or NULL.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn email_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    match unsafe { cached(EMAIL) } {
+        Some(d) => d,
+        None => unsafe { text_slow(fcinfo, EMAIL, |c| c.email.clone(), c"request.jwt.claim.email") },
+    }
+}
+
+// The SQL of the fast entries (the same in sql/fluxbase_admin--0.2.0--0.3.0.sql).
+extension_sql!(
+    r#"
+CREATE FUNCTION auth."uid"() RETURNS uuid STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'uid_fast';
+CREATE FUNCTION auth."role"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'role_fast';
+CREATE FUNCTION auth."email"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'email_fast';
+"#,
+    name = "claims_fast_functions",
+    requires = ["accounts_schema"]
+);
 
 /// All claims of the current request as jsonb, or NULL. Built from the legacy
 /// per-claim settings when only those are set.
@@ -240,5 +478,38 @@ fn jwt() -> Option<JsonB> {
         None
     } else {
         Some(JsonB(json!(m)))
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn claims(doc: &str) {
+        Spi::run_with_args("SELECT set_config('request.jwt.claims', $1, true)", &[doc.into()]).unwrap();
+    }
+
+    #[pg_test]
+    fn fast_entries_follow_the_claims() {
+        claims(r#"{"sub":"00000000-0000-4000-8000-000000000001","role":"r1","email":"a@x.io"}"#);
+        for _ in 0..2 {
+            // the second round is served from the cache
+            let row = Spi::get_two::<String, String>("SELECT auth.uid()::text, auth.role() || '/' || auth.email()").unwrap();
+            assert_eq!(row, (Some("00000000-0000-4000-8000-000000000001".into()), Some("r1/a@x.io".into())));
+        }
+        claims(r#"{"sub":"00000000-0000-4000-8000-000000000002"}"#);
+        let row = Spi::get_two::<String, String>("SELECT auth.uid()::text, auth.role()").unwrap();
+        assert_eq!(row, (Some("00000000-0000-4000-8000-000000000002".into()), None));
+        claims("");
+        assert_eq!(Spi::get_one::<pgrx::datum::Uuid>("SELECT auth.uid()").unwrap(), None);
+        let src = Spi::get_one::<String>("SELECT string_agg(prosrc, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'auth'::regnamespace AND proname IN ('uid', 'role', 'email')").unwrap();
+        assert_eq!(src.as_deref(), Some("email_fast,role_fast,uid_fast"));
+    }
+
+    #[pg_test(error = "the sub claim is not a UUID: 'x'")]
+    fn fast_uid_refuses_a_sub_that_is_not_a_uuid() {
+        claims(r#"{"sub":"x"}"#);
+        Spi::get_one::<pgrx::datum::Uuid>("SELECT auth.uid()").unwrap();
     }
 }
