@@ -329,17 +329,17 @@ fn check_with_parser(sql: &str) {
                 }
             }
             pg_sys::NodeTag::T_InsertStmt => {
-                if (*(stmt as *mut pg_sys::InsertStmt)).returningList.is_null() {
+                if !crate::pgcompat::has_returning(stmt) {
                     refuse("INSERT needs RETURNING");
                 }
             }
             pg_sys::NodeTag::T_UpdateStmt => {
-                if (*(stmt as *mut pg_sys::UpdateStmt)).returningList.is_null() {
+                if !crate::pgcompat::has_returning(stmt) {
                     refuse("UPDATE needs RETURNING");
                 }
             }
             pg_sys::NodeTag::T_DeleteStmt => {
-                if (*(stmt as *mut pg_sys::DeleteStmt)).returningList.is_null() {
+                if !crate::pgcompat::has_returning(stmt) {
                     refuse("DELETE needs RETURNING");
                 }
             }

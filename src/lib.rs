@@ -33,6 +33,7 @@ pub mod monitoring;
 pub mod sessions;
 pub mod fastpath;
 pub mod settings;
+pub mod pgcompat;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 
