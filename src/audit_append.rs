@@ -143,6 +143,8 @@ pub unsafe extern "C-unwind" fn on_subxact_event(
 /// RowExclusiveLock its update needs, first: a transaction that altered the
 /// head table then holds everyone up before the chain lock, not under it.
 pub fn lock_chain() -> Oid {
+    // (a standby can take no ExclusiveLock: 55000; say why instead)
+    crate::db::refuse_on_standby("change the audit chain");
     let head = crate::db::dashboard_auth_table(c"audit_chain_head");
     unsafe {
         pg_sys::LockRelationOid(head, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
