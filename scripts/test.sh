@@ -15,13 +15,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 STARTED=$(date +%s)
-if [ -n "${PG_CONFIG:-}" ]; then
-    source scripts/pg-env.sh; MAJORS=("$PG_MAJOR")
-elif [ -n "${PG_MAJOR:-}" ]; then
-    MAJORS=("$PG_MAJOR")
-else
-    MAJORS=(15 18)
-fi
+source scripts/pg-env.sh
+MAJORS=("${PG_MAJORS_ASKED[@]}")
 LOGS=$(mktemp -d /tmp/fluxbase-test-logs.XXXXXX)
 
 bash scripts/install-deps.sh "${MAJORS[@]}"

@@ -255,7 +255,6 @@ unsafe fn insert_index_tuples(
 /// hand, so per major version: PostgreSQL 16 added `num_pages` (pages to
 /// extend by at once; 1 is 15's behaviour).
 unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuffer: *mut pg_sys::Buffer) -> pg_sys::Buffer {
-    #[cfg(feature = "pg15")]
     unsafe extern "C-unwind" {
         fn RelationGetBufferForTuple(
             relation: pg_sys::Relation,
@@ -265,19 +264,7 @@ unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuf
             bistate: *mut std::ffi::c_void,
             vmbuffer: *mut pg_sys::Buffer,
             vmbuffer_other: *mut pg_sys::Buffer,
-        ) -> pg_sys::Buffer;
-    }
-    #[cfg(feature = "pg18")]
-    unsafe extern "C-unwind" {
-        fn RelationGetBufferForTuple(
-            relation: pg_sys::Relation,
-            len: usize,
-            other_buffer: pg_sys::Buffer,
-            options: std::ffi::c_int,
-            bistate: *mut std::ffi::c_void,
-            vmbuffer: *mut pg_sys::Buffer,
-            vmbuffer_other: *mut pg_sys::Buffer,
-            num_pages: std::ffi::c_int,
+            #[cfg(feature = "pg18")] num_pages: std::ffi::c_int,
         ) -> pg_sys::Buffer;
     }
     pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {

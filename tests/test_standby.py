@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from conftest import PASSWORD, one
-from test_privilege_matrix import EXPLORER_WRITE, INTERNAL, M, SESSION, WRITE, matrix_db  # noqa: F401 (fixture)
+from test_privilege_matrix import EXPLORER_WRITE, INTERNAL, M, SESSION, WRITE, matrix_db, run_as  # noqa: F401 (fixture)
 
 PG_CONFIG = os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
 PG_BIN = subprocess.check_output([PG_CONFIG, "--bindir"], text=True).strip()
@@ -198,21 +198,11 @@ def test_dashboard_reads_work_after_use_session(standby, who):
 
 def run_on_standby(s, sig):
     """Call `sig` (its privilege-matrix call) on the standby as a caller allowed to
-    make it; returns (sqlstate, message), (None, None) on success."""
+    make it (the superuser for internal functions, else an admin session);
+    returns (sqlstate, message), (None, None) on success."""
     call, who, _ = M[sig]
-    superuser = who is INTERNAL
-    conn = s.su if superuser else s.web
-    params = dict(s.ctx, imp=s.imps["admin_session"] if not superuser else s.imps["superuser"])
-    conn.execute("BEGIN")
-    try:
-        if not superuser:
-            conn.execute("SELECT dashboard_auth.use_session(%s)", (s.ctx["admin_token"],))
-        conn.execute(call, params).fetchall()
-        return None, None
-    except psycopg.Error as e:
-        return e.sqlstate, str(e).strip().splitlines()[0]
-    finally:
-        conn.execute("ROLLBACK")
+    standby_matrix = {"conns": {"superuser": s.su, "admin_session": s.web}, "ctx": s.ctx, "imps": s.imps}
+    return run_as(standby_matrix, "superuser" if who is INTERNAL else "admin_session", call)
 
 
 @pytest.mark.parametrize("sig", sorted(set(M) - TRIGGERS))
