@@ -8,6 +8,7 @@
 #   bench/run.sh                    all cases, on PostgreSQL 15 then 18
 #   PG_MAJOR=18 bench/run.sh        on one version (15 or 18; or PG_CONFIG=...)
 #   bench/run.sh validate_session   just bench/cases/validate_session.sh
+#   BENCH_SKIP_BUILD=1 ...          use the build installed already (smoke runs; not for figures)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -24,8 +25,14 @@ source scripts/pg-env.sh
 bash scripts/install-deps.sh "$PG_MAJOR"
 bash scripts/python-env.sh
 echo "==> PostgreSQL $PG_MAJOR ($("$PG_CONFIG" --version))"
-echo "==> building the extension (release, for PostgreSQL $PG_MAJOR)"
-bash scripts/install.sh --release >/tmp/fluxbase-bench-install.log 2>&1 || { cat /tmp/fluxbase-bench-install.log; exit 1; }
+if [ -n "${BENCH_SKIP_BUILD:-}" ]; then
+    # (a smoke run of the cases: whatever build is installed, e.g. scripts/test.sh's debug one;
+    # its figures are not the release build's)
+    echo "==> BENCH_SKIP_BUILD: using the extension installed in PostgreSQL $PG_MAJOR as it is"
+else
+    echo "==> building the extension (release, for PostgreSQL $PG_MAJOR)"
+    bash scripts/install.sh --release >/tmp/fluxbase-bench-install.log 2>&1 || { cat /tmp/fluxbase-bench-install.log; exit 1; }
+fi
 source scripts/cluster.sh
 # (that version's psql and pgbench)
 export PATH="$PG_BIN:$PATH"
