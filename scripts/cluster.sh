@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL 15 cluster owned by this project: initdb as the
+# A throwaway PostgreSQL cluster (of $PG_CONFIG / $PG_MAJOR, see scripts/pg-env.sh) owned by this project: initdb as the
 # `postgres` OS user (Postgres refuses root) into a private directory, listening
 # only on a private Unix socket and port. Source this file, then call
 # cluster_start and cluster_stop (the callers trap EXIT so it always stops).
@@ -9,7 +9,8 @@
 # After cluster_start:  PGHOST (socket dir), PGPORT, PGUSER=postgres are exported,
 # so psql, the tests and the fluxbase CLI all find it.
 
-PG_BIN=${PG_BIN:-$(${PG_CONFIG:-/usr/bin/pg_config} --bindir)}
+source "$(dirname "${BASH_SOURCE[0]}")/pg-env.sh"
+PG_BIN=${PG_BIN:-$("$PG_CONFIG" --bindir)}
 FLUXBASE_PGPORT=${FLUXBASE_PGPORT:-54329}
 
 cluster_start() {

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # The main job, from a fresh machine: install what is missing, build and install
-# the extension and the CLI, start a throwaway PostgreSQL 15 cluster, create the
+# the extension and the CLI, start a throwaway PostgreSQL cluster (15 unless told), create the
 # extension and walk through first-run setup, login, impersonation and the CLI,
 # printing what a user would see. The cluster is removed at the end, also on failure.
+# PostgreSQL 15 by default; PG_MAJOR=18 (or PG_CONFIG=/path/to/pg_config) for another
+# supported version (scripts/pg-env.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
+source scripts/pg-env.sh
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh "$PG_MAJOR"
 echo "==> building and installing fluxbase_admin"
 bash scripts/install.sh >/tmp/fluxbase-install.log 2>&1 || { cat /tmp/fluxbase-install.log; exit 1; }
 cargo build -q -p fluxbase
 FLUXBASE="$ROOT/target/debug/fluxbase"
 
 source scripts/cluster.sh
+export PATH="$PG_BIN:$PATH"
 trap cluster_stop EXIT
 cluster_start
 echo "==> PostgreSQL is running on socket $PGHOST port $PGPORT"

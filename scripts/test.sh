@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing, runs the
-# plain-Rust unit tests, installs the extension into PostgreSQL 15, starts a
-# throwaway cluster, runs the client-level tests (tests/, pytest) against it,
-# then the pgrx #[pg_test] suite. Exits non-zero when anything fails; the
-# cluster is stopped on every way out. Ends with one total line.
+# plain-Rust unit tests, then for each supported PostgreSQL major version (15,
+# then 18): builds and installs the extension for it (one build per version),
+# starts a throwaway cluster, runs the client-level tests (tests/, pytest:
+# upgrades, dump/restore, the hot standby, the browser, ...) against it, then the
+# pgrx #[pg_test] suite. Exits non-zero when anything fails; clusters are
+# stopped on every way out. Ends with the totals per version, the suite's
+# duration and one total line.
 #
-#   scripts/test.sh              everything
+#   scripts/test.sh              everything, on PostgreSQL 15 and 18
+#   PG_MAJOR=18 scripts/test.sh  everything, on one version (15 or 18; or PG_CONFIG=...)
 #   scripts/test.sh -k lockout   only client tests matching (passed to pytest; skips the pgrx suite)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
+STARTED=$(date +%s)
+source scripts/pg-env.sh
+MAJORS=("${PG_MAJORS_ASKED[@]}")
 LOGS=$(mktemp -d /tmp/fluxbase-test-logs.XXXXXX)
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh "${MAJORS[@]}"
 bash scripts/python-env.sh
 
 echo "==> unit tests (fluxbase_core, fluxbase CLI)"
@@ -22,53 +28,84 @@ if ! cargo test -p fluxbase_core -p fluxbase >"$LOGS/unit.log" 2>&1; then
     tail -50 "$LOGS/unit.log"; exit 1
 fi
 grep -E "^test result" "$LOGS/unit.log"
-
-echo "==> build and install the extension"
-bash scripts/install.sh >"$LOGS/install.log" 2>&1 || { cat "$LOGS/install.log"; exit 1; }
 cargo build -q -p fluxbase
-
-source scripts/cluster.sh
-trap cluster_stop EXIT
-cluster_start
 export FLUXBASE_BIN="$ROOT/target/debug/fluxbase"
 
-echo "==> client-level tests against a real cluster"
+# Everything that depends on the server version, for one major. Runs in a
+# subshell (its own cluster, trap and environment); logs go to $LOGS/pg<major>/.
+run_version() {
+    local major=$1 dir="$LOGS/pg$1" status=0 t0
+    t0=$(date +%s)
+    mkdir -p "$dir"
+    unset PG_CONFIG PG_BIN
+    export PG_MAJOR=$major
+    source scripts/pg-env.sh
+    source scripts/cluster.sh
+    echo "==> PostgreSQL $PG_MAJOR: build and install the extension ($PG_CONFIG)"
+    bash scripts/install.sh >"$dir/install.log" 2>&1 || { cat "$dir/install.log"; return 1; }
+
+    trap cluster_stop EXIT
+    cluster_start || return 1
+    echo "==> PostgreSQL $PG_MAJOR: client-level tests against a real cluster"
+    if ! "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "${PYTEST_ARGS[@]}" 2>&1 | tee "$dir/pytest.log"; then
+        status=1
+    fi
+    # A backend that crashed would have made the postmaster restart its children.
+    # (Signal 9 is the fault tests killing a backend on purpose.)
+    if grep "terminated by signal" "$CLUSTER_DIR/server.log" | grep -qv "signal 9"; then
+        echo "!! a backend crashed during the tests:"; grep -B8 "terminated by signal" "$CLUSTER_DIR/server.log" | head -60
+        status=1
+    fi
+    cluster_stop
+
+    if [ $status -eq 0 ] && [ ${#PYTEST_ARGS[@]} -eq 0 ]; then
+        echo "==> PostgreSQL $PG_MAJOR: pgrx #[pg_test] suite"
+        PGTEST_DIR=$(mktemp -d /tmp/fbpgt.XXXX); chown postgres:postgres "$PGTEST_DIR"
+        # (cargo pgrx test pgNN picks that major's feature itself)
+        env -u RUST_BACKTRACE cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$PGTEST_DIR/d" >"$dir/pgtest.log" 2>&1 || status=1
+        grep -E "^test |^test result" "$dir/pgtest.log" || true
+        [ $status -eq 0 ] || tail -40 "$dir/pgtest.log"
+        rm -rf "$PGTEST_DIR"
+    fi
+    echo "PostgreSQL $PG_MAJOR took $(( $(date +%s) - t0 )) s" >"$dir/duration"
+    return $status
+}
+
+PYTEST_ARGS=("$@")
 status=0
-if ! "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "$@" 2>&1 | tee "$LOGS/pytest.log"; then
-    status=1
-fi
-# A backend that crashed would have made the postmaster restart its children.
-# (Signal 9 is the fault tests killing a backend on purpose.)
-if grep "terminated by signal" "$CLUSTER_DIR/server.log" | grep -qv "signal 9"; then
-    echo "!! a backend crashed during the tests:"; grep -B8 "terminated by signal" "$CLUSTER_DIR/server.log" | head -60
-    status=1
-fi
-cluster_stop
+for major in "${MAJORS[@]}"; do
+    ( run_version "$major" ) || status=1
+done
 
-if [ $status -eq 0 ] && [ $# -eq 0 ]; then
-    echo "==> pgrx #[pg_test] suite"
-    PGTEST_DIR=$(mktemp -d /tmp/fbpgt.XXXX); chown postgres:postgres "$PGTEST_DIR"
-    env -u RUST_BACKTRACE cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/d" >"$LOGS/pgtest.log" 2>&1 || status=1
-    grep -E "^test |^test result" "$LOGS/pgtest.log" || true
-    [ $status -eq 0 ] || tail -40 "$LOGS/pgtest.log"
-    rm -rf "$PGTEST_DIR"
-fi
-
-# One closing line over every runner.
-python3 - "$LOGS" <<'PY'
+# The totals: per version, then one closing line over every runner.
+python3 - "$LOGS" "$(( $(date +%s) - STARTED ))" <<'PY'
 import pathlib, re, sys
-passed = failed = skipped = 0
-for log in pathlib.Path(sys.argv[1]).glob("*.log"):
-    text = log.read_text(errors="replace")
-    for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
-        passed += int(m.group(1)); failed += int(m.group(2))
-    if log.name == "pytest.log":
-        tail = text.strip().splitlines()[-1] if text.strip() else ""
-        for n, what in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", tail):
-            if what == "passed": passed += int(n)
-            elif what == "skipped": skipped += int(n)
-            else: failed += int(n)
-print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+logs, duration = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+
+def count(files):
+    passed = failed = skipped = 0
+    for log in files:
+        text = log.read_text(errors="replace")
+        for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+            passed += int(m.group(1)); failed += int(m.group(2))
+        if log.name == "pytest.log":
+            tail = text.strip().splitlines()[-1] if text.strip() else ""
+            for n, what in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", tail):
+                if what == "passed": passed += int(n)
+                elif what == "skipped": skipped += int(n)
+                else: failed += int(n)
+    return passed, failed, skipped
+
+total = [0, 0, 0]
+parts = [("unit tests", None, [logs / "unit.log"])]
+parts += [(f"PostgreSQL {d.name[2:]}", d, sorted(d.glob("*.log"))) for d in sorted(logs.glob("pg*"))]
+for part, d, files in parts:
+    p, f, s = count(files)
+    took = (d / "duration").read_text().split()[-2] if d and (d / "duration").exists() else None
+    print(f"   {part}: {p} ok, {f} not ok, {s} skipped" + (f" in {took} s" if took else ""))
+    total = [a + b for a, b in zip(total, (p, f, s))]
+print(f"suite duration: {duration} s")
+print(f"total: {total[0]} passed, {total[1]} failed, {total[2]} skipped")
 PY
 rm -rf "$LOGS"
 exit $status

@@ -67,6 +67,8 @@ impl Event {
 /// transaction commits (see audit_append.rs); an abort drops it with
 /// everything else the transaction did.
 pub fn record(ev: Event) {
+    // (the trail cannot grow on a hot standby: refuse what it would record)
+    db::refuse_on_standby("record an audit entry");
     let (actor_id, actor_label) = ev.actor_override.clone().unwrap_or_else(|| {
         let a = actor::current();
         (a.id(), a.label())

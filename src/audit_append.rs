@@ -303,6 +303,8 @@ pub fn log_witness(id: i64, hash: &[u8], why: &str) {
 /// RowExclusiveLock its update needs, first: a transaction that altered the
 /// head table then holds everyone up before the chain lock, not under it.
 pub fn lock_chain() -> Oid {
+    // (a standby can take no ExclusiveLock: 55000; say why instead)
+    crate::db::refuse_on_standby("change the audit chain");
     let head = crate::db::dashboard_auth_table(c"audit_chain_head");
     unsafe {
         pg_sys::LockRelationOid(head, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
@@ -337,7 +339,7 @@ fn release_chain_lock() {
             locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
         };
         // (taken in a savepoint that rolled back, it is gone already)
-        if pg_sys::LockHeldByMe(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) {
+        if crate::pgcompat::lock_held_by_me(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) {
             pg_sys::UnlockDatabaseObject(pg_sys::RelationRelationId, head, 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
         }
     }
@@ -425,7 +427,7 @@ impl ChainColumns {
 /// `snapshot` through its primary key (the one-row table may span many pages
 /// of dead versions between vacuums).
 unsafe fn read_head(head: &DirectTable, snapshot: pg_sys::Snapshot) -> Option<(pg_sys::HeapTuple, i64, Vec<u8>)> {
-    let pk = pg_sys::RelationGetPrimaryKeyIndex(head.rel);
+    let pk = crate::pgcompat::primary_key_index(head.rel);
     let scan = pg_sys::systable_beginscan(head.rel, pk, pk != pg_sys::InvalidOid, snapshot, 0, std::ptr::null_mut());
     let found = pg_sys::systable_getnext(scan);
     let result = if found.is_null() {

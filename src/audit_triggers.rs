@@ -252,8 +252,7 @@ fn output_text_of_new(
     let td = tr.trigger_data();
     unsafe {
         let tupdesc = (*td.tg_relation).rd_att;
-        let natts = (*tupdesc).natts as usize;
-        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let attrs = crate::pgcompat::tupdesc_attrs(tupdesc);
         let attno = attrs.iter().position(|a| !a.attisdropped && pgrx::name_data_to_str(&a.attname) == column)? + 1;
         let datum = pgrx::heap_getattr_raw(td.tg_trigtuple, std::num::NonZeroUsize::new(attno)?, tupdesc)?;
         Some(crate::audit_append::output(out_fn, datum))

@@ -8,6 +8,55 @@ use pgrx::spi::{SpiHeapTupleData, SpiResult};
 
 use crate::errors::OrRaise;
 
+// ------------------------------------------------------------ hot standby
+//
+// pgrx's read-write SPI (`Spi::connect_mut` / `SpiClient::update`) first asks
+// Postgres for the transaction's id, assigning one: on a hot standby that is
+// an internal error (XX000 "cannot assign TransactionIds during recovery").
+// So on a standby the helpers below run what only reads (a plain SELECT)
+// read-only, and refuse anything else up front with 25006 and a message that
+// says why; `refuse_on_standby` does the same for code that writes otherwise
+// (the audit trail, direct SPI). On a primary nothing changes.
+
+/// Whether this server is a hot standby (in recovery: read-only).
+pub fn on_standby() -> bool {
+    // SAFETY: reads shared memory state, any time.
+    unsafe { pg_sys::RecoveryInProgress() }
+}
+
+/// Refuse (25006 read_only_sql_transaction) on a hot standby: `what` would write.
+pub fn refuse_on_standby(what: &str) {
+    if on_standby() {
+        pgrx::pg_sys::panic::ErrorReport::new(
+            pgrx::PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!("cannot {what}: this server is a read-only standby (hot standby, in recovery)"),
+            "fluxbase_admin",
+        )
+        .set_hint("make this call on the primary server; a standby serves reads only")
+        .report(PgLogLevel::ERROR);
+    }
+}
+
+/// Whether `sql` only reads: a SELECT (or VALUES/TABLE) without a row-locking clause.
+/// (The helpers' statements are constant strings written in this crate.)
+fn only_reads(sql: &str) -> bool {
+    let first = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    let upper = sql.to_ascii_uppercase();
+    ["SELECT", "VALUES", "TABLE"].iter().any(|k| first.eq_ignore_ascii_case(k))
+        && !["FOR UPDATE", "FOR NO KEY UPDATE", "FOR SHARE", "FOR KEY SHARE"].iter().any(|k| upper.contains(k))
+}
+
+/// On a standby: Some(read-only run of `sql`) when it only reads, else the 25006 refusal.
+fn on_standby_read<R>(sql: &str, run: impl FnOnce() -> R) -> Option<R> {
+    if !on_standby() {
+        return None;
+    }
+    if !only_reads(sql) {
+        refuse_on_standby("write");
+    }
+    Some(run())
+}
+
 /// Run a read-only query and map every row.
 pub fn select<T>(
     sql: &str,
@@ -23,16 +72,31 @@ pub fn update<T>(
     args: &[DatumWithOid],
     mut f: impl FnMut(&SpiHeapTupleData) -> SpiResult<T>,
 ) -> Vec<T> {
+    refuse_on_standby("write");
     Spi::connect_mut(|c| c.update(sql, None, args)?.map(|row| f(&row)).collect::<SpiResult<Vec<T>>>()).or_raise()
 }
 
 /// Run a statement that may write and return how many rows it touched.
 pub fn execute(sql: &str, args: &[DatumWithOid]) -> usize {
+    if let Some(n) = on_standby_read(sql, || Spi::connect(|c| c.select(sql, None, args).map(|t| t.len())).or_raise()) {
+        return n;
+    }
     Spi::connect_mut(|c| c.update(sql, None, args).map(|t| t.len())).or_raise()
 }
 
 /// The first column of the first row, or None when there is no row or it is NULL.
 pub fn one<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
+    let read = |c: &pgrx::spi::SpiClient<'_>| -> SpiResult<Option<T>> {
+        let t = c.select(sql, Some(1), args)?;
+        if t.is_empty() {
+            Ok(None)
+        } else {
+            t.first().get_one::<T>()
+        }
+    };
+    if let Some(v) = on_standby_read(sql, || Spi::connect(|c| read(&c)).or_raise()) {
+        return v;
+    }
     Spi::connect_mut(|c| {
         let t = c.update(sql, Some(1), args)?;
         if t.is_empty() {

@@ -42,7 +42,7 @@ impl DirectTable {
     }
 
     fn attrs(&self) -> &[pg_sys::FormData_pg_attribute] {
-        unsafe { (*self.desc()).attrs.as_slice(self.natts) }
+        unsafe { crate::pgcompat::tupdesc_attrs(self.desc()) }
     }
 
     pub fn desc(&self) -> pg_sys::TupleDesc {
@@ -148,12 +148,12 @@ impl DirectTable {
         if !(*self.desc()).constr.is_null() {
             pg_sys::ExecConstraints(self.rri, self.slot, self.estate);
         }
-        pg_sys::simple_heap_update(self.rel, old, tuple);
+        let indexes = heap_update(self.rel, old, tuple);
         // A HOT update keeps the old index entries; otherwise the new version needs its own.
-        if (*(*tuple).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE == 0 && (*self.rri).ri_NumIndices > 0 {
+        if indexes != IndexUpdate::None && (*self.rri).ri_NumIndices > 0 {
             // (stored again: the slot takes the new version's location from the tuple)
             pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
-            pg_sys::ExecInsertIndexTuples(self.rri, self.slot, self.estate, true, false, std::ptr::null_mut(), std::ptr::null_mut());
+            insert_index_tuples(self.rri, self.slot, self.estate, indexes == IndexUpdate::SummarizingOnly);
         }
         self.done_with_row();
     }
@@ -193,13 +193,67 @@ impl DirectTable {
 /// (MaxHeapTupleSize is 8160 bytes on 8 kB pages.)
 const RESERVE_AT_MOST_BYTES: usize = 7900;
 
+/// Which index entries an updated row version needs (PostgreSQL 16's
+/// TU_UpdateIndexes: a HOT update may still need the summarizing, BRIN-like,
+/// indexes updated).
+#[derive(PartialEq, Eq)]
+enum IndexUpdate {
+    None,
+    All,
+    SummarizingOnly,
+}
+
+/// simple_heap_update. PostgreSQL 15 tells a HOT update by the new tuple's
+/// HEAP_ONLY_TUPLE bit (no summarizing indexes then); 16 and later return
+/// which index entries are needed through a fourth argument.
+#[cfg(feature = "pg15")]
+unsafe fn heap_update(rel: pg_sys::Relation, old: pg_sys::ItemPointer, tuple: pg_sys::HeapTuple) -> IndexUpdate {
+    pg_sys::simple_heap_update(rel, old, tuple);
+    if (*(*tuple).t_data).t_infomask2 as u32 & pg_sys::HEAP_ONLY_TUPLE == 0 {
+        IndexUpdate::All
+    } else {
+        IndexUpdate::None
+    }
+}
+
+#[cfg(feature = "pg18")]
+unsafe fn heap_update(rel: pg_sys::Relation, old: pg_sys::ItemPointer, tuple: pg_sys::HeapTuple) -> IndexUpdate {
+    let mut which: pg_sys::TU_UpdateIndexes::Type = pg_sys::TU_UpdateIndexes::TU_None;
+    pg_sys::simple_heap_update(rel, old, tuple, &mut which);
+    match which {
+        pg_sys::TU_UpdateIndexes::TU_None => IndexUpdate::None,
+        pg_sys::TU_UpdateIndexes::TU_Summarizing => IndexUpdate::SummarizingOnly,
+        _ => IndexUpdate::All,
+    }
+}
+
+/// ExecInsertIndexTuples for an updated row (no arbiter indexes, no
+/// speculative insert). PostgreSQL 16 added `onlySummarizing`.
+#[cfg(feature = "pg15")]
+unsafe fn insert_index_tuples(
+    rri: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+    estate: *mut pg_sys::EState,
+    _only_summarizing: bool,
+) {
+    pg_sys::ExecInsertIndexTuples(rri, slot, estate, true, false, std::ptr::null_mut(), std::ptr::null_mut());
+}
+
+#[cfg(feature = "pg18")]
+unsafe fn insert_index_tuples(
+    rri: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+    estate: *mut pg_sys::EState,
+    only_summarizing: bool,
+) {
+    pg_sys::ExecInsertIndexTuples(rri, slot, estate, true, false, std::ptr::null_mut(), std::ptr::null_mut(), only_summarizing);
+}
+
 /// access/hio.h (not in pgrx's bindings): a pinned, exclusively locked page
 /// of `rel` with `len` bytes free, extending the table if none has; it
-/// becomes the table's target page for the next insert. PostgreSQL 15's
-/// signature (16 adds a `num_pages` argument): the crate builds for 15 only.
-#[cfg(not(feature = "pg15"))]
-compile_error!("relation_get_buffer_for_tuple declares PostgreSQL 15's RelationGetBufferForTuple");
-
+/// becomes the table's target page for the next insert. Declared here by
+/// hand, so per major version: PostgreSQL 16 added `num_pages` (pages to
+/// extend by at once; 1 is 15's behaviour).
 unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuffer: *mut pg_sys::Buffer) -> pg_sys::Buffer {
     unsafe extern "C-unwind" {
         fn RelationGetBufferForTuple(
@@ -210,6 +264,7 @@ unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuf
             bistate: *mut std::ffi::c_void,
             vmbuffer: *mut pg_sys::Buffer,
             vmbuffer_other: *mut pg_sys::Buffer,
+            #[cfg(feature = "pg18")] num_pages: std::ffi::c_int,
         ) -> pg_sys::Buffer;
     }
     pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
@@ -221,6 +276,8 @@ unsafe fn relation_get_buffer_for_tuple(rel: pg_sys::Relation, len: usize, vmbuf
             std::ptr::null_mut(),
             vmbuffer,
             std::ptr::null_mut(),
+            #[cfg(feature = "pg18")]
+            1,
         )
     })
 }

@@ -197,7 +197,7 @@ unsafe fn table_close(rel: pg_sys::Relation) {
 /// so they can never be stale.
 unsafe fn columns<const N: usize>(rel: pg_sys::Relation, want: [(&CStr, Oid); N]) -> [i16; N] {
     let desc = (*rel).rd_att;
-    let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+    let attrs = crate::pgcompat::tupdesc_attrs(desc);
     want.map(|(name, typ)| {
         let found = attrs
             .iter()
@@ -287,7 +287,8 @@ unsafe fn is_unique_btree_on(index: pg_sys::Relation, rel: pg_sys::Relation, att
     }
     let form = &*form;
     let keys = form.indkey.values.as_slice(form.indkey.dim1 as usize);
-    let column_type = (*rel).rd_att.as_ref().map(|d| d.attrs.as_slice(d.natts as usize)[attno as usize - 1].atttypid);
+    let desc = (*rel).rd_att;
+    let column_type = (!desc.is_null()).then(|| crate::pgcompat::tupdesc_attrs(desc)[attno as usize - 1].atttypid);
     form.indrelid == (*rel).rd_id
         && form.indisunique
         && form.indisvalid

@@ -260,7 +260,17 @@ fn become_target(live: &Live, claims_text: &str, read_only: bool, action: pg_sys
     set_guc("request.jwt.claim.role", &live.role, action);
     set_guc("request.jwt.claim.email", live.email.as_deref().unwrap_or(""), action);
     if read_only {
-        set_guc("transaction_read_only", "on", action);
+        if action == pg_sys::GucAction::GUC_ACTION_SAVE {
+            // PostgreSQL 16 and later refuse to save transaction_read_only for
+            // a function's duration ("cannot be set locally in functions"), so
+            // on every version the variable behind it is set instead: query_as
+            // puts the old value back after the statement, and a (sub)transaction
+            // abort restores it by itself. Only ever switched on here; once the
+            // transaction has a snapshot Postgres refuses to switch it off.
+            unsafe { pg_sys::XactReadOnly = true };
+        } else {
+            set_guc("transaction_read_only", "on", action);
+        }
     }
     // Last: from here on this backend acts as the target role.
     set_guc("role", &live.role, action);
@@ -343,17 +353,17 @@ fn check_with_parser(sql: &str) {
                 }
             }
             pg_sys::NodeTag::T_InsertStmt => {
-                if (*(stmt as *mut pg_sys::InsertStmt)).returningList.is_null() {
+                if !crate::pgcompat::has_returning(stmt) {
                     refuse("INSERT needs RETURNING");
                 }
             }
             pg_sys::NodeTag::T_UpdateStmt => {
-                if (*(stmt as *mut pg_sys::UpdateStmt)).returningList.is_null() {
+                if !crate::pgcompat::has_returning(stmt) {
                     refuse("UPDATE needs RETURNING");
                 }
             }
             pg_sys::NodeTag::T_DeleteStmt => {
-                if (*(stmt as *mut pg_sys::DeleteStmt)).returningList.is_null() {
+                if !crate::pgcompat::has_returning(stmt) {
                     refuse("DELETE needs RETURNING");
                 }
             }
@@ -458,7 +468,10 @@ fn query_as(
     };
     let args: Vec<pgrx::datum::DatumWithOid> = params.iter().map(|p| p.clone().into()).collect();
 
+    // (read-write SPI assigns a transaction id: impossible on a hot standby)
+    crate::db::refuse_on_standby("run a statement as an impersonated user");
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    let was_read_only = unsafe { pg_sys::XactReadOnly };
     // Reads run in read-only mode too: a volatile function can't write through them.
     crate::confine::trusted_role_change(|| {
         become_target(&live, &claims_text, live.read_only || stmt.kind == Kind::Read, pg_sys::GucAction::GUC_ACTION_SAVE)
@@ -479,6 +492,7 @@ fn query_as(
     // Put back every setting changed since `nest`: role, claims, read-only
     // mode, and anything a function in the statement may have set.
     unsafe { pg_sys::AtEOXact_GUC(false, nest) };
+    unsafe { pg_sys::XactReadOnly = was_read_only };
     if !role_kept || !claims_kept {
         raise(FbError::denied("query_as: the statement tried to change the role or the claims; refused"));
     }

@@ -37,6 +37,7 @@ pub mod fastpath;
 pub mod settings;
 pub mod refusals;
 pub mod stepup;
+pub mod pgcompat;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 

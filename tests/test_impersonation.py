@@ -371,8 +371,12 @@ def test_claims_helpers_follow_postgrest_conventions(db, su):
     assert str(one(c, "SELECT auth.uid()")) == "0b8a4c2e-1111-4222-8333-444455556666"
     assert one(c, "SELECT auth.email()") == "z@x.io"
     # the cache follows every change of the setting, also inside one statement
-    assert one(c, """SELECT array_agg(auth.uid()::text ORDER BY g) FROM generate_series(1, 3) g,
-                     LATERAL (SELECT set_config('request.jwt.claims', json_build_object('sub', '00000000-0000-0000-0000-00000000000' || g)::text, true)) s""") == \
+    # (auth.uid() is read in a subquery, row by row: PostgreSQL 16 and later
+    # sort an ordered aggregate's input before evaluating its arguments, which
+    # would read it once every set_config had run)
+    assert one(c, """SELECT array_agg(u ORDER BY g) FROM (SELECT g, auth.uid()::text AS u FROM generate_series(1, 3) g,
+                     LATERAL (SELECT set_config('request.jwt.claims', json_build_object('sub', '00000000-0000-0000-0000-00000000000' || g)::text, true)) s
+                     OFFSET 0) x""") == \
         [f"00000000-0000-0000-0000-00000000000{g}" for g in (1, 2, 3)]
     c.execute("SELECT set_config('request.jwt.claims', '', false)")
     c.execute("SELECT set_config('request.jwt.claim.role', 'anon', false)")

@@ -165,7 +165,8 @@ def _describe_relation(q, key, oid):
             f"{f' DEFAULT {default}' if default else ''}{f' IDENTITY {identity}' if identity else ''}"
             f"{f' GENERATED {generated}' if generated else ''}{f' COLLATE {collation}' if collation else ''}"
             f"{f' COMPRESSION {compression}' if compression else ''}{f' OPTIONS {copts}' if copts else ''}"
-            f"{f' STATISTICS {stattarget}' if stattarget != -1 else ''}"
+            # (the default statistics target: -1 up to PostgreSQL 16, NULL from 17)
+            f"{f' STATISTICS {stattarget}' if stattarget not in (-1, None) else ''}"
             f"{f' STORAGE {storage}' if storage != typstorage else ''}"
             f" acl {_acl(cacl)} comment {ccomment!r}")
     for name, contype, definition, deferrable, deferred, validated in q(

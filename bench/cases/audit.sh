@@ -94,7 +94,12 @@ EOS
 UPDATE public.$t SET amount = amount + 1, status = 'paid', updated_at = now() WHERE id BETWEEN :lo AND :hi;
 EOS
 done
-checkpoints() { psql -Atq -c "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"; }
+# (PostgreSQL 17 moved the checkpoint counters to pg_stat_checkpointer)
+if [ "${PG_MAJOR:-15}" -ge 17 ]; then
+    checkpoints() { psql -Atq -c "SELECT num_timed + num_requested FROM pg_stat_checkpointer"; }
+else
+    checkpoints() { psql -Atq -c "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"; }
+fi
 tps() {
     # every measurement starts alike: no dead rows, no dirty buffers
     psql -q -c "VACUUM" -c "CHECKPOINT"
