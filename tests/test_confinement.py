@@ -302,6 +302,17 @@ def start(conn, target):
     return one(conn, "SELECT dashboard.start_impersonation(%s, 'ticket 17')", (target,))
 
 
+def apply(web, token, target):
+    """Start an impersonation of `target` (committed), then begin a transaction
+    of the admin of `token` under it (apply_impersonation); returns its id."""
+    as_session(web, token)
+    imp = start(web, target)
+    web.execute("COMMIT")
+    as_session(web, token)
+    web.execute("SELECT dashboard.apply_impersonation(%s)", (imp,))
+    return imp
+
+
 def test_query_as_trigger_cannot_climb_back(su, web, app, ada):
     """The issue's reproducer: an AFTER INSERT trigger switches the role back
     to the login and calls create_admin."""
@@ -329,11 +340,7 @@ def test_query_as_trigger_cannot_climb_back(su, web, app, ada):
 
 def test_apply_impersonation_confines_the_rest_of_the_transaction(su, web, app, ada):
     got = probes(web)
-    as_session(web, ada)
-    imp = start(web, "alice@example.com")
-    web.execute("COMMIT")
-    as_session(web, ada)
-    web.execute("SELECT dashboard.apply_impersonation(%s)", (imp,))
+    imp = apply(web, ada, "alice@example.com")
     # the dashboard's own calls at the top level keep working ...
     res = one(web, "SELECT dashboard.browse(%s::regclass)", ("public.todos",))
     assert sorted(r["title"] for r in res["rows"]) == ["a1", "a2"]
@@ -387,11 +394,7 @@ def test_apply_impersonation_accepts_the_web_dashboards_to_json_calls(db, su, we
     """)
     a1 = one(su, "SELECT id FROM public.todos WHERE title = 'a1'")
     got = probes(web)
-    as_session(web, ada)
-    imp = start(web, "alice@example.com")
-    web.execute("COMMIT")
-    as_session(web, ada)
-    web.execute("SELECT dashboard.apply_impersonation(%s)", (imp,))
+    imp = apply(web, ada, "alice@example.com")
     tables = [r[0] for r in web.execute("SELECT to_json(t) FROM dashboard.list_tables(%s) t", ("public",))]
     todos = [t for t in tables if t["name"] == "todos"]
     assert len(todos) == 1 and todos[0]["rls_enabled"] is True and todos[0]["primary_key"] == ["id"]
@@ -484,11 +487,7 @@ def test_audit_attribution_comes_only_from_an_applied_impersonation(su, web, app
     web.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"session_id": forged}),))
     web.execute("INSERT INTO public.orders (note) VALUES ('forged')")
     web.execute("COMMIT")
-    as_session(web, ada)
-    imp = start(web, "alice@example.com")
-    web.execute("COMMIT")
-    as_session(web, ada)
-    web.execute("SELECT dashboard.apply_impersonation(%s)", (imp,))
+    imp = apply(web, ada, "alice@example.com")
     web.execute("INSERT INTO public.orders (note) VALUES ('real')")
     web.execute("COMMIT")
     rows = su.execute("""SELECT dashboard_auth.audit_details(id)->'rows'->0->'new'->>'note', impersonation_session_id
