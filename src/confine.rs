@@ -41,9 +41,11 @@
 //!   extension's own nested calls, e.g. use_session's validate_session), or
 //!   as the top-level statement of the client — the statement the client
 //!   sent, (ExecutorRun with a client destination), and it must be a plain
-//!   API call (`SELECT f(..)` / `SELECT * FROM f(..)`, arguments only
-//!   constants, parameters and built-in casts), so no user code runs in it
-//!   outside the API function, which confines its own untrusted work.
+//!   API call (`SELECT f(..)` / `SELECT * FROM f(..)` / `SELECT to_json(t)
+//!   FROM f(..) t`, the last with pg_catalog's to_json or to_jsonb, maybe
+//!   cast `::text`, as the web dashboard calls; arguments only constants,
+//!   parameters and built-in casts), so no user code runs in it outside the
+//!   API function, which confines its own untrusted work.
 //! SQL-language API functions are not inlined while the hook wants them
 //! (PostgreSQL checks FmgrHookIsNeeded before inlining), so they refuse too.
 //! `actor::reader/writer/session_admin` also call `refuse_if_untrusted()`,
@@ -328,12 +330,61 @@ unsafe fn tlist_all(tl: *mut pg_sys::List, ok: impl Fn(*mut pg_sys::Node) -> boo
     unsafe { pgrx::PgList::<pg_sys::TargetEntry>::from_pg(tl).iter_ptr().all(|te| ok((*te).expr as _)) }
 }
 
+/// What the client's `SELECT .. FROM f(..) t` may take from the scan of the
+/// API function(s): a column or the whole row (`t`) as is, or pg_catalog's
+/// `to_json(t)` / `to_jsonb(t)` of one (however the client spelled the name:
+/// the plan holds the function's oid, so a `to_json` of some other schema is
+/// refused), optionally cast to text (an I/O coercion, or none for json). The
+/// value is the API's own result: its column types are the extension's or
+/// built-in, and only their owners can give them a cast to json.
+unsafe fn scan_output(n: *mut pg_sys::Node, scanrelid: pg_sys::Index) -> bool {
+    use pg_sys::NodeTag::*;
+    unsafe {
+        let var_of_scan = |n: *mut pg_sys::Node| {
+            !n.is_null() && tag(n) == T_Var && {
+                let v = n as *mut pg_sys::Var;
+                (*v).varlevelsup == 0 && (*v).varno as pg_sys::Index == scanrelid
+            }
+        };
+        let json_of_scan = |n: *mut pg_sys::Node| {
+            if n.is_null() || tag(n) != T_FuncExpr {
+                return false;
+            }
+            let f = n as *mut pg_sys::FuncExpr;
+            let args = pgrx::PgList::<pg_sys::Node>::from_pg((*f).args);
+            ((*f).funcid == pg_sys::Oid::from(pg_sys::F_TO_JSON) || (*f).funcid == pg_sys::Oid::from(pg_sys::F_TO_JSONB))
+                && !(*f).funcretset
+                && args.len() == 1
+                && args.get_ptr(0).is_some_and(var_of_scan)
+        };
+        if n.is_null() {
+            return false;
+        }
+        match tag(n) {
+            T_Var => var_of_scan(n),
+            T_FuncExpr => json_of_scan(n),
+            T_CoerceViaIO => {
+                let c = n as *mut pg_sys::CoerceViaIO;
+                (*c).resulttype == pg_sys::TEXTOID && json_of_scan((*c).arg as _)
+            }
+            T_RelabelType => {
+                let r = n as *mut pg_sys::RelabelType;
+                (*r).resulttype == pg_sys::TEXTOID && json_of_scan((*r).arg as _)
+            }
+            _ => false,
+        }
+    }
+}
+
 unsafe fn bare(p: *mut pg_sys::Plan) -> bool {
     unsafe { (*p).qual.is_null() && (*p).initPlan.is_null() && (*p).righttree.is_null() }
 }
 
-/// `SELECT f(..), ..` / `SELECT * FROM f(..)` with f an API function and only
-/// plain arguments: nothing but the API function runs.
+/// `SELECT f(..), ..` / `SELECT * FROM f(..)` / `SELECT to_json(t) FROM f(..) t`
+/// (see `scan_output`) with f an API function and only plain arguments:
+/// nothing but the API function (and pg_catalog's to_json of its result) runs.
+/// Read from the plan, not the text: no qual (WHERE), sort, join, subplan,
+/// CTE or set operation shows up as a plan node this accepts.
 unsafe fn is_api_statement(ps: *mut pg_sys::PlannedStmt) -> bool {
     use pg_sys::NodeTag::*;
     unsafe {
@@ -362,7 +413,7 @@ unsafe fn is_api_statement(ps: *mut pg_sys::PlannedStmt) -> bool {
             T_FunctionScan => {
                 let fs = plan as *mut pg_sys::FunctionScan;
                 (*plan).lefttree.is_null()
-                    && tlist_all((*plan).targetlist, |e| !e.is_null() && tag(e) == T_Var)
+                    && tlist_all((*plan).targetlist, |e| scan_output(e, (*fs).scan.scanrelid))
                     && pgrx::PgList::<pg_sys::RangeTblFunction>::from_pg((*fs).functions)
                         .iter_ptr()
                         .all(|rtf| api_call((*rtf).funcexpr))
@@ -372,14 +423,9 @@ unsafe fn is_api_statement(ps: *mut pg_sys::PlannedStmt) -> bool {
     }
 }
 
-// PostgreSQL 18 drops the `execute_once` argument of ExecutorRun.
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_run(
-    qd: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    execute_once: bool,
-) {
+/// Run the client's statement `qd` through `run` (the next ExecutorRun),
+/// recording whether it is a plain API call.
+unsafe fn client_statement(qd: *mut pg_sys::QueryDesc, run: impl FnOnce()) {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -390,11 +436,36 @@ unsafe extern "C-unwind" fn executor_run(
     // (SPI from a function, a trigger's query) is not the client's.
     let api = unsafe { is_client_dest((*qd).dest) && is_api_statement((*qd).plannedstmt) };
     let _restore = Restore(TOP_API.with(|t| t.replace(api)));
+    run();
+}
+
+// The ExecutorRun hook's signature depends on the server version: PostgreSQL
+// 18 drops the `execute_once` argument (pgrx 0.18's pg18 bindings:
+// `fn(queryDesc, direction, count)`). Same work either way.
+#[cfg(feature = "pg15")]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    qd: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
     unsafe {
-        match PREV_EXECUTOR_RUN {
+        client_statement(qd, || match PREV_EXECUTOR_RUN {
             Some(prev) => prev(qd, direction, count, execute_once),
             None => pg_sys::standard_ExecutorRun(qd, direction, count, execute_once),
-        }
+        })
+    }
+}
+
+#[cfg(feature = "pg18")]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(qd: *mut pg_sys::QueryDesc, direction: pg_sys::ScanDirection::Type, count: u64) {
+    unsafe {
+        client_statement(qd, || match PREV_EXECUTOR_RUN {
+            Some(prev) => prev(qd, direction, count),
+            None => pg_sys::standard_ExecutorRun(qd, direction, count),
+        })
     }
 }
 

@@ -302,6 +302,17 @@ def start(conn, target):
     return one(conn, "SELECT dashboard.start_impersonation(%s, 'ticket 17')", (target,))
 
 
+def apply(web, token, target):
+    """Start an impersonation of `target` (committed), then begin a transaction
+    of the admin of `token` under it (apply_impersonation); returns its id."""
+    as_session(web, token)
+    imp = start(web, target)
+    web.execute("COMMIT")
+    as_session(web, token)
+    web.execute("SELECT dashboard.apply_impersonation(%s)", (imp,))
+    return imp
+
+
 def test_query_as_trigger_cannot_climb_back(su, web, app, ada):
     """The issue's reproducer: an AFTER INSERT trigger switches the role back
     to the login and calls create_admin."""
@@ -329,11 +340,7 @@ def test_query_as_trigger_cannot_climb_back(su, web, app, ada):
 
 def test_apply_impersonation_confines_the_rest_of_the_transaction(su, web, app, ada):
     got = probes(web)
-    as_session(web, ada)
-    imp = start(web, "alice@example.com")
-    web.execute("COMMIT")
-    as_session(web, ada)
-    web.execute("SELECT dashboard.apply_impersonation(%s)", (imp,))
+    imp = apply(web, ada, "alice@example.com")
     # the dashboard's own calls at the top level keep working ...
     res = one(web, "SELECT dashboard.browse(%s::regclass)", ("public.todos",))
     assert sorted(r["title"] for r in res["rows"]) == ["a1", "a2"]
@@ -371,6 +378,63 @@ def test_apply_impersonation_confines_the_rest_of_the_transaction(su, web, app, 
     web.execute("RESET ROLE")
     web.execute("SELECT set_config('request.jwt.claims', '{}', true)")
     web.execute("COMMIT")
+
+
+def test_apply_impersonation_accepts_the_web_dashboards_to_json_calls(db, su, web, app, ada):
+    """The web dashboard reads every set-returning API function as
+    `SELECT to_json(t) FROM dashboard.fn($1, ..) t`; under apply_impersonation
+    that shape (pg_catalog's to_json/to_jsonb, maybe ::text) is the client's
+    plain API call. Anything else around the call, or a user function in it,
+    is refused, and triggers fired by the call still cannot reach the API."""
+    plain(db, """
+        CREATE FUNCTION plainschema.to_json(r record) RETURNS json LANGUAGE plpgsql AS $f$
+        BEGIN PERFORM plainschema.probe('user_to_json'); RETURN pg_catalog.to_json(r); END $f$;
+        CREATE FUNCTION plainschema.name() RETURNS text LANGUAGE plpgsql AS $f$
+        BEGIN PERFORM plainschema.probe('user_arg'); RETURN 'public'; END $f$;
+    """)
+    a1 = one(su, "SELECT id FROM public.todos WHERE title = 'a1'")
+    got = probes(web)
+    imp = apply(web, ada, "alice@example.com")
+    tables = [r[0] for r in web.execute("SELECT to_json(t) FROM dashboard.list_tables(%s) t", ("public",))]
+    todos = [t for t in tables if t["name"] == "todos"]
+    assert len(todos) == 1 and todos[0]["rls_enabled"] is True and todos[0]["primary_key"] == ["id"]
+    cols = [r[0] for r in web.execute("SELECT pg_catalog.to_jsonb(t) FROM dashboard.describe_table(%s) t", ("public.todos",))]
+    assert [c["name"] for c in cols] == ["id", "user_id", "title"]
+    page = json.loads(one(web, "SELECT to_json(t)::text FROM dashboard.browse(%s, %s, %s) t",
+                          ("public.todos", Jsonb([]), Jsonb([{"column": "title"}]))))
+    assert [r["title"] for r in page["rows"]] == ["a1", "a2"]
+    row = one(web, "SELECT to_json(t) FROM dashboard.update_row(%s, %s, %s) t",
+              ("public.todos", Jsonb({"id": a1}), Jsonb({"title": "a1 edited"})))
+    assert row["title"] == "a1 edited"
+    assert one(web, "SELECT to_jsonb(t)::text FROM dashboard.insert_rows(%s, %s) t",
+               ("public.todos", Jsonb([{"title": "a3"}]))) == "1"
+    # the guestbook's trigger runs the probe: it still cannot reach the API
+    assert one(web, "SELECT to_json(t) FROM dashboard.insert_rows(%s, %s) t",
+               ("plainschema.guestbook", Jsonb([{"msg": "from the web"}]))) == 1
+    # refused: a user function anywhere, or anything around the call
+    for sql in ("SELECT plainschema.to_json(t) FROM dashboard.list_tables('public') t",
+                "SELECT to_json(t) FROM dashboard.list_tables(plainschema.name()) t",
+                "SELECT to_json(t) FROM dashboard.list_tables('public') t ORDER BY plainschema.probe('order')",
+                "SELECT to_json(t) FROM dashboard.list_tables('public') t WHERE t.name = 'todos'",
+                "SELECT to_json(t) FROM dashboard.list_tables('public') t, plainschema.guestbook g",
+                "SELECT to_json(t) FROM dashboard.list_tables('public') t WHERE EXISTS (SELECT plainschema.probe('sub'))",
+                "WITH x AS MATERIALIZED (SELECT * FROM dashboard.list_tables('public')) SELECT to_json(x) FROM x",
+                "SELECT to_json(t) FROM (SELECT * FROM dashboard.list_tables('public') OFFSET 0) t",
+                "SELECT to_json(t) FROM dashboard.list_tables('public') t UNION ALL SELECT to_json(1)",
+                "SELECT json_agg(t) FROM dashboard.list_tables('public') t",
+                "SELECT to_json(t.name) || plainschema.probe('concat')::text FROM dashboard.list_tables('public') t"):
+        web.execute("SAVEPOINT s")
+        with pytest.raises(psycopg.Error) as e:
+            web.execute(sql).fetchall()
+        assert e.value.sqlstate == "42501" and REFUSAL in e.value.diag.message_primary, sql
+        web.execute("ROLLBACK TO SAVEPOINT s")
+    web.execute("COMMIT")
+    assert_confined(got, "imp_trigger", impersonated=True)
+    for tag in ("user_to_json", "user_arg", "order", "sub", "concat"):
+        assert "api" not in got.get(tag, {}) or got[tag]["api"][0] == "42501", (tag, got[tag])
+    assert no_mallory(su)
+    assert sorted(r[0] for r in su.execute("SELECT title FROM public.todos")) == ["a1 edited", "a2", "a3"]
+    assert one(su, "SELECT count(*) FROM plainschema.guestbook") == 1
 
 
 def test_query_as_with_a_data_modifying_cte(su, web, app, ada):
@@ -423,11 +487,7 @@ def test_audit_attribution_comes_only_from_an_applied_impersonation(su, web, app
     web.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"session_id": forged}),))
     web.execute("INSERT INTO public.orders (note) VALUES ('forged')")
     web.execute("COMMIT")
-    as_session(web, ada)
-    imp = start(web, "alice@example.com")
-    web.execute("COMMIT")
-    as_session(web, ada)
-    web.execute("SELECT dashboard.apply_impersonation(%s)", (imp,))
+    imp = apply(web, ada, "alice@example.com")
     web.execute("INSERT INTO public.orders (note) VALUES ('real')")
     web.execute("COMMIT")
     rows = su.execute("""SELECT dashboard_auth.audit_details(id)->'rows'->0->'new'->>'note', impersonation_session_id
