@@ -45,6 +45,8 @@ WRITES_TOO = {
     "dashboard.apply_impersonation(uuid)",
     "dashboard.stop_impersonation(uuid)",
     "dashboard.query_as(uuid,text,jsonb)",
+    # records the re-authentication on the session (and failures toward lockout)
+    "dashboard_auth.reauthenticate(text)",
 }
 # Trigger functions: callable only as triggers, on any server.
 TRIGGERS = {sig for sig, (_, who, errors) in M.items() if who is INTERNAL and "0A000" in errors}
