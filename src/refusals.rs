@@ -54,7 +54,8 @@ pub fn unrecorded<R>(f: impl FnOnce() -> R) -> R {
 pub fn note(reason: &str) {
     unsafe {
         if UNRECORDED.with(|u| u.get())
-            || pg_sys::IsBackgroundWorker
+            // (IsBackgroundWorker is gone in PostgreSQL 18; the backend type is on both)
+            || pg_sys::MyBackendType == pg_sys::BackendType::B_BG_WORKER
             || pg_sys::ParallelWorkerNumber >= 0
             || pg_sys::MyDatabaseId == pg_sys::InvalidOid
             || !pg_sys::IsTransactionState()

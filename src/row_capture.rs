@@ -458,7 +458,7 @@ unsafe fn value_fits(typid: pg_sys::Oid, bytes: &[u8], depth: u32) -> bool {
             return false;
         }
         let desc = pg_sys::lookup_rowtype_tupdesc_copy(base, -1);
-        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let attrs = crate::pgcompat::tupdesc_attrs(desc);
         let layout: Vec<AttLayout> = attrs.iter().map(|a| AttLayout { attlen: a.attlen, align: a.attalign as u8 }).collect();
         let fits = match heap_tuple::check_composite(&datum, &layout) {
             Ok(values) => attrs.iter().zip(values).all(|(a, v)| match v {
