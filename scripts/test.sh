@@ -32,8 +32,14 @@ trap cluster_stop EXIT
 cluster_start
 export FLUXBASE_BIN="$ROOT/target/debug/fluxbase"
 
-echo "==> client-level tests against a real cluster"
 status=0
+echo "==> web dashboard handler tests (fluxbase_web) against the cluster"
+if ! cargo test -q -p fluxbase_web >"$LOGS/web.log" 2>&1; then
+    tail -60 "$LOGS/web.log"; status=1
+fi
+grep -E "^test result" "$LOGS/web.log" || true
+
+echo "==> client-level tests (pytest, browser tests in tests/web) against a real cluster"
 if ! "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "$@" 2>&1 | tee "$LOGS/pytest.log"; then
     status=1
 fi
