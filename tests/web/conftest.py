@@ -108,6 +108,8 @@ class Watch:
     def __init__(self):
         self.problems = []
         self.dialogs = []
+        # A test expecting a data-confirm prompt sets this; it is accepted once.
+        self.accept_confirm = False
 
 
 @pytest.fixture
@@ -129,6 +131,10 @@ def page(browser, server, request):
         watch.problems.append(f"console error: {msg.text} ({msg.location.get('url')})")
 
     def on_dialog(d):
+        if watch.accept_confirm and d.type == "confirm":
+            watch.accept_confirm = False
+            d.accept()
+            return
         watch.dialogs.append(d.message)
         d.dismiss()
 
@@ -199,3 +205,27 @@ class Shell:
 
     def sign_out(self):
         self.page.click(".topbar button:has-text('Sign out')")
+
+
+class AccountPage:
+    def __init__(self, page):
+        self.page = page
+
+    def open(self):
+        self.page.goto("/admin/account")
+        return self
+
+    def enrol_2fa(self):
+        """Turn 2FA on through the page; returns (pyotp.TOTP, backup codes)."""
+        import pyotp
+
+        self.page.click("text=Set up two-factor authentication")
+        secret = self.page.locator("#totp-secret").inner_text().strip()
+        totp = pyotp.TOTP(secret)
+        self.page.fill("#twofa input[name=code]", totp.now())
+        self.page.click("text=Turn on two-factor authentication")
+        codes = self.page.locator("#backup-codes li").all_inner_texts()
+        return totp, codes
+
+    def message(self, card):
+        return self.page.locator(f"#{card} [role=alert]").inner_text()

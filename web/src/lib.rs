@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod form;
 pub mod headers;
+pub mod qr;
 pub mod render;
 pub mod routes;
 pub mod serve;

@@ -56,3 +56,7 @@ pub struct Admin {
 pub async fn get_admin(tx: &Tx<'_>, id: Uuid) -> Result<Admin, WebError> {
     one(tx, "SELECT to_json(t) FROM dashboard_auth.get_admin($1) t", &[&id]).await
 }
+
+pub async fn change_password(tx: &Tx<'_>, old: &str, new: &str) -> Result<(), WebError> {
+    super::call(tx, "SELECT dashboard_auth.change_password($1, $2)", &[&old, &new]).await
+}

@@ -3,6 +3,7 @@
 //! structs (as the CLI does). No other SQL anywhere in the server.
 
 pub mod accounts;
+pub mod mfa;
 pub mod sessions;
 pub mod settings;
 
@@ -30,4 +31,10 @@ pub async fn one<T: DeserializeOwned>(tx: &Tx<'_>, sql: &str, params: &[&(dyn To
         .into_iter()
         .next()
         .ok_or_else(|| WebError::internal("the database answered no row"))
+}
+
+/// Call a function for its effect (void or a value we don't need).
+pub async fn call(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), WebError> {
+    tx.query(sql, params).await?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! The router: one module per section, each with `router()`, merged here;
 //! every URL in the `Url` enum; the top bar's entries in `NAV`.
 
+pub mod account;
 pub mod home;
 pub mod login;
 
@@ -24,6 +25,13 @@ pub enum Url {
     Login2fa,
     Logout,
     Account,
+    AccountPassword,
+    Account2faSetup,
+    Account2faEnable,
+    Account2faDisable,
+    AccountBackupCodes,
+    AccountSessionRevoke,
+    AccountSessionsRevokeOthers,
 }
 
 impl Url {
@@ -37,6 +45,13 @@ impl Url {
             Url::Login2fa => "/admin/login/2fa",
             Url::Logout => "/admin/logout",
             Url::Account => "/admin/account",
+            Url::AccountPassword => "/admin/account/password",
+            Url::Account2faSetup => "/admin/account/2fa/setup",
+            Url::Account2faEnable => "/admin/account/2fa/enable",
+            Url::Account2faDisable => "/admin/account/2fa/disable",
+            Url::AccountBackupCodes => "/admin/account/2fa/backup-codes",
+            Url::AccountSessionRevoke => "/admin/account/sessions/revoke",
+            Url::AccountSessionsRevokeOthers => "/admin/account/sessions/revoke-others",
         }
     }
 }
@@ -79,6 +94,7 @@ pub fn app(state: App) -> Router {
         .route(&format!("{}/{{name}}", Url::Assets.path()), get(assets::get))
         .merge(login::router())
         .merge(home::router())
+        .merge(account::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), headers::setup_gate))
         .layer(from_fn_with_state(state.clone(), csrf::protect))
