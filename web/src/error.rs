@@ -17,6 +17,9 @@ pub enum WebError {
     Expired,
     /// No session cookie at all: to the login page without a reason.
     NoSession,
+    /// The session may only enrol in 2FA (`mfa.required` is on): to the
+    /// enrolment page.
+    EnrolFirst,
     /// 403, the database's (or our) message.
     Denied(String),
     /// 400, a message for the person (a refusal by the database, a bad form).
@@ -48,6 +51,8 @@ impl From<tokio_postgres::Error> for WebError {
         };
         let msg = db.message().to_string();
         match db.code().code() {
+            // A session limited to 2FA enrolment (its hint names totp_setup).
+            "42501" if db.hint().is_some_and(|h| h.contains("totp_setup")) => WebError::EnrolFirst,
             "42501" => WebError::Denied(msg),
             "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "FBR01" => {
                 WebError::BadRequest(msg)
@@ -109,6 +114,7 @@ impl WebError {
         match self {
             WebError::Expired => to_login(Some("expired"), htmx),
             WebError::NoSession => to_login(None, htmx),
+            WebError::EnrolFirst => redirect(Url::Enrol.path(), htmx),
             WebError::Denied(m) => error_response(StatusCode::FORBIDDEN, &format!("Not allowed: {m}"), htmx),
             WebError::BadRequest(m) => error_response(StatusCode::BAD_REQUEST, &m, htmx),
             WebError::NotFound(m) => error_response(StatusCode::NOT_FOUND, &m, htmx),
@@ -139,21 +145,26 @@ impl IntoResponse for WebError {
 #[derive(Clone)]
 pub struct Deferred(pub WebError);
 
+/// A 303 to `to`, or for htmx an `HX-Redirect` there.
+pub fn redirect(to: &str, htmx: bool) -> Response {
+    if htmx {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = HeaderValue::from_str(to) {
+            r.headers_mut().insert("HX-Redirect", v);
+        }
+        r
+    } else {
+        Redirect::to(to).into_response()
+    }
+}
+
 /// Clear the session cookie and go to the login page (with a reason).
 pub fn to_login(reason: Option<&str>, htmx: bool) -> Response {
     let to = match reason {
         Some(r) => format!("{}?reason={r}", Url::Login.path()),
         None => Url::Login.path().to_string(),
     };
-    let mut resp = if htmx {
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        if let Ok(v) = HeaderValue::from_str(&to) {
-            r.headers_mut().insert("HX-Redirect", v);
-        }
-        r
-    } else {
-        Redirect::to(&to).into_response()
-    };
+    let mut resp = redirect(&to, htmx);
     if reason.is_some() {
         resp.headers_mut().append(header::SET_COOKIE, cookies::clear(cookies::SESSION));
     }

@@ -18,7 +18,7 @@ use crate::api::accounts::Admin;
 use crate::error::WebError;
 use crate::form::WebForm;
 use crate::qr::Qr;
-use crate::render::page;
+use crate::render::{full, page};
 use crate::session::{HxRequest, Session};
 use crate::App;
 
@@ -32,6 +32,7 @@ pub fn router() -> Router<App> {
         .route(Url::AccountBackupCodes.path(), post(backup_codes_post))
         .route(Url::AccountSessionRevoke.path(), post(session_revoke_post))
         .route(Url::AccountSessionsRevokeOthers.path(), post(sessions_revoke_others_post))
+        .route(Url::Enrol.path(), get(enrol_get))
 }
 
 /// A message by one card's form.
@@ -174,6 +175,23 @@ async fn show(app: &App, s: &Session, hx: HxRequest, v: View) -> Result<Response
     Ok(resp)
 }
 
+#[derive(Template)]
+#[template(path = "account/enrol_partial.html")]
+struct EnrolPartial {
+    csrf: String,
+    mfa: Option<Msg>,
+    enrol: Option<Enrol>,
+}
+
+/// The only page of a session limited to enrolling in 2FA (`mfa.required`):
+/// a fresh secret to scan; confirming it (`twofa_enable_post`) makes the
+/// session a full one.
+async fn enrol_get(State(app): State<App>, s: Session) -> Result<Response, WebError> {
+    let t = app.db.with_session(&s.token, async |tx, _| api::mfa::totp_setup(tx).await).await?;
+    let partial = EnrolPartial { csrf: s.csrf.clone(), mfa: None, enrol: Some(Enrol::new(t.secret, t.otpauth_uri)) };
+    full("Set up two-factor authentication", None, Some(&s.csrf), &partial)
+}
+
 async fn index_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
     show(&app, &s, hx, View::default()).await
 }
@@ -224,8 +242,20 @@ async fn twofa_enable_post(State(app): State<App>, s: Session, hx: HxRequest, We
             show(&app, &s, hx, v).await
         }
         Err(e) => {
-            let v = View { mfa: refusal(e)?, enrol: Some(Enrol::new(f.secret, f.otpauth_uri)), ..View::default() };
-            show(&app, &s, hx, v).await
+            let text = refusal(e)?.map(|m| m.text).unwrap_or_default();
+            let again = |text: &str| (Some(Msg { ok: false, text: text.to_string() }), Some(Enrol::new(f.secret.clone(), f.otpauth_uri.clone())));
+            let (mfa, enrol) = again(&text);
+            match show(&app, &s, hx, View { mfa, enrol, ..View::default() }).await {
+                // A session limited to enrolment can't show the account page:
+                // the enrolment page again, with the message.
+                Err(WebError::EnrolFirst) => {
+                    let (mfa, enrol) = again(&text);
+                    let mut r = full("Set up two-factor authentication", None, Some(&s.csrf), &EnrolPartial { csrf: s.csrf.clone(), mfa, enrol })?;
+                    *r.status_mut() = StatusCode::BAD_REQUEST;
+                    Ok(r)
+                }
+                r => r,
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ pub enum Url {
     AccountBackupCodes,
     AccountSessionRevoke,
     AccountSessionsRevokeOthers,
+    Enrol,
 }
 
 impl Url {
@@ -52,6 +53,7 @@ impl Url {
             Url::AccountBackupCodes => "/admin/account/2fa/backup-codes",
             Url::AccountSessionRevoke => "/admin/account/sessions/revoke",
             Url::AccountSessionsRevokeOthers => "/admin/account/sessions/revoke-others",
+            Url::Enrol => "/admin/account/2fa/required",
         }
     }
 }

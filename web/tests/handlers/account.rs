@@ -118,3 +118,31 @@ async fn account_page_needs_a_session_and_missing_fields_are_400() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn mfa_required_sends_to_enrolment_first() {
+    let db = TestDb::new().await;
+    db.setup().await;
+    db.su().await.execute("SELECT dashboard_auth.set_setting('mfa.required', 'true'::jsonb)", &[]).await.unwrap();
+    let r = db.send(post("/admin/login", &form(&[("email", "root@example.com"), ("password", PASSWORD)]), None)).await;
+    let token = r.cookie("__Host-fluxbase_session").expect("an enrolment-only session");
+    let r = db.send(get("/admin", Some(&token))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/admin/account/2fa/required"));
+    let page = db.send(get("/admin/account/2fa/required", Some(&token))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.csrf();
+    let secret_text = between(&page.body, "id=\"totp-secret\">", "<").to_string();
+    let secret = base32(&secret_text);
+    let bad = form(&[("code", "000000"), ("secret", &secret_text), ("otpauth_uri", "x")]);
+    let r = db.send(post("/admin/account/2fa/enable", &bad, Some((&token, &csrf)))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains(&secret_text), "the same secret again");
+    let code = fluxbase_core::totp::code_at(&secret, 6, now());
+    let good = form(&[("code", &code), ("secret", &secret_text), ("otpauth_uri", "x")]);
+    let r = db.send(post("/admin/account/2fa/enable", &good, Some((&token, &csrf)))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"backup-codes\""));
+    assert_eq!(db.send(get("/admin", Some(&token))).await.status, StatusCode::OK, "now a full session");
+    db.drop().await;
+}
