@@ -36,7 +36,8 @@ impl Db {
     ) -> Result<T, WebError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let me: Uuid = match tx.query_one("SELECT dashboard_auth.use_session($1)", &[&token]).await {
+        let stmt = tx.prepare_cached("SELECT dashboard_auth.use_session($1)").await?;
+        let me: Uuid = match tx.query_one(&stmt, &[&token]).await {
             Ok(row) => row.get(0),
             Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Err(WebError::Expired),
             Err(e) => return Err(e.into()),
