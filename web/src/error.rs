@@ -64,11 +64,11 @@ impl From<tokio_postgres::Error> for WebError {
     }
 }
 
-/// The error page (no chrome: it needs no session and no database).
+/// The error page's content (shown without the top bar: it needs no session
+/// and no database).
 #[derive(Template)]
-#[template(path = "error.html")]
+#[template(path = "error_page.html")]
 pub struct ErrorPage<'a> {
-    pub assets: &'static crate::assets::Links,
     pub title: &'a str,
     pub status: u16,
     pub message: &'a str,
@@ -85,15 +85,13 @@ pub struct ErrorPartial<'a> {
 /// retargeted to `#form-error` for a 400 and to `#flash` otherwise).
 pub fn error_response(status: StatusCode, message: &str, htmx: bool) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
-    let body = if htmx {
-        ErrorPartial { message }.render()
+    let page = if htmx {
+        crate::render::html(&ErrorPartial { message })
     } else {
-        ErrorPage { assets: crate::assets::links(), title, status: status.as_u16(), message }.render()
+        crate::render::full(title, None, None, &ErrorPage { title, status: status.as_u16(), message })
     };
-    let mut resp = match body {
-        Ok(html) => (status, axum::response::Html(html)).into_response(),
-        Err(_) => (status, message.to_string()).into_response(),
-    };
+    let mut resp = page.unwrap_or_else(|_| message.to_string().into_response());
+    *resp.status_mut() = status;
     if htmx {
         let target = if status == StatusCode::BAD_REQUEST { "#form-error" } else { "#flash" };
         resp.headers_mut().insert("HX-Retarget", HeaderValue::from_static(target));
