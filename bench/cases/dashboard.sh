@@ -20,6 +20,7 @@ fi
 fresh_db
 export PGDATABASE=$DB
 psql -q -X -v ON_ERROR_STOP=1 <<'SQL'
+SET client_min_messages = warning;
 CREATE EXTENSION fluxbase_admin;
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_web') THEN CREATE ROLE bench_web LOGIN; END IF;

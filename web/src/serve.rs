@@ -76,7 +76,14 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
         }
         run.await?.context("serving")?;
     } else {
-        let listener = tokio::net::TcpListener::bind(o.listen).await.with_context(|| format!("cannot listen on {}", o.listen))?;
+        use axum::serve::ListenerExt;
+        let listener = tokio::net::TcpListener::bind(o.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", o.listen))?
+            // Small answers go out at once, not after the peer's delayed ACK.
+            .tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
         println!("Fluxbase dashboard: {url}");
         axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     }
