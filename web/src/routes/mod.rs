@@ -121,3 +121,30 @@ async fn not_found() -> WebError {
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     WebError::internal("a handler panicked").into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A panicking handler answers the 500 page (with the security headers)
+    /// and the service goes on serving.
+    #[tokio::test]
+    async fn a_panic_is_a_500_page() {
+        let router: Router = Router::new()
+            .route("/boom", get(|| async { if true { panic!("boom") } "unreachable" }))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(CatchPanicLayer::custom(panicked))
+            .layer(from_fn(headers::security));
+        let r = router.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.headers()["content-security-policy"], headers::CSP);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("request id"));
+        let r = router.oneshot(Request::get("/fine").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}
