@@ -22,4 +22,9 @@
       });
     }
   });
+  // A message in #flash (an htmx error) goes away when clicked.
+  document.addEventListener("click", function (ev) {
+    var flash = ev.target.closest("#flash");
+    if (flash) flash.replaceChildren();
+  });
 })();

@@ -81,8 +81,10 @@ pub struct ErrorPartial<'a> {
     pub message: &'a str,
 }
 
-/// Render the error page for `status` (htmx requests get the fragment,
-/// retargeted to `#form-error` for a 400 and to `#flash` otherwise).
+/// Render the error page for `status`. htmx requests get the fragment,
+/// retargeted for a 400 to the requesting form's own `.form-error` element,
+/// else the page's `#form-error`, else the shell's `#flash` (htmx takes the
+/// first that exists); for other statuses to `#flash`.
 pub fn error_response(status: StatusCode, message: &str, htmx: bool) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
     let page = if htmx {
@@ -93,7 +95,7 @@ pub fn error_response(status: StatusCode, message: &str, htmx: bool) -> Response
     let mut resp = page.unwrap_or_else(|_| message.to_string().into_response());
     *resp.status_mut() = status;
     if htmx {
-        let target = if status == StatusCode::BAD_REQUEST { "#form-error" } else { "#flash" };
+        let target = if status == StatusCode::BAD_REQUEST { "find .form-error, #form-error, #flash" } else { "#flash" };
         resp.headers_mut().insert("HX-Retarget", HeaderValue::from_static(target));
         resp.headers_mut().insert("HX-Reswap", HeaderValue::from_static("innerHTML"));
     }

@@ -123,6 +123,13 @@ async fn bad_forms_get_a_400_page() {
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert!(missing.body.contains("<html"), "a page");
     assert_security_headers(&missing, "400");
+    // From htmx: the message alone, aimed at the form's error slot.
+    let mut req = post("/admin/login", &form(&[("email", "root@example.com")]), None);
+    req.headers_mut().insert("hx-request", "true".parse().unwrap());
+    let r = db.send(req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!r.body.contains("<html") && r.body.contains("class=\"error\""), "{}", r.body);
+    assert_eq!(r.header("hx-retarget"), Some("find .form-error, #form-error, #flash"));
     let garbage = db.send(post("/admin/login", "%%%&&&=%ZZ", None)).await;
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
     let big = "x".repeat(200 * 1024);
