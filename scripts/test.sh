@@ -46,7 +46,12 @@ run_version() {
 
     trap cluster_stop EXIT
     cluster_start || return 1
-    echo "==> PostgreSQL $PG_MAJOR: client-level tests against a real cluster"
+    echo "==> PostgreSQL $PG_MAJOR: web dashboard handler tests (fluxbase_web) against the cluster"
+    if ! cargo test -q -p fluxbase_web >"$dir/web.log" 2>&1; then
+        tail -60 "$dir/web.log"; status=1
+    fi
+    grep -E "^test result" "$dir/web.log" || true
+    echo "==> PostgreSQL $PG_MAJOR: client-level tests (pytest, browser tests in tests/web) against a real cluster"
     if ! "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests "${PYTEST_ARGS[@]}" 2>&1 | tee "$dir/pytest.log"; then
         status=1
     fi

@@ -123,6 +123,8 @@ pub enum Command {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Serve the web dashboard (http://localhost:8080/admin by default)
+    Serve(ServeArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -360,4 +362,26 @@ mod tests {
         assert!(parse(&["completions", "cmd"]).is_err());
         assert!(parse(&["admin", "sessions", "revoke_all", "u"]).is_err());
     }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; plain HTTP only on loopback unless --behind-proxy
+    #[arg(long, env = "FLUXBASE_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM); serve HTTPS with --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// A TLS-terminating proxy forwards to us: allow any listen address, trust X-Forwarded-Proto
+    #[arg(long)]
+    pub behind_proxy: bool,
+    /// Run even when the database login is a superuser (not recommended)
+    #[arg(long)]
+    pub allow_superuser: bool,
+    /// Database connections in the pool
+    #[arg(long, default_value_t = 16)]
+    pub pool_size: usize,
 }

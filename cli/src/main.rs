@@ -49,6 +49,9 @@ fn run(args: Cli) -> Result<(), Fail> {
         say!("{}", String::from_utf8_lossy(&script).trim_end());
         return Ok(());
     }
+    if let Command::Serve(a) = args.command {
+        return serve(args.database_url.as_deref(), a);
+    }
     let uses_session = !matches!(args.command, Command::Setup { .. } | Command::Login { .. } | Command::Logout) && !args.no_session;
     let session = if uses_session { session::load()? } else { None };
     let mut ctx = Ctx::connect(args.database_url.as_deref(), session, out, args.yes, args.password_stdin)?;
@@ -90,7 +93,7 @@ fn run(args: Cli) -> Result<(), Fail> {
             ctx.out.list_view(&rows, "audit events", output::views::AUDIT);
             Ok(())
         }
-        Command::Completions { .. } => unreachable!(),
+        Command::Completions { .. } | Command::Serve(_) => unreachable!(),
     }
 }
 
@@ -158,6 +161,49 @@ fn audit_verify(ctx: &mut Ctx, witness: Option<&std::path::Path>) -> Result<(), 
 enum Retry {
     Reauth(postgres::error::DbError),
     Fail(Fail),
+}
+
+/// `fluxbase serve`: the web dashboard (crate fluxbase_web), connecting as the CLI does.
+fn serve(url: Option<&str>, a: ServeArgs) -> Result<(), Fail> {
+    let cfg = conn::build_config(url, &|k| std::env::var(k).ok())?;
+    // The same settings as the CLI's own connection, for tokio-postgres.
+    let mut pg = fluxbase_web::PgConfig::new();
+    for h in cfg.get_hosts() {
+        match h {
+            postgres::config::Host::Tcp(t) => pg.host(t),
+            postgres::config::Host::Unix(p) => pg.host_path(p),
+        };
+    }
+    for p in cfg.get_ports() {
+        pg.port(*p);
+    }
+    if let Some(u) = cfg.get_user() {
+        pg.user(u);
+    }
+    if let Some(d) = cfg.get_dbname() {
+        pg.dbname(d);
+    }
+    if let Some(p) = cfg.get_password() {
+        pg.password(p);
+    }
+    if let Some(o) = cfg.get_options() {
+        pg.options(o);
+    }
+    if let Some(t) = cfg.get_connect_timeout() {
+        pg.connect_timeout(*t);
+    }
+    pg.application_name("fluxbase serve");
+    let opts = fluxbase_web::ServeOpts {
+        listen: a.listen,
+        pg,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        behind_proxy: a.behind_proxy,
+        allow_superuser: a.allow_superuser,
+        pool_size: a.pool_size,
+    };
+    let rt = tokio::runtime::Runtime::new().map_err(|e| Fail::failure(format!("cannot start: {e}")))?;
+    rt.block_on(fluxbase_web::serve(opts)).map_err(|e| Fail::failure(format!("{e:#}")))
 }
 
 /// Where a statement failed: while taking on the saved admin session, or in the command itself.

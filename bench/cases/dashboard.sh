@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The web dashboard's overhead: authenticated requests per second for a page
+# fragment that makes one API call (GET /admin as htmx asks it: use_session,
+# then get_admin, in one transaction) over HTTP with 4 concurrent clients
+# (wrk), against the same SQL sequence sent straight to PostgreSQL by pgbench
+# (BEGIN; use_session; get_admin; COMMIT, prepared, 4 clients) in the same
+# run. Target: ratio >= 0.7. Prints wrk's p50/p99 latency.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DB=bench_dashboard
+SECS=${BENCH_SECONDS:-5}
+CLIENTS=${BENCH_CLIENTS:-4}
+PORT=${BENCH_WEB_PORT:-18080}
+source "$ROOT/bench/lib.sh"
+command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+if [ -z "${FLUXBASE_BIN:-}" ]; then
+    (cd "$ROOT" && cargo build -q --release -p fluxbase)
+    FLUXBASE_BIN="$ROOT/target/release/fluxbase"
+fi
+fresh_db
+export PGDATABASE=$DB
+psql -q -X -v ON_ERROR_STOP=1 <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION fluxbase_admin;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_web') THEN CREATE ROLE bench_web LOGIN; END IF;
+END $$;
+GRANT fluxbase_dashboard TO bench_web;
+SQL
+read -r ADMIN TOKEN < <(psql -X -qtA -F ' ' -c \
+    "SELECT user_id, session_token FROM dashboard_auth.setup_first_admin('bench@example.com', 'correct-horse-battery-9', 'Bench')")
+
+# Direct: the server's statement sequence, through pgbench as bench_web.
+cat >"$WORK/direct.sql" <<SQL
+BEGIN;
+SELECT dashboard_auth.use_session('$TOKEN');
+SELECT to_json(t) FROM dashboard_auth.get_admin('$ADMIN') t;
+COMMIT;
+SQL
+direct() { "$PGBENCH" -n -U bench_web -c "$CLIENTS" -j 2 -T "$SECS" -M prepared -f "$WORK/direct.sql" "$DB" 2>&1 | awk '/^tps/ {print $3}'; }
+
+URL="postgresql://bench_web@/$DB?host=$PGHOST&port=$PGPORT"
+DATABASE_URL=$URL env -u RUST_BACKTRACE "$FLUXBASE_BIN" serve --listen "127.0.0.1:$PORT" --pool-size "$CLIENTS" >"$WORK/serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://localhost:$PORT/admin/healthz" >/dev/null && break; sleep 0.1; done
+web() {
+    wrk -t 2 -c "$CLIENTS" -d "${SECS}s" --latency -H "Cookie: __Host-fluxbase_session=$TOKEN" -H "HX-Request: true" \
+        "http://localhost:$PORT/admin" >"$WORK/wrk.txt"
+    grep -q "Non-2xx" "$WORK/wrk.txt" && { echo "!! non-2xx answers:"; cat "$WORK/wrk.txt"; exit 1; }
+    awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.txt"
+}
+curl -sf -H "Cookie: __Host-fluxbase_session=$TOKEN" -H "HX-Request: true" "http://localhost:$PORT/admin" | grep -q "Welcome" \
+    || { echo "!! the fragment did not answer"; cat "$WORK/serve.log"; exit 1; }
+
+# Two alternating rounds each; the best counts (others' load only slows a round).
+d1=$(direct); w1=$(web); p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.txt"); p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")
+d2=$(direct); w2=$(web)
+D=$(best "$d1" "$d2"); W=$(best "$w1" "$w2")
+echo "dashboard fragment over HTTP ($CLIENTS clients): $W req/s (p50 $p50, p99 $p99); same SQL by pgbench: $D tps"
+awk -v w="$W" -v d="$D" 'BEGIN { printf "dashboard: ratio %.2f (target >= 0.70)\n", w / d }'

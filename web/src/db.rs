@@ -1,0 +1,67 @@
+//! The connection pool and the ONE place that opens transactions. A request
+//! with a session runs `f` inside `BEGIN; SELECT dashboard_auth.use_session($1);
+//! ...; COMMIT` (as the CLI's `query_with`): every check and audit entry is the
+//! database's, under the admin's name. SQLSTATE 28000 from use_session means
+//! the session expired or was revoked (`WebError::Expired`).
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+use crate::error::WebError;
+
+/// A transaction of a pooled connection; what every `api::*` function takes.
+pub type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+pub struct Db {
+    pub pool: Pool,
+}
+
+impl Db {
+    pub fn new(pg: tokio_postgres::Config, size: usize) -> anyhow::Result<Db> {
+        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr).max_size(size.max(1)).build()?;
+        Ok(Db { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, WebError> {
+        self.pool.get().await.map_err(|e| WebError::internal(format!("database connection: {e}")))
+    }
+
+    /// Run `f` as the admin of `token`; `f` gets the admin's id.
+    pub async fn with_session<T>(
+        &self,
+        token: &str,
+        f: impl AsyncFnOnce(&Tx<'_>, Uuid) -> Result<T, WebError>,
+    ) -> Result<T, WebError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let stmt = tx.prepare_cached("SELECT dashboard_auth.use_session($1)").await?;
+        let me: Uuid = match tx.query_one(&stmt, &[&token]).await {
+            Ok(row) => row.get(0),
+            Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Err(WebError::Expired),
+            Err(e) => return Err(e.into()),
+        };
+        let out = f(&tx, me).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Run `f` in a transaction with no admin session (setup, login, health).
+    pub async fn without_session<T>(&self, f: impl AsyncFnOnce(&Tx<'_>) -> Result<T, WebError>) -> Result<T, WebError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let out = f(&tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Startup check: is the login a superuser? (Browsing tables as a
+    /// superuser would run their owners' triggers and functions with
+    /// superuser rights.)
+    pub async fn login_is_superuser(&self) -> Result<bool, WebError> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT current_setting('is_superuser') = 'on'", &[]).await?;
+        Ok(row.get(0))
+    }
+}

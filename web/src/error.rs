@@ -1,0 +1,172 @@
+//! Errors → pages, by SQLSTATE as the CLI's `fail.rs` `from_db` does:
+//! 28000 from use_session → clear the cookie, back to the login page with a
+//! reason (htmx: `HX-Redirect`); 42501 → 403; 22023 22004 22P02 23505 28P01
+//! 55000 P0001 (and the step-up code FBR01) → 400 with the database's message;
+//! P0002 → 404; anything else → 500 with a request id, the detail only logged.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::cookies;
+use crate::routes::Url;
+
+#[derive(Debug, Clone)]
+pub enum WebError {
+    /// The session expired or was revoked (or there is none): to the login page.
+    Expired,
+    /// No session cookie at all: to the login page without a reason.
+    NoSession,
+    /// The session may only enrol in 2FA (`mfa.required` is on): to the
+    /// enrolment page.
+    EnrolFirst,
+    /// 403, the database's (or our) message.
+    Denied(String),
+    /// 400, a message for the person (a refusal by the database, a bad form).
+    BadRequest(String),
+    /// 404.
+    NotFound(String),
+    /// 500; the detail is logged, the page shows only the request id.
+    Internal(String),
+}
+
+impl WebError {
+    pub fn internal(detail: impl Into<String>) -> WebError {
+        WebError::Internal(detail.into())
+    }
+
+    /// The message a form shows next to it, for the 400 kinds.
+    pub fn form_message(&self) -> Option<&str> {
+        match self {
+            WebError::BadRequest(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for WebError {
+    fn from(e: tokio_postgres::Error) -> WebError {
+        let Some(db) = e.as_db_error() else {
+            return WebError::internal(format!("database: {e}"));
+        };
+        let msg = db.message().to_string();
+        match db.code().code() {
+            // A session limited to 2FA enrolment (its hint names totp_setup).
+            "42501" if db.hint().is_some_and(|h| h.contains("totp_setup")) => WebError::EnrolFirst,
+            "42501" => WebError::Denied(msg),
+            "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "FBR01" => {
+                WebError::BadRequest(msg)
+            }
+            "P0002" => WebError::NotFound(msg),
+            "28000" => WebError::Expired,
+            code => WebError::internal(format!("database {code}: {msg}")),
+        }
+    }
+}
+
+/// The error page's content (shown without the top bar: it needs no session
+/// and no database).
+#[derive(Template)]
+#[template(path = "error_page.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub status: u16,
+    pub message: &'a str,
+}
+
+/// The same message as a fragment, for htmx requests.
+#[derive(Template)]
+#[template(path = "error_partial.html")]
+pub struct ErrorPartial<'a> {
+    pub message: &'a str,
+}
+
+/// Render the error page for `status`. htmx requests get the fragment,
+/// retargeted for a 400 to the requesting form's own `.form-error` element,
+/// else the page's `#form-error`, else the shell's `#flash` (htmx takes the
+/// first that exists); for other statuses to `#flash`.
+pub fn error_response(status: StatusCode, message: &str, htmx: bool) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let page = if htmx {
+        crate::render::html(&ErrorPartial { message })
+    } else {
+        crate::render::full(title, None, None, &ErrorPage { title, status: status.as_u16(), message })
+    };
+    let mut resp = page.unwrap_or_else(|_| message.to_string().into_response());
+    *resp.status_mut() = status;
+    if htmx {
+        let target = if status == StatusCode::BAD_REQUEST { "find .form-error, #form-error, #flash" } else { "#flash" };
+        resp.headers_mut().insert("HX-Retarget", HeaderValue::from_static(target));
+        resp.headers_mut().insert("HX-Reswap", HeaderValue::from_static("innerHTML"));
+    }
+    resp
+}
+
+/// A short random id joining a 500 page to its log line.
+fn request_id() -> String {
+    let mut b = [0u8; 6];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+impl WebError {
+    pub fn respond(self, htmx: bool) -> Response {
+        match self {
+            WebError::Expired => to_login(Some("expired"), htmx),
+            WebError::NoSession => to_login(None, htmx),
+            WebError::EnrolFirst => redirect(Url::Enrol.path(), htmx),
+            WebError::Denied(m) => error_response(StatusCode::FORBIDDEN, &format!("Not allowed: {m}"), htmx),
+            WebError::BadRequest(m) => error_response(StatusCode::BAD_REQUEST, &m, htmx),
+            WebError::NotFound(m) => error_response(StatusCode::NOT_FOUND, &m, htmx),
+            WebError::Internal(detail) => {
+                let id = request_id();
+                eprintln!("fluxbase serve: request {id} failed: {detail}");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("Something went wrong on the server (request id {id})."),
+                    htmx,
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    /// The page is rendered by `headers::security`, which knows whether the
+    /// request came from htmx (a fragment then, a full page otherwise).
+    fn into_response(self) -> Response {
+        let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        r.extensions_mut().insert(Deferred(self));
+        r
+    }
+}
+
+/// An error waiting to be rendered by the middleware.
+#[derive(Clone)]
+pub struct Deferred(pub WebError);
+
+/// A 303 to `to`, or for htmx an `HX-Redirect` there.
+pub fn redirect(to: &str, htmx: bool) -> Response {
+    if htmx {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = HeaderValue::from_str(to) {
+            r.headers_mut().insert("HX-Redirect", v);
+        }
+        r
+    } else {
+        Redirect::to(to).into_response()
+    }
+}
+
+/// Clear the session cookie and go to the login page (with a reason).
+pub fn to_login(reason: Option<&str>, htmx: bool) -> Response {
+    let to = match reason {
+        Some(r) => format!("{}?reason={r}", Url::Login.path()),
+        None => Url::Login.path().to_string(),
+    };
+    let mut resp = redirect(&to, htmx);
+    if reason.is_some() {
+        resp.headers_mut().append(header::SET_COOKIE, cookies::clear(cookies::SESSION));
+    }
+    resp
+}

@@ -1,0 +1,100 @@
+//! `fluxbase serve`: check the configuration, then serve until Ctrl-C/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use crate::{assets, routes, App, Config};
+
+pub struct ServeOpts {
+    pub listen: SocketAddr,
+    pub pg: tokio_postgres::Config,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub behind_proxy: bool,
+    pub allow_superuser: bool,
+    pub pool_size: usize,
+}
+
+/// Refusals that need no database: plain HTTP beyond loopback, half a TLS pair.
+pub fn check_opts(o: &ServeOpts) -> anyhow::Result<bool> {
+    let tls = match (&o.tls_cert, &o.tls_key) {
+        (Some(_), Some(_)) => true,
+        (None, None) => false,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
+    if !tls && !o.behind_proxy && !o.listen.ip().is_loopback() {
+        bail!(
+            "refusing to serve the dashboard over plain HTTP on {} (not a loopback address): give --tls-cert and --tls-key, \
+             or --behind-proxy when a TLS-terminating proxy forwards to this address",
+            o.listen
+        );
+    }
+    Ok(tls)
+}
+
+pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
+    let tls = check_opts(&o)?;
+    let _ = assets::links(); // a missing asset stops startup here
+    let app = App::new(Config { pg: o.pg, behind_proxy: o.behind_proxy, tls, pool_size: o.pool_size })?;
+    let su = app.db.login_is_superuser().await.map_err(|e| anyhow::anyhow!("cannot use the database: {e:?}"))?;
+    if su && !o.allow_superuser {
+        bail!(
+            "refusing to serve as a superuser login: browsing tables would run their owners' triggers and functions with superuser rights. \
+             Create a dedicated login role and connect as it, e.g.\n  CREATE ROLE fluxbase_web LOGIN PASSWORD '...';\n  GRANT fluxbase_dashboard TO fluxbase_web;\n\
+             (or pass --allow-superuser to accept the risk)"
+        );
+    }
+    app.needs_setup()
+        .await
+        .map_err(|e| anyhow::anyhow!("the database has no usable fluxbase_admin extension for this login: {e:?}"))?;
+    let router = routes::app(app).into_make_service_with_connect_info::<SocketAddr>();
+    let scheme = if tls { "https" } else { "http" };
+    let host = if o.listen.ip().is_loopback() || o.listen.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        o.listen.ip().to_string()
+    };
+    let url = format!("{scheme}://{host}:{}/admin", o.listen.port());
+    if tls {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(o.tls_cert.unwrap(), o.tls_key.unwrap())
+            .await
+            .context("reading --tls-cert/--tls-key")?;
+        let handle = axum_server::Handle::new();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        });
+        let server = axum_server::bind_rustls(o.listen, cfg).handle(handle.clone());
+        let listening = tokio::spawn(async move { handle.listening().await });
+        let run = tokio::spawn(server.serve(router));
+        if listening.await.ok().flatten().is_some() {
+            println!("Fluxbase dashboard: {url}");
+        }
+        run.await?.context("serving")?;
+    } else {
+        use axum::serve::ListenerExt;
+        let listener = tokio::net::TcpListener::bind(o.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", o.listen))?
+            // Small answers go out at once, not after the peer's delayed ACK.
+            .tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+        println!("Fluxbase dashboard: {url}");
+        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
