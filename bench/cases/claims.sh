@@ -12,7 +12,7 @@
 # Every case scans the same table (the other policies are set inside the measured
 # transaction), so all read the same pages the same way.
 # Measured here (2 shared cores):
-#   0.2.0 (pgrx #[pg_extern] wrapper; wall clock, best of 5, one pass): 2.56, 1.63,
+#   0.2.0 (pgrx #[pg_extern] wrapper; wall clock, median of 5, one pass): 2.56, 1.63,
 #     1.91x impersonated; (select auth.uid()) 0.87-1.10x; SQL helper 15-25x.
 #   0.3.0 (hand-written V1 entries returning a Datum cached per change of
 #     request.jwt.claims; issue 22), 3 runs of 11 rounds at load average 11-16:
