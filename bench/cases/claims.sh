@@ -18,7 +18,8 @@
 #     request.jwt.claims; issue 22), 3 runs of 11 rounds at load average 11-16:
 #     impersonated cpu 1.18, 1.06, 1.05x (wall 1.11, 1.08, 1.32x; single rounds
 #     0.83-1.63); claims JSON only 1.10, 1.06, 1.03x; (select auth.uid()) 1.03,
-#     1.05, 0.99x; SQL helper 21-23x.
+#     1.05, 0.99x; SQL helper 21-23x. A fourth run (the entries from one macro, same
+#     hot path): cpu 1.08x, wall 0.97x.
 #   Instructions per row (bench/claims_instructions.sh, callgrind, executor only):
 #     literal 565; auth.uid() 605 (1.07x); (select auth.uid()) 581; the 0.2.0
 #     wrapper 987 (1.75x); SQL helper 12816. auth.uid()'s +40: the interpreter's
