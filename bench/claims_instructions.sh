@@ -7,6 +7,8 @@
 #   bash bench/claims_instructions.sh         (after scripts/install.sh [--release];
 #                                               inside your sandbox; needs valgrind)
 #
+# (The impersonated case also counts apply_impersonation itself, run through the
+# executor: ~5.7M instructions once, +14 per row at the default 200k rows.)
 # Cases: the literal (no RLS); auth.uid() (0.3.0, the cached-Datum V1 entry
 # uid_fast); the same policy through the 0.2.0 entry (pgrx #[pg_extern]
 # wrapper, symbol uid_wrapper, still in the library); (select auth.uid()); the

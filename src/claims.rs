@@ -280,7 +280,7 @@ fn email() -> Option<String> {
 // buys nothing: Postgres treats a non-leakproof function as leaky only when
 // its arguments contain a column reference (contain_leaked_vars), so a user
 // qual `user_id = auth.uid()` is already pushed below RLS/security-barrier
-// quals (uuid_eq is leakproof); tests/test_impersonation.py pins that with an
+// quals (uuid_eq is leakproof); tests/test_claims.py pins that with an
 // index scan under a leaky policy. LEAKPROOF would also make every later
 // CREATE OR REPLACE of these functions superuser-only.
 // ---------------------------------------------------------------------------
@@ -398,57 +398,52 @@ unsafe fn text_slow(
     }
 }
 
-#[no_mangle]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_uid_fast() -> &'static pg_sys::Pg_finfo_record {
-    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1_API
+#[inline(never)]
+unsafe fn role_slow(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { text_slow(fcinfo, ROLE, |c| c.role.clone(), c"request.jwt.claim.role") }
 }
 
-/// auth.uid() since 0.3.0: the user id (`sub` claim) of the current request,
-/// or NULL.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn uid_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    match unsafe { cached(UID) } {
-        Some(d) => d,
-        None => unsafe { uid_slow(fcinfo) },
-    }
+#[inline(never)]
+unsafe fn email_slow(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { text_slow(fcinfo, EMAIL, |c| c.email.clone(), c"request.jwt.claim.email") }
 }
 
-#[no_mangle]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_role_fast() -> &'static pg_sys::Pg_finfo_record {
-    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1_API
+/// A V1 function `$name` with its `pg_finfo_$name` record: the cached Datum of
+/// `$slot` while valid (nothing on that path can panic or raise), else
+/// `$slow(fcinfo)`.
+macro_rules! fast_entry {
+    ($(#[$doc:meta])* $name:ident, $finfo:ident, $slot:expr, $slow:path) => {
+        #[no_mangle]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+            const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1_API
+        }
+
+        $(#[$doc])*
+        #[no_mangle]
+        #[pg_guard]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            match unsafe { cached($slot) } {
+                Some(d) => d,
+                None => unsafe { $slow(fcinfo) },
+            }
+        }
+    };
 }
 
-/// auth.role() since 0.3.0: the `role` claim of the current request, or NULL.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn role_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    match unsafe { cached(ROLE) } {
-        Some(d) => d,
-        None => unsafe { text_slow(fcinfo, ROLE, |c| c.role.clone(), c"request.jwt.claim.role") },
-    }
-}
-
-#[no_mangle]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_email_fast() -> &'static pg_sys::Pg_finfo_record {
-    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1_API
-}
-
-/// auth.email() since 0.3.0: the `email` claim of the current request, or NULL.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn email_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    match unsafe { cached(EMAIL) } {
-        Some(d) => d,
-        None => unsafe { text_slow(fcinfo, EMAIL, |c| c.email.clone(), c"request.jwt.claim.email") },
-    }
-}
+fast_entry!(
+    /// auth.uid() since 0.3.0: the user id (`sub` claim) of the current request, or NULL.
+    uid_fast, pg_finfo_uid_fast, UID, uid_slow
+);
+fast_entry!(
+    /// auth.role() since 0.3.0: the `role` claim of the current request, or NULL.
+    role_fast, pg_finfo_role_fast, ROLE, role_slow
+);
+fast_entry!(
+    /// auth.email() since 0.3.0: the `email` claim of the current request, or NULL.
+    email_fast, pg_finfo_email_fast, EMAIL, email_slow
+);
 
 // The SQL of the fast entries (the same in sql/fluxbase_admin--0.2.0--0.3.0.sql).
 extension_sql!(

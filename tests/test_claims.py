@@ -52,19 +52,17 @@ def test_values_follow_every_change(db):
     assert one(c, "SELECT (auth.uid()::text, auth.role(), auth.email())") == (U1, "local", None)
     c.execute("COMMIT")
     assert one(c, "SELECT (auth.uid()::text, auth.role())") == (U2, "r2")
-    c.execute("BEGIN")
-    claims(c, f'{{"sub":"{U1}"}}')
-    assert str(one(c, "SELECT auth.uid()")) == U1
-    c.execute("ROLLBACK")
-    assert str(one(c, "SELECT auth.uid()")) == U2
-    # a subtransaction's abort restores the value
-    c.execute("BEGIN")
-    c.execute("SAVEPOINT s")
-    claims(c, f'{{"sub":"{U1}"}}')
-    assert str(one(c, "SELECT auth.uid()")) == U1
-    c.execute("ROLLBACK TO SAVEPOINT s")
-    assert str(one(c, "SELECT auth.uid()")) == U2
-    c.execute("COMMIT")
+    # a rollback, and a subtransaction's abort, restore the value
+    for begin, undo, end in (("BEGIN", "ROLLBACK", None), ("SAVEPOINT s", "ROLLBACK TO SAVEPOINT s", "COMMIT")):
+        if end:
+            c.execute("BEGIN")
+        c.execute(begin)
+        claims(c, f'{{"sub":"{U1}"}}')
+        assert str(one(c, "SELECT auth.uid()")) == U1
+        c.execute(undo)
+        assert str(one(c, "SELECT auth.uid()")) == U2
+        if end:
+            c.execute(end)
     # RESET / '' count as unset
     c.execute("RESET request.jwt.claims")
     assert one(c, "SELECT (auth.uid(), auth.role(), auth.email())") == (None, None, None)

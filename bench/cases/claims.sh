@@ -9,6 +9,26 @@
 # For comparison: the same policy with a Supabase-style SQL helper
 # (current_setting + jsonb per row) and with `(select auth.uid())`.
 # Parallel query is off so the numbers measure per-row cost, not worker count.
+# Every case scans the same table (the other policies are set inside the measured
+# transaction), so all read the same pages the same way.
+# Measured here (2 shared cores):
+#   0.2.0 (pgrx #[pg_extern] wrapper; wall clock, median of 5, one pass): 2.56, 1.63,
+#     1.91x impersonated; (select auth.uid()) 0.87-1.10x; SQL helper 15-25x.
+#   0.3.0 (hand-written V1 entries returning a Datum cached per change of
+#     request.jwt.claims; issue 22), 3 runs of 11 rounds at load average 11-16:
+#     impersonated cpu 1.18, 1.06, 1.05x (wall 1.11, 1.08, 1.32x; single rounds
+#     0.83-1.63); claims JSON only 1.10, 1.06, 1.03x; (select auth.uid()) 1.03,
+#     1.05, 0.99x; SQL helper 21-23x. A fourth run (the entries from one macro, same
+#     hot path): cpu 1.08x, wall 0.97x.
+#   Instructions per row (bench/claims_instructions.sh, callgrind, executor only):
+#     literal 565; auth.uid() 605 (1.07x); (select auth.uid()) 581; the 0.2.0
+#     wrapper 987 (1.75x); SQL helper 12816. auth.uid()'s +40: the interpreter's
+#     function-call step ~11, pgrx's #[pg_guard] (run_guarded: catch_unwind frame,
+#     not inlined) 17, uid_fast itself 11 (two loads, a compare, the return).
+#     The 0.2.0 wrapper's +422: palloc of the 16-byte result (pgrx palloc, its
+#     sigsetjmp FFI guard, AllocSet, the reset freeing it) ~230, the pgrx guard 43,
+#     the RefCell'd thread-local cache and the clone out of it 49 + 22 (TLS),
+#     pgrx's thread check 13, Uuid boxing 17, the wrapper 12, the call step 11.
 set -euo pipefail
 DB=bench_claims
 psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" 2>/dev/null
