@@ -71,6 +71,17 @@ def test_sigkill_mid_batch_edit_leaves_nothing_behind(db):
     os.kill(pid, 9)
     t.join(30)
     assert "error" in failure
+    # The postmaster ends every other backend (su's too) before it restarts:
+    # wait for that, or a connection made before it noticed the death (on a
+    # loaded machine) would be taken for the restarted server.
+    deadline = time.time() + 30
+    while True:
+        try:
+            su.execute("SELECT 1")
+        except psycopg.Error:
+            break
+        assert time.time() < deadline, "the postmaster did not restart after a backend was killed"
+        time.sleep(0.05)
     wait_until_up(db.name)
     with psycopg.connect(dbname=db.name, user="postgres", autocommit=True) as c:
         assert one(c, "SELECT count(*) FROM public.victim") == 0
