@@ -9,3 +9,108 @@
 --
 -- Runs inside the extension script machinery: no BEGIN/COMMIT, schema-qualify
 -- everything. Once 0.3.0 is released this file is never edited again.
+
+-- == Step-up re-authentication (issue 20) ==
+-- A session records when its admin last re-entered their password or a 2FA
+-- code; dashboard_auth.reauthenticate sets it. The step-up checks inside
+-- delete_admin, update_admin_role, dashboard.delete_user,
+-- dashboard.update_user_role, revoke_all_sessions, totp_disable, set_setting,
+-- purge_audit and disable_audit live in the library (src/stepup.rs): their SQL
+-- definitions are unchanged. The new setting session.reauth_window has its
+-- default in the library too (settings_store holds only values that were set).
+ALTER TABLE dashboard_auth.sessions ADD COLUMN reauthenticated_at timestamptz;
+
+CREATE FUNCTION dashboard_auth."reauthenticate"(
+	"secret" TEXT /* core::option::Option<&str> */
+) RETURNS timestamp with time zone /* core::option::Option<pgrx::datum::time_stamp_with_timezone::TimestampWithTimeZone> */
+SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reauthenticate_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.reauthenticate(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.reauthenticate(text) TO fluxbase_dashboard;
+
+-- == Analytics (issue 20) ==
+-- What the dashboard's Analytics page needs beyond dashboard.connection_stats /
+-- query_stats / storage_usage (src/analytics.rs): connections by application
+-- and role, the cache hit ratio, top statements by total time, mean time or
+-- calls, whether pg_stat_statements is available, the largest indexes.
+-- SECURITY INVOKER, like the other monitoring functions.
+CREATE FUNCTION dashboard."connection_breakdown"() RETURNS TABLE (
+	"database" TEXT,  /* Option < String > */
+	"state" TEXT,  /* String */
+	"application_name" TEXT,  /* String */
+	"role" TEXT,  /* Option < String > */
+	"connections" bigint,  /* i64 */
+	"waiting" bigint,  /* i64 */
+	"longest_running_seconds" double precision,  /* Option < f64 > */
+	"max_connections" INT  /* i32 */
+)
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'connection_breakdown_wrapper';
+REVOKE ALL ON FUNCTION dashboard.connection_breakdown() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.connection_breakdown() TO fluxbase_dashboard;
+
+CREATE FUNCTION dashboard."cache_hit_ratio"() RETURNS TABLE (
+	"scope" TEXT,  /* String */
+	"hits" bigint,  /* i64 */
+	"reads" bigint,  /* i64 */
+	"ratio" double precision  /* Option < f64 > */
+)
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cache_hit_ratio_wrapper';
+REVOKE ALL ON FUNCTION dashboard.cache_hit_ratio() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.cache_hit_ratio() TO fluxbase_dashboard;
+
+CREATE FUNCTION dashboard."query_stats_available"() RETURNS TABLE (
+	"available" bool,  /* bool */
+	"hint" TEXT  /* Option < String > */
+)
+STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'query_stats_available_wrapper';
+REVOKE ALL ON FUNCTION dashboard.query_stats_available() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.query_stats_available() TO fluxbase_dashboard;
+
+CREATE FUNCTION dashboard."top_queries"(
+	"order_by" TEXT DEFAULT 'total_time', /* Option < & str > */
+	"limit" INT DEFAULT 20 /* Option < i32 > */
+) RETURNS TABLE (
+	"queryid" bigint,  /* Option < i64 > */
+	"query" TEXT,  /* Option < String > */
+	"username" TEXT,  /* Option < String > */
+	"calls" bigint,  /* i64 */
+	"total_exec_ms" double precision,  /* f64 */
+	"mean_exec_ms" double precision,  /* f64 */
+	"rows" bigint,  /* i64 */
+	"shared_blks_hit" bigint,  /* i64 */
+	"shared_blks_read" bigint,  /* i64 */
+	"cache_hit_ratio" double precision  /* Option < f64 > */
+)
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'top_queries_wrapper';
+REVOKE ALL ON FUNCTION dashboard.top_queries(text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.top_queries(text, integer) TO fluxbase_dashboard;
+
+CREATE FUNCTION dashboard."largest_indexes"(
+	"limit" INT DEFAULT 20 /* Option < i32 > */
+) RETURNS TABLE (
+	"schema_name" TEXT,  /* String */
+	"table_name" TEXT,  /* String */
+	"index_name" TEXT,  /* String */
+	"bytes" bigint,  /* i64 */
+	"scans" bigint,  /* Option < i64 > */
+	"is_unique" bool,  /* bool */
+	"is_primary" bool  /* bool */
+)
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'largest_indexes_wrapper';
+REVOKE ALL ON FUNCTION dashboard.largest_indexes(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.largest_indexes(integer) TO fluxbase_dashboard;

@@ -26,7 +26,11 @@ CREATE TABLE dashboard_auth.sessions (
     -- admin's email or role. Nullable only so that a session for an unknown
     -- user_id fails on its foreign key (23503), as before, not on NOT NULL.
     user_email          text,
-    user_role           text
+    user_role           text,
+    -- when the admin last re-entered their password or a 2FA code in this
+    -- session (dashboard_auth.reauthenticate); step-up actions need it within
+    -- the setting session.reauth_window (src/stepup.rs)
+    reauthenticated_at  timestamptz
 );
 CREATE INDEX sessions_live_by_user ON dashboard_auth.sessions (user_id) WHERE revoked_at IS NULL;
 COMMENT ON TABLE dashboard_auth.sessions IS 'Admin sessions (login history); tokens are stored as SHA-256 digests only';

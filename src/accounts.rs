@@ -205,6 +205,7 @@ fn update_admin_role(id: Option<Uuid>, role: Option<&str>) {
     let id = required("id", id);
     let new_role = AdminRole::parse(require_text("role", role, 64).or_raise()).or_raise();
     actor::writer("changing admin roles");
+    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeAdminRole);
     let old_role = role_of(id);
     if old_role == new_role.as_str() {
         return;
@@ -224,6 +225,7 @@ fn update_admin_role(id: Option<Uuid>, role: Option<&str>) {
 fn delete_admin(id: Option<Uuid>) {
     let id = required("id", id);
     actor::writer("deleting admins");
+    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::DeleteAdmin);
     let old_role = role_of(id);
     if old_role == "dashboard_admin" {
         refuse_if_last_admin(id, "delete");

@@ -329,6 +329,7 @@ pub mod dashboard {
     #[search_path(pg_catalog, pg_temp)]
     pub fn disable_audit(tbl: Option<PgRelation>) -> bool {
         crate::actor::writer("disabling audit on a table");
+        crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::DisableAudit);
         let (oid, name) = checked_table(tbl, "disable_audit");
         let had = db::one::<i64>(
             "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname LIKE 'fluxbase\\_audit\\_%'",

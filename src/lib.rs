@@ -30,9 +30,11 @@ pub mod audit_append;
 pub mod direct_table;
 pub mod row_capture;
 pub mod monitoring;
+pub mod analytics;
 pub mod sessions;
 pub mod fastpath;
 pub mod settings;
+pub mod stepup;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 

@@ -165,6 +165,23 @@ fn consume_code(user_id: Uuid, state: &TotpState, code: &str, allow_backup: bool
     }
 }
 
+/// A TOTP code or an unused backup code of `user_id`, consumed when good
+/// (for `reauthenticate`): how it was proven, or why not.
+pub fn check_second_factor(user_id: Uuid, code: &str) -> Result<&'static str, &'static str> {
+    let state = lock_state(user_id);
+    if !state.enabled {
+        return Err("mfa_not_enabled");
+    }
+    match consume_code(user_id, &state, code, true) {
+        Outcome::Totp => Ok("totp"),
+        Outcome::BackupCode { remaining } => {
+            audit::record(Event::new("mfa.backup_code_used", "admin", user_id).details(json!({ "remaining": remaining, "for": "reauthenticate" })));
+            Ok("backup_code")
+        }
+        Outcome::Refused(reason) => Err(reason),
+    }
+}
+
 fn refuse_code(reason: &str) -> ! {
     let msg = match reason {
         "code_already_used" => "this code has already been used: wait for the next one",
@@ -261,6 +278,7 @@ fn totp_enable(code: Option<&str>) -> Vec<String> {
 #[search_path(pg_catalog, pg_temp)]
 fn totp_disable(code: Option<&str>) {
     let me = actor::session_admin("totp_disable");
+    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::TotpDisable);
     let code = code_arg(code);
     let state = lock_state(me.user_id);
     if !state.enabled {

@@ -8,14 +8,31 @@
 //! the extension's own tables (admin sessions, impersonations) are read as the
 //! extension owner.
 
-use fluxbase_core::FbError;
 use pgrx::datum::{JsonB, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 
-use crate::errors::raise;
 use crate::{actor, db};
 
 type Tz = TimestampWithTimeZone;
+
+/// What to do when pg_stat_statements is missing (a NOTICE, and the Analytics page's hint).
+pub const PG_STAT_STATEMENTS_HINT: &str =
+    "pg_stat_statements is not available in this database: CREATE EXTENSION pg_stat_statements (it must also be in shared_preload_libraries)";
+
+/// The schema pg_stat_statements is installed in, when it is installed here
+/// and loaded (shared_preload_libraries); None otherwise.
+pub fn pg_stat_statements_schema() -> Option<String> {
+    // shared_preload_libraries is readable by superusers and
+    // pg_read_all_settings only: look at it (just it) as the owner.
+    db::as_extension_owner(|| {
+        db::one::<String>(
+            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+              WHERE e.extname = 'pg_stat_statements'
+                AND current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_stat_statements($|[ ,])'",
+            &[],
+        )
+    })
+}
 
 #[pg_schema]
 pub mod dashboard {
@@ -158,48 +175,11 @@ pub mod dashboard {
         ),
     > {
         actor::reader();
-        let limit = limit.unwrap_or(20);
-        if !(1..=1000).contains(&limit) {
-            raise(FbError::invalid("limit must be between 1 and 1000"));
-        }
-        // shared_preload_libraries is readable by superusers and
-        // pg_read_all_settings only: look at it (just it) as the owner.
-        let schema = db::as_extension_owner(|| {
-            db::one::<String>(
-                "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-                  WHERE e.extname = 'pg_stat_statements'
-                    AND current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_stat_statements($|[ ,])'",
-                &[],
-            )
-        });
-        let Some(schema) = schema else {
-            pgrx::notice!(
-                "pg_stat_statements is not available in this database: CREATE EXTENSION pg_stat_statements (it must also be in shared_preload_libraries)"
-            );
-            return TableIterator::new(Vec::new());
-        };
-        let q = format!(
-            "SELECT queryid, query, userid::regrole::text, calls, total_exec_time, mean_exec_time, rows,
-                    shared_blks_hit, shared_blks_read
-               FROM \"{}\".pg_stat_statements
-              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-              ORDER BY total_exec_time DESC LIMIT $1",
-            schema.replace('"', "\"\"")
-        );
-        let rows = db::select(&q, &[(limit as i64).into()], |r| {
-            Ok((
-                r.get::<i64>(1)?,
-                r.get::<String>(2)?,
-                r.get::<String>(3)?,
-                r.get::<i64>(4)?.unwrap_or(0),
-                r.get::<f64>(5)?.unwrap_or(0.0),
-                r.get::<f64>(6)?.unwrap_or(0.0),
-                r.get::<i64>(7)?.unwrap_or(0),
-                r.get::<i64>(8)?.unwrap_or(0),
-                r.get::<i64>(9)?.unwrap_or(0),
-            ))
-        });
-        TableIterator::new(rows)
+        let limit = crate::analytics::check_limit(limit);
+        let rows = crate::analytics::statements(crate::analytics::query_order("total_time"), limit);
+        TableIterator::new(rows.into_iter().map(|(id, q, user, calls, total, mean, rows, hit, read, _)| {
+            (id, q, user, calls, total, mean, rows, hit, read)
+        }))
     }
 
     /// Sizes: the database, each schema, and the 20 largest tables.

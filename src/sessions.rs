@@ -311,6 +311,7 @@ fn revoke_all_sessions(user_id: Option<Uuid>) -> i32 {
     let actor = actor::reader();
     if actor.id() != Some(user_id) {
         actor::writer("revoking another admin's sessions");
+        crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::RevokeOthersSessions);
     }
     if db::one::<bool>("SELECT true FROM dashboard_auth.users WHERE id = $1", &[user_id.into()]).is_none() {
         raise(FbError::not_found(format!("no admin with id {user_id}")));

@@ -59,6 +59,9 @@ fn set_setting(key: Option<&str>, value: Option<JsonArg>) {
     let key = require_text("key", key, 100).or_raise();
     let value = json::value_of(value, "value");
     let actor = actor::writer("changing settings");
+    if fluxbase_core::stepup::is_security_setting(key) {
+        crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeSecuritySetting);
+    }
     let value = match rules::validate(key, &value).or_raise() {
         Checked::Ready(v) => v,
         Checked::IntervalText(text) => {

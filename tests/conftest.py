@@ -90,10 +90,15 @@ def setup_admin(conn, email="root@example.com", password=PASSWORD, name="Root Ad
     ).fetchone()
 
 
-def as_session(conn, token):
-    """Begin a transaction acting as the admin of `token` (dashboard_auth.use_session)."""
+def as_session(conn, token, reauth=None):
+    """Begin a transaction acting as the admin of `token` (dashboard_auth.use_session).
+    With `reauth` (the admin's password or a 2FA code), also re-authenticate in
+    that transaction, as step-up actions (delete, role change, ...) need."""
     conn.execute("BEGIN")
     conn.execute("SELECT dashboard_auth.use_session(%s)", (token,))
+    if reauth is not None:
+        until = conn.execute("SELECT dashboard_auth.reauthenticate(%s)", (reauth,)).fetchone()[0]
+        assert until is not None, "re-authentication failed"
     return conn
 
 

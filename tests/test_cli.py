@@ -370,7 +370,8 @@ def test_login_session_makes_admin_the_actor(cli, su):
     token = open(cli.session_file).read().strip()
     assert token not in json.dumps(out)
     assert one(su, "SELECT email FROM dashboard_auth.validate_session(%s)", (token,)) == "root@example.com"
-    cli.json("admin", "users", "delete", other, "--yes")
+    # deleting an admin is a step-up action: the password comes from stdin for the re-authentication
+    cli.json("admin", "users", "delete", other, "--yes", "--password-stdin", input=PASSWORD + "\n")
     assert one(su, "SELECT actor FROM dashboard_auth.audit_log WHERE action = 'admin.delete'") == "root@example.com"
     # the current session is marked in the list
     rows = cli.json("admin", "sessions", "list")
@@ -434,6 +435,116 @@ def test_login_with_mfa(cli, su):
     assert out["status"] == "ok"
     saved = open(cli.session_file).read().strip()
     assert one(su, "SELECT email FROM dashboard_auth.validate_session(%s)", (saved,)) == "root@example.com"
+
+
+# ---------------------------------------------------------------- step-up re-authentication
+
+
+def test_step_up_without_terminal_fails_with_one_clear_line(cli, su):
+    setup_admin(su)
+    other = create_admin(su, "other@example.com")
+    cli.ok("login", "--email", "root@example.com", "--password-stdin", input=PASSWORD + "\n")
+    err = cli.fails(DENIED, "admin", "users", "delete", other, "--yes")
+    assert "re-authentication required" in err and "fluxbase reauth" in err and "--password-stdin" in err
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %s", (other,)) == 1
+
+
+def test_step_up_retry_with_password_stdin(cli, su):
+    setup_admin(su)
+    other = create_admin(su, "other@example.com")
+    app_user = str(one(su, "SELECT user_id FROM dashboard.invite_user('app@example.com')"))
+    cli.ok("login", "--email", "root@example.com", "--password-stdin", input=PASSWORD + "\n")
+    # a wrong password: refused, nothing changed, the failure audited
+    err = cli.fails(DENIED, "admin", "users", "delete", other, "--yes", "--password-stdin", input="wrong-password-123\n")
+    assert "re-authentication failed" in err and "wrong-password-123" not in err
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %s", (other,)) == 1
+    # the right one: re-authenticated, then the command ran once more and succeeded
+    out = cli.json("admin", "users", "delete", other, "--yes", "--password-stdin", input=PASSWORD + "\n")
+    assert out == {"deleted": True, "id": other}
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %s", (other,)) == 0
+    # within the window the next step-up command needs nothing
+    cli.ok("users", "delete", app_user, "--yes")
+    assert one(su, "SELECT count(*) FROM auth.users WHERE id = %s", (app_user,)) == 0
+    rows = su.execute("SELECT success, actor FROM dashboard_auth.audit_log WHERE action = 'session.reauth' ORDER BY id").fetchall()
+    assert rows == [(False, "root@example.com"), (True, "root@example.com")]
+
+
+def test_reauth_subcommand(cli, su):
+    setup_admin(su)
+    other = create_admin(su, "other@example.com")
+    other_token = login_sql(su, "other@example.com")
+    cli.fails(USAGE, "reauth", "--password-stdin", input=PASSWORD + "\n")  # not logged in
+    cli.ok("login", "--email", "root@example.com", "--password-stdin", input=PASSWORD + "\n")
+    cli.fails(USAGE, "reauth")  # no terminal to prompt
+    err = cli.fails(DENIED, "reauth", "--password-stdin", input="not-my-password-1\n")
+    assert "re-authentication failed" in err
+    out = cli.json("reauth", "--password-stdin", input=PASSWORD + "\n")
+    assert out["reauthenticated"] is True and out["until"].endswith("Z")
+    # now revoke-all of another admin (step-up) works without any secret
+    assert cli.json("admin", "sessions", "revoke-all", other, "--yes") == {"user_id": other, "revoked": 1}
+    assert one(su, "SELECT count(*) FROM dashboard_auth.validate_session(%s)", (other_token,)) == 0
+    # the window passes: asked again
+    su.execute("UPDATE dashboard_auth.sessions SET reauthenticated_at = now() - interval '1 hour'")
+    err = cli.fails(DENIED, "admin", "sessions", "revoke-all", other, "--yes")
+    assert "re-authentication required" in err
+
+
+def test_step_up_with_totp_code_on_stdin(cli, su):
+    needs(su, "dashboard_auth.totp_setup")
+    _, token = setup_admin(su)
+    other = create_admin(su, "other@example.com")
+    su.execute("BEGIN")
+    su.execute("SELECT dashboard_auth.use_session(%s)", (token,))
+    secret = one(su, "SELECT secret FROM dashboard_auth.totp_setup()")
+    codes = one(su, "SELECT dashboard_auth.totp_enable(%s)", (totp(secret, time.time() - 30),))
+    su.execute("COMMIT")
+    cli.ok("login", "--email", "root@example.com", "--password-stdin", input=f"{PASSWORD}\n{codes[0]}\n")
+    cli.ok("admin", "users", "delete", other, "--yes", "--password-stdin", input=codes[1] + "\n")
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %s", (other,)) == 0
+    assert one(su, "SELECT details->>'method' FROM dashboard_auth.audit_log WHERE action = 'session.reauth'") == "backup_code"
+
+
+def test_step_up_prompts_on_a_terminal(cli, su):
+    """On a terminal the CLI asks for the password without echo, then retries."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    setup_admin(su)
+    other = create_admin(su, "other@example.com")
+    cli.ok("login", "--email", "root@example.com", "--password-stdin", input=PASSWORD + "\n")
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(
+            cli.argv(["admin", "users", "delete", other, "--yes"]),
+            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(),
+            start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        os.close(slave)
+        seen = b""
+        deadline = time.time() + 30
+        while b"Password or two-factor code:" not in seen and time.time() < deadline:
+            if select.select([master], [], [], 1)[0]:
+                seen += os.read(master, 1024)
+        assert b"Password or two-factor code:" in seen, seen
+        # the prompt is printed first, then echo is switched off: type once it is
+        while termios.tcgetattr(master)[3] & termios.ECHO and time.time() < deadline:
+            time.sleep(0.05)
+        assert not termios.tcgetattr(master)[3] & termios.ECHO, "echo stayed on"
+        os.write(master, (PASSWORD + "\n").encode())
+        out, err = p.communicate(timeout=60)
+        try:
+            while select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 1024)
+        except OSError:
+            pass
+    finally:
+        os.close(master)
+    assert p.returncode == 0, (out, err)
+    assert PASSWORD.encode() not in seen, "the password was echoed"
+    assert "fresh re-authentication" in err
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %s", (other,)) == 0
 
 
 # ---------------------------------------------------------------- audit

@@ -242,12 +242,12 @@ def test_enable_errors(admin, web, su):
 def test_disable(admin, web, su):
     uid, token = admin
     secret, codes = enroll(web, token)
-    as_session(web, token)
+    as_session(web, token, reauth=PASSWORD)  # totp_disable is a step-up action
     with pytest.raises(psycopg.Error) as e:
         web.execute("SELECT dashboard_auth.totp_disable('000000')" if code_at(secret) != "000000" else "SELECT dashboard_auth.totp_disable('111111')")
     assert e.value.sqlstate == "28P01"
     web.execute("ROLLBACK")
-    as_session(web, token)
+    as_session(web, token, reauth=PASSWORD)
     web.execute("SELECT dashboard_auth.totp_disable(%s)", (codes[0],))
     web.execute("COMMIT")
     assert one(su, "SELECT totp_enabled FROM dashboard_auth.users") is False

@@ -160,3 +160,109 @@ def test_viewers_may_read_and_others_are_refused(db, su):
             with pytest.raises(psycopg.Error) as e:
                 c.execute(sql)
             assert e.value.sqlstate == "42501", sql
+
+
+# ---------------------------------------------------------------- Analytics (issue 20)
+
+
+def test_connection_breakdown_counts_by_application_and_role(db, su, web):
+    setup_admin(su)
+    extra = [psycopg.connect(dbname=db.name, user="fb_web", autocommit=True, application_name="analytics-test")
+             for _ in range(3)]
+    try:
+        rows = rows_as_dicts(su, "SELECT * FROM dashboard.connection_breakdown()")
+        mine = [r for r in rows if r["application_name"] == "analytics-test"]
+        assert sum(r["connections"] for r in mine) == 3
+        assert {r["role"] for r in mine} == {"fb_web"} and {r["database"] for r in mine} == {db.name}
+        assert {r["state"] for r in mine} == {"idle"}
+        # the totals match pg_stat_activity, and max_connections is the server's
+        total = one(su, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        assert sum(r["connections"] for r in rows) == total
+        assert rows[0]["max_connections"] == int(one(su, "SHOW max_connections"))
+        # the caller's own row is active
+        assert any(r["state"] == "active" and r["role"] == "postgres" for r in rows)
+        # a viewer may read it, an app role may not
+        assert rows_as_dicts(web, "SELECT * FROM dashboard.connection_breakdown()")
+    finally:
+        for c in extra:
+            c.close()
+
+
+def test_cache_hit_ratio(su):
+    su.execute("CREATE TABLE public.cached (id int PRIMARY KEY, v text)")
+    su.execute("INSERT INTO public.cached SELECT g, 'x' FROM generate_series(1, 1000) g")
+    for _ in range(5):
+        su.execute("SELECT count(*) FROM public.cached WHERE id < 500")
+    su.execute("SELECT pg_stat_force_next_flush()")
+    rows = {r["scope"]: r for r in rows_as_dicts(su, "SELECT * FROM dashboard.cache_hit_ratio()")}
+    assert set(rows) == {"database", "tables", "indexes"}
+    db_row = rows["database"]
+    hits, reads = su.execute("SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    assert db_row["hits"] <= hits and db_row["reads"] <= reads and db_row["hits"] > 0
+    assert 0 < db_row["ratio"] <= 1
+    assert abs(db_row["ratio"] - db_row["hits"] / (db_row["hits"] + db_row["reads"])) < 1e-9
+    assert rows["tables"]["hits"] > 0
+
+
+def test_top_queries_by_total_mean_and_calls(su, web):
+    if one(su, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'") == 0:
+        su.execute("CREATE EXTENSION pg_stat_statements")
+    su.execute("SELECT pg_stat_statements_reset()")
+    for _ in range(30):
+        su.execute("SELECT 1 AS many_calls_marker")
+    su.execute("SELECT pg_sleep(0.3) AS slow_marker")
+    assert rows_as_dicts(su, "SELECT * FROM dashboard.query_stats_available()") == [{"available": True, "hint": None}]
+    by_calls = rows_as_dicts(su, "SELECT * FROM dashboard.top_queries('calls', 50)")
+    top = by_calls[0]
+    assert "many_calls_marker" in top["query"] and top["calls"] >= 30
+    want = su.execute("SELECT calls, rows FROM pg_stat_statements WHERE query LIKE '%%many_calls_marker%%'").fetchone()
+    assert (top["calls"], top["rows"]) == want
+    by_mean = rows_as_dicts(su, "SELECT * FROM dashboard.top_queries('mean_time')")
+    assert "slow_marker" in by_mean[0]["query"] and by_mean[0]["mean_exec_ms"] >= 300
+    by_total = rows_as_dicts(su, "SELECT * FROM dashboard.top_queries()")
+    assert [r["total_exec_ms"] for r in by_total] == sorted((r["total_exec_ms"] for r in by_total), reverse=True)
+    for r in by_total:
+        if r["shared_blks_hit"] + r["shared_blks_read"]:
+            assert r["cache_hit_ratio"] == pytest.approx(r["shared_blks_hit"] / (r["shared_blks_hit"] + r["shared_blks_read"]))
+    assert len(rows_as_dicts(su, "SELECT * FROM dashboard.top_queries('calls', 2)")) == 2
+    for bad, state in [("'elapsed', 5", "22023"), ("'calls; DROP TABLE x', 5", "22023"), ("'calls', 0", "22023"),
+                       ("'calls', 1001", "22023")]:
+        with pytest.raises(psycopg.Error) as e:
+            su.execute(f"SELECT * FROM dashboard.top_queries({bad})")
+        assert e.value.sqlstate == state, bad
+    assert rows_as_dicts(web, "SELECT * FROM dashboard.top_queries('calls', 5)")
+
+
+def test_top_queries_without_pg_stat_statements(su):
+    su.execute("DROP EXTENSION IF EXISTS pg_stat_statements")
+    notices = []
+    su.add_notice_handler(lambda d: notices.append(d.message_primary))
+    assert su.execute("SELECT * FROM dashboard.top_queries()").fetchall() == []
+    assert any("CREATE EXTENSION pg_stat_statements" in n for n in notices)
+    (available, hint), = su.execute("SELECT * FROM dashboard.query_stats_available()").fetchall()
+    assert available is False and "shared_preload_libraries" in hint
+
+
+def test_largest_indexes(su):
+    su.execute("CREATE TABLE public.big (id int PRIMARY KEY, v text)")
+    su.execute("CREATE INDEX big_v ON public.big (v)")
+    su.execute("INSERT INTO public.big SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+    su.execute("SELECT * FROM public.big WHERE id = 5")
+    rows = rows_as_dicts(su, "SELECT * FROM dashboard.largest_indexes(5)")
+    assert len(rows) <= 5
+    assert rows[0]["index_name"] == "big_v" and rows[0]["table_name"] == "big" and rows[0]["schema_name"] == "public"
+    assert rows[0]["bytes"] == one(su, "SELECT pg_relation_size('public.big_v')")
+    pk = [r for r in rows if r["index_name"] == "big_pkey"][0]
+    assert pk["is_primary"] and pk["is_unique"] and not rows[0]["is_unique"]
+    assert [r["bytes"] for r in rows] == sorted((r["bytes"] for r in rows), reverse=True)
+    with pytest.raises(psycopg.Error) as e:
+        su.execute("SELECT * FROM dashboard.largest_indexes(0)")
+    assert e.value.sqlstate == "22023"
+
+
+def test_analytics_functions_refuse_app_roles(db):
+    c = db.conn("fb_app")
+    for f in ("connection_breakdown()", "cache_hit_ratio()", "query_stats_available()", "top_queries()", "largest_indexes()"):
+        with pytest.raises(psycopg.Error) as e:
+            c.execute(f"SELECT * FROM dashboard.{f}")
+        assert e.value.sqlstate == "42501", f

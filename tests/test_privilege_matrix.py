@@ -63,6 +63,8 @@ READ = profile({"superuser", "member", "admin_session", "viewer_session"})
 WRITE = profile({"superuser", "member", "admin_session"})
 # Needs an admin session (acts on "my" account, enrolling included): a database role without one is refused.
 SESSION = profile({"admin_session", "viewer_session", "enroll_only_session"})
+# Needs a full admin session (not one limited to enrolling in 2FA).
+FULL_SESSION = profile({"admin_session", "viewer_session"})
 # The table explorer: gated on session_user being a dashboard member, whatever current_user is.
 EXPLORER_READ = profile({"superuser", "member", "admin_session", "viewer_session", "member_as_authenticated",
                          "member_as_anon"})
@@ -100,6 +102,8 @@ row("dashboard_auth.update_admin_role(uuid,text)",
 row("dashboard_auth.delete_admin(uuid)", "SELECT dashboard_auth.delete_admin(%(victim_id)s)", WRITE)
 row("dashboard_auth.login(text,text,inet,text)",
     "SELECT * FROM dashboard_auth.login('victim@example.com', %(pw)s, '10.0.0.1', 'matrix')", MEMBERS)
+# step-up re-authentication: any full admin session, viewers included
+row("dashboard_auth.reauthenticate(text)", "SELECT dashboard_auth.reauthenticate(%(pw)s)", FULL_SESSION)
 row("dashboard_auth.change_password(text,text)",
     "SELECT dashboard_auth.change_password(%(pw)s, 'another-correct-horse-battery')", SESSION)
 # ---- sessions
@@ -160,8 +164,9 @@ row("dashboard_auth.totp_setup()", "SELECT * FROM dashboard_auth.totp_setup()", 
 # wrong code / 2FA not set up: refused as input or state (the code is checked after the session)
 row("dashboard_auth.totp_enable(text)", "SELECT dashboard_auth.totp_enable('000000')", SESSION,
     errors={"55000", "28000", "22023"})
+# (a step-up action: sessions that have not re-authenticated get FBR01, test_stepup.py)
 row("dashboard_auth.totp_disable(text)", "SELECT dashboard_auth.totp_disable('000000')", SESSION,
-    errors={"55000", "28000", "22023"})
+    errors={"55000", "28000", "22023", "FBR01"})
 row("dashboard_auth.regenerate_backup_codes(text)", "SELECT dashboard_auth.regenerate_backup_codes('000000')", SESSION,
     errors={"55000", "28000", "22023"})
 row("dashboard_auth.login_mfa(text,text)", "SELECT * FROM dashboard_auth.login_mfa('fbs_not-a-pending-token', '000000')",
@@ -172,6 +177,12 @@ row("dashboard.connection_stats()", "SELECT * FROM dashboard.connection_stats()"
 row("dashboard.query_stats(integer)", "SELECT * FROM dashboard.query_stats(5)", READ)
 row("dashboard.storage_usage()", "SELECT * FROM dashboard.storage_usage()", READ)
 row("dashboard.metrics()", "SELECT dashboard.metrics()", READ)
+# ---- Analytics (issue 20)
+row("dashboard.connection_breakdown()", "SELECT * FROM dashboard.connection_breakdown()", READ)
+row("dashboard.cache_hit_ratio()", "SELECT * FROM dashboard.cache_hit_ratio()", READ)
+row("dashboard.query_stats_available()", "SELECT * FROM dashboard.query_stats_available()", READ)
+row("dashboard.top_queries(text,integer)", "SELECT * FROM dashboard.top_queries('calls', 5)", READ)
+row("dashboard.largest_indexes(integer)", "SELECT * FROM dashboard.largest_indexes(5)", READ)
 # ---- app users
 row("dashboard.list_users(text,integer,uuid)", "SELECT * FROM dashboard.list_users()", READ)
 row("dashboard.get_user(uuid)", "SELECT * FROM dashboard.get_user(%(app_user_id)s)", READ)
@@ -246,6 +257,13 @@ def matrix_db(template_db):
         for who in ("viewer", "victim"):
             ctx[f"{who}_token"] = one(web, "SELECT session_token FROM dashboard_auth.login(%s, %s)",
                                       (f"{who}@example.com", PASSWORD))
+        # The admin session re-authenticated (step-up, issue 20) for the whole
+        # run: the matrix is about privileges; tests/test_stepup.py covers FBR01.
+        web.execute("SELECT dashboard_auth.set_setting('session.reauth_window', '\"1 hour\"')")
+        web.execute("BEGIN")
+        web.execute("SELECT dashboard_auth.use_session(%s)", (admin_token,))
+        assert one(web, "SELECT dashboard_auth.reauthenticate(%s)", (PASSWORD,)) is not None
+        web.execute("COMMIT")
         # an admin without 2FA logging in while mfa.required is on gets an enroll-only session
         one(web, "SELECT dashboard_auth.create_admin('enrollee@example.com', %s, 'Enrollee', 'dashboard_admin')", (PASSWORD,))
         web.execute("SELECT dashboard_auth.set_setting('mfa.required', 'true')")

@@ -69,7 +69,7 @@ def test_tokens_are_stored_only_as_digests(web, su):
 
 def test_use_session_sets_actor_for_the_transaction_only(web, su):
     uid, token = setup_admin(web)
-    as_session(web, token)
+    as_session(web, token, reauth=PASSWORD)  # a lockout.* setting is a step-up action
     web.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', '7')")
     web.execute("COMMIT")
     web.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', '8')")  # new transaction: no admin

@@ -33,6 +33,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_session: bool,
 
+    /// Read secrets from stdin, one per line, instead of prompting: the password
+    /// for setup/login (then a 2FA code), or the password or a 2FA code when a
+    /// destructive command needs a fresh re-authentication
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,20 +62,18 @@ pub enum Command {
         /// Full name
         #[arg(long)]
         name: Option<String>,
-        /// Read the password from the first line of stdin instead of a prompt
-        #[arg(long)]
-        password_stdin: bool,
     },
     /// Log in as an admin; the session is saved for the next commands
     Login {
         #[arg(long)]
         email: String,
-        /// Read the password (and a two-factor code on the next line) from stdin
-        #[arg(long)]
-        password_stdin: bool,
     },
     /// End the saved admin session and remove its file
     Logout,
+    /// Re-enter the password or a 2FA code for the saved session, so that
+    /// destructive commands (delete, role change, revoke-all, security settings)
+    /// are allowed for the next few minutes (setting session.reauth_window)
+    Reauth,
     /// Run one SQL statement as an app user, so RLS decides what it sees
     ///
     /// Example: fluxbase impersonate alice@example.com --reason "ticket 42" -- "SELECT * FROM todos"

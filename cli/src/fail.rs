@@ -65,6 +65,8 @@ pub fn from_db(e: &postgres::error::DbError, role: &str) -> Fail {
             Fail::denied(msg)
         }
         "28000" | "28P01" => Fail::denied(msg),
+        // a destructive command without a fresh re-authentication of the admin session
+        "FBR01" => Fail::denied(format!("{msg}: run `fluxbase reauth` (or pass --password-stdin) and retry")),
         "P0002" | "42P01" | "02000" => Fail::not_found(msg),
         _ => {
             if let Some(h) = e.hint() {

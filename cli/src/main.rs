@@ -54,13 +54,24 @@ fn run(args: Cli) -> Result<(), Fail> {
     }
     let uses_session = !matches!(args.command, Command::Setup { .. } | Command::Login { .. } | Command::Logout) && !args.no_session;
     let session = if uses_session { session::load()? } else { None };
-    let mut ctx = Ctx::connect(args.database_url.as_deref(), session, out, args.yes)?;
+    let mut ctx = Ctx::connect(args.database_url.as_deref(), session, out, args.yes, args.password_stdin)?;
     match args.command {
         Command::Admin { cmd } => admin(&mut ctx, cmd),
         Command::Users { cmd } => users(&mut ctx, cmd),
-        Command::Setup { email, name, password_stdin } => setup(&mut ctx, &email, name.as_deref(), password_stdin),
-        Command::Login { email, password_stdin } => login(&mut ctx, &email, password_stdin),
+        Command::Setup { email, name } => setup(&mut ctx, &email, name.as_deref(), args.password_stdin),
+        Command::Login { email } => login(&mut ctx, &email, args.password_stdin),
         Command::Logout => logout(&mut ctx),
+        Command::Reauth => {
+            if ctx.session.is_none() {
+                return Err(Fail::usage("no saved admin session to re-authenticate: run `fluxbase login` first"));
+            }
+            let until = ctx.reauthenticate()?;
+            ctx.out.done(
+                json!({ "reauthenticated": true, "until": until }),
+                &format!("Re-authenticated; destructive commands are allowed until {until}."),
+            );
+            Ok(())
+        }
         Command::Impersonate { user, reason, params, sql } => impersonate(&mut ctx, &user, &reason, params.as_deref(), &sql.join(" ")),
         Command::Tables { cmd } => tables(&mut ctx, cmd),
         Command::Metrics => {
@@ -128,6 +139,13 @@ fn serve(url: Option<&str>, a: ServeArgs) -> Result<(), Fail> {
     rt.block_on(fluxbase_web::serve(opts)).map_err(|e| Fail::failure(format!("{e:#}")))
 }
 
+/// Why a statement failed: the saved session must re-authenticate first (and
+/// the statement may be retried after), or anything else.
+enum Retry {
+    Reauth(postgres::error::DbError),
+    Fail(Fail),
+}
+
 /// Where a statement failed: while taking on the saved admin session, or in the command itself.
 enum Stage {
     Session,
@@ -140,12 +158,17 @@ struct Ctx {
     session: Option<String>,
     out: Out,
     yes: bool,
+    /// Secrets come from stdin (--password-stdin), not from a prompt.
+    password_stdin: bool,
 }
+
+/// SQLSTATE of a step-up refusal: the saved session must re-authenticate.
+const REAUTH_REQUIRED: &str = "FBR01";
 
 type Param = Option<String>;
 
 impl Ctx {
-    fn connect(url: Option<&str>, session: Option<String>, out: Out, yes: bool) -> Result<Ctx, Fail> {
+    fn connect(url: Option<&str>, session: Option<String>, out: Out, yes: bool, password_stdin: bool) -> Result<Ctx, Fail> {
         let cfg = conn::build_config(url, &|k| std::env::var(k).ok())?;
         let mut client = cfg.connect(NoTls).map_err(|e| conn::connect_error(&cfg, &e))?;
         let row = client
@@ -161,7 +184,7 @@ impl Ctx {
                 "the fluxbase_admin extension is not installed in database {dbname}: run CREATE EXTENSION fluxbase_admin"
             )));
         }
-        Ok(Ctx { client, user, session, out, yes })
+        Ok(Ctx { client, user, session, out, yes, password_stdin })
     }
 
     /// Run one statement returning one text column, in a transaction that first
@@ -171,7 +194,57 @@ impl Ctx {
         self.query_with(label, sql, params, true)
     }
 
+    /// As `query_with_once`; when the database asks the saved session for a
+    /// fresh re-authentication (FBR01, a destructive command), get the password
+    /// or a 2FA code, re-authenticate, and run the command once more.
     fn query_with(&mut self, label: &str, sql: &str, params: &[Param], with_session: bool) -> Result<Vec<Option<String>>, Fail> {
+        match self.query_with_once(label, sql, params, with_session) {
+            Err(Retry::Reauth(e)) => {
+                if !self.password_stdin && !std::io::stdin().is_terminal() {
+                    return Err(Fail::denied(format!(
+                        "{}: run `fluxbase reauth` first, or pass --password-stdin with the password or a 2FA code on stdin",
+                        e.message()
+                    )));
+                }
+                self.reauthenticate()?;
+                self.query_with_once(label, sql, params, with_session).map_err(|r| match r {
+                    Retry::Reauth(e) => fail::from_db(&e, &self.user),
+                    Retry::Fail(f) => f,
+                })
+            }
+            Err(Retry::Fail(f)) => Err(f),
+            Ok(rows) => Ok(rows),
+        }
+    }
+
+    /// Re-enter the password or a 2FA code for the saved session
+    /// (dashboard_auth.reauthenticate, in its own transaction); when the
+    /// step-up window ends.
+    fn reauthenticate(&mut self) -> Result<String, Fail> {
+        if !self.password_stdin && std::io::stdin().is_terminal() {
+            eprintln!("This needs a fresh re-authentication.");
+        }
+        let secret = read_secret("Password or two-factor code: ", self.password_stdin, false)?;
+        let until = self
+            .query_with_once(
+                "dashboard_auth.reauthenticate",
+                "SELECT to_char(dashboard_auth.reauthenticate($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                &[Some(secret)],
+                true,
+            )
+            .map_err(|r| match r {
+                Retry::Reauth(e) => fail::from_db(&e, &self.user),
+                Retry::Fail(f) => f,
+            })?;
+        match until.into_iter().next().flatten() {
+            Some(t) => Ok(t),
+            None => Err(Fail::denied(
+                "re-authentication failed: wrong password or code (failures count toward the account's lockout)",
+            )),
+        }
+    }
+
+    fn query_with_once(&mut self, label: &str, sql: &str, params: &[Param], with_session: bool) -> Result<Vec<Option<String>>, Retry> {
         let token = if with_session { self.session.clone() } else { None };
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
         let result = (|| {
@@ -185,7 +258,10 @@ impl Ctx {
         })();
         match result {
             Ok(rows) => Ok(rows.iter().map(|r| r.get::<_, Option<String>>(0)).collect()),
-            Err((stage, e)) => Err(self.explain(label, stage, &e)),
+            Err((Stage::Command, e)) if token.is_some() && e.as_db_error().is_some_and(|d| d.code().code() == REAUTH_REQUIRED) => {
+                Err(Retry::Reauth(e.as_db_error().cloned().expect("checked")))
+            }
+            Err((stage, e)) => Err(Retry::Fail(self.explain(label, stage, &e))),
         }
     }
 

@@ -30,6 +30,9 @@ pub enum Code {
     UndefinedColumn,
     /// 22P02 invalid_text_representation: a value does not fit its column's type.
     InvalidTextRepresentation,
+    /// FBR01 (a class of our own, "FB"): a step-up action without a recent
+    /// re-authentication (see `stepup`).
+    ReauthRequired,
 }
 
 impl Code {
@@ -47,6 +50,7 @@ impl Code {
             Code::SyntaxError => "42601",
             Code::UndefinedColumn => "42703",
             Code::InvalidTextRepresentation => "22P02",
+            Code::ReauthRequired => "FBR01",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod claims;
 pub mod sqlguard;
 pub mod row_image;
 pub mod session;
+pub mod stepup;
 pub mod audit_search;
 
 pub use error::{Code, FbError, FbResult};

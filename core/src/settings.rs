@@ -34,6 +34,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "lockout.duration", kind: Kind::Interval { min_secs: MINUTE, max_secs: 7 * DAY }, default: "\"15 minutes\"", description: "how long a locked account stays locked" },
     Setting { key: "impersonation.max_duration", kind: Kind::Interval { min_secs: MINUTE, max_secs: DAY }, default: "\"1 hour\"", description: "an impersonation ends by itself after this long" },
     Setting { key: "password.min_length", kind: Kind::Integer { min: 8, max: 256 }, default: "12", description: "shortest admin password accepted" },
+    Setting { key: "session.reauth_window", kind: Kind::Interval { min_secs: MINUTE, max_secs: HOUR }, default: "\"5 minutes\"", description: "step-up actions need the password or a 2FA code re-entered (dashboard_auth.reauthenticate) within this long" },
     Setting { key: "mfa.required", kind: Kind::Boolean, default: "false", description: "admins without 2FA get a session that can only enroll" },
 ];
 
