@@ -1,9 +1,19 @@
 -- App (end) users and impersonation sessions.
 --
--- auth.users is a Supabase-compatible subset, so policies and foreign keys
--- written for Supabase (`references auth.users(id)`, `auth.uid() = user_id`)
--- work unchanged. Nobody but the extension owner reads or writes it directly:
--- the dashboard goes through dashboard.list_users() & co., which audit.
+-- auth.users has the columns of Supabase's table that apps and tools read or
+-- write, with Supabase's names, types and meaning, so policies, foreign keys,
+-- seed scripts, `handle_new_user` triggers, ORM models and test helpers
+-- written for Supabase (`references auth.users(id)`, `auth.uid() = user_id`,
+-- `INSERT INTO auth.users (id, email, phone, raw_user_meta_data, ...)`) work
+-- unchanged. Nobody but the extension owner (and superusers) reads or writes it
+-- directly: the dashboard goes through dashboard.list_users() & co., which audit.
+--
+-- Tokens are never stored raw. Where Supabase keeps a raw token column
+-- (confirmation_token, recovery_token, email_change_token_new,
+-- email_change_token_current, phone_change_token, reauthentication_token) the
+-- column exists, so that code naming it keeps working, but is always empty
+-- ('' or NULL, enforced); the extension keeps SHA-256 digests of its own
+-- tokens in the *_token_digest columns instead.
 
 -- Impersonation switches `role` (SET LOCAL role, from a SECURITY INVOKER
 -- function: Postgres refuses it inside SECURITY DEFINER). SET ROLE needs the
@@ -22,7 +32,7 @@ $roles$;
 
 CREATE TABLE auth.users (
     id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    -- stored lower-cased by the API; unique among live users
+    -- lower-cased and checked (auth._users_normalize, the API); unique among live users
     email               text CHECK (email = lower(email) AND length(email) BETWEEN 3 AND 254),
     encrypted_password  text,
     -- the database role this user acts as (RLS policies `TO authenticated`)
@@ -30,7 +40,9 @@ CREATE TABLE auth.users (
     raw_app_meta_data   jsonb NOT NULL DEFAULT '{}'::jsonb,
     raw_user_meta_data  jsonb NOT NULL DEFAULT '{}'::jsonb,
     invited_at          timestamptz,
-    confirmed_at        timestamptz,
+    -- when the email address was confirmed (Supabase's name; 0.2.0 called
+    -- this column confirmed_at, and the 0.3.0 upgrade renamed it in place)
+    email_confirmed_at  timestamptz,
     last_sign_in_at     timestamptz,
     banned_until        timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),
@@ -39,9 +51,44 @@ CREATE TABLE auth.users (
     -- one-time tokens (invitation / password recovery), SHA-256 digests only
     confirmation_token_digest bytea CHECK (length(confirmation_token_digest) = 32),
     recovery_token_digest     bytea CHECK (length(recovery_token_digest) = 32),
-    recovery_sent_at    timestamptz
+    recovery_sent_at    timestamptz,
+    -- Supabase's columns (issue 23). Appended in this order by the 0.2.0 ->
+    -- 0.3.0 upgrade, so a fresh table and an upgraded one list them alike.
+    -- Their meaning is Supabase's (GoTrue's).
+    instance_id         uuid DEFAULT '00000000-0000-0000-0000-000000000000'::uuid,
+    aud                 varchar(255) DEFAULT 'authenticated',
+    -- E.164 digits without '+', as GoTrue stores them (auth._users_normalize);
+    -- unique among live users
+    phone               text CHECK (phone ~ '^[0-9]{5,15}$'),
+    phone_confirmed_at  timestamptz,
+    confirmation_sent_at timestamptz,
+    -- a pending change of address (the new address, not a secret)
+    email_change        varchar(255) DEFAULT '',
+    email_change_sent_at timestamptz,
+    email_change_confirm_status smallint DEFAULT 0 CHECK (email_change_confirm_status BETWEEN 0 AND 2),
+    phone_change        text DEFAULT '',
+    phone_change_sent_at timestamptz,
+    reauthentication_sent_at timestamptz,
+    is_super_admin      boolean,
+    is_sso_user         boolean NOT NULL DEFAULT false,
+    is_anonymous        boolean NOT NULL DEFAULT false,
+    -- Supabase's raw token columns: always empty (see the top of this file)
+    confirmation_token  varchar(255) DEFAULT '',
+    recovery_token      varchar(255) DEFAULT '',
+    email_change_token_new varchar(255) DEFAULT '',
+    email_change_token_current varchar(255) DEFAULT '',
+    phone_change_token  varchar(255) DEFAULT '',
+    reauthentication_token varchar(255) DEFAULT '',
+    -- as Supabase defines it: the first confirmation, by email or by phone
+    -- (replaces 0.2.0's plain column, now email_confirmed_at)
+    confirmed_at        timestamptz GENERATED ALWAYS AS (LEAST(email_confirmed_at, phone_confirmed_at)) STORED,
+    CONSTRAINT users_no_raw_tokens CHECK (
+        coalesce(confirmation_token, '') = '' AND coalesce(recovery_token, '') = ''
+        AND coalesce(email_change_token_new, '') = '' AND coalesce(email_change_token_current, '') = ''
+        AND coalesce(phone_change_token, '') = '' AND coalesce(reauthentication_token, '') = '')
 );
 CREATE UNIQUE INDEX users_email_key ON auth.users (email) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX users_phone_key ON auth.users (phone) WHERE deleted_at IS NULL;
 -- Search and pagination in list_users(): rows are listed in (lower(email), id)
 -- order and a page continues after the (lower(email), id) of the `after` user
 -- (keyset pagination: page 1000 costs what page 1 costs). The "C" collation
@@ -52,7 +99,7 @@ CREATE UNIQUE INDEX users_email_key ON auth.users (email) WHERE deleted_at IS NU
 -- may add  CREATE INDEX ON auth.users USING gin (lower(email) gin_trgm_ops)
 -- and the same query uses it for rare substrings.
 CREATE INDEX users_email_search ON auth.users ((lower(email) COLLATE "C"), id);
-COMMENT ON TABLE auth.users IS 'App (end) users, a Supabase-compatible subset; manage with dashboard.list_users() & co.';
+COMMENT ON TABLE auth.users IS 'App (end) users, with the columns of Supabase''s auth.users (raw token columns always empty); manage with dashboard.list_users() & co.';
 
 CREATE TABLE auth.impersonation_sessions (
     id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -3,6 +3,7 @@
 //! audited; dashboard_viewer sessions may only read.
 
 use fluxbase_core::email::normalize_email;
+use fluxbase_core::phone::{normalize_phone, phone_search_digits};
 use fluxbase_core::error::{check_len, require_text};
 use fluxbase_core::sqlguard::contains_pattern;
 use fluxbase_core::token::{self, TokenKind};
@@ -19,7 +20,9 @@ use crate::errors::{raise, required, OrRaise};
 
 pub const MAX_PAGE_SIZE: i32 = 1000;
 
-type UserRow = (
+/// A row of `dashboard.list_users` / `get_user` as 0.2.0 defined them, kept
+/// for the 0.2.0 SQL definitions (see `list_users` below).
+type UserRow02 = (
     Uuid,
     Option<String>,
     String,
@@ -32,21 +35,73 @@ type UserRow = (
     JsonB,
 );
 
-const USER_COLUMNS: &str = "u.id, u.email, u.role, u.created_at, u.last_sign_in_at, u.confirmed_at, u.invited_at,
+const USER_COLUMNS_0_2: &str = "u.id, u.email, u.role, u.created_at, u.last_sign_in_at, u.confirmed_at, u.invited_at,
     u.banned_until, u.raw_app_meta_data, u.raw_user_meta_data";
 
-fn map_user(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<UserRow> {
+/// Reads only the columns 0.2.0 has: between installing this library and
+/// `ALTER EXTENSION ... UPDATE`, the 0.2.0 definitions run on the 0.2.0 table.
+fn map_user_0_2(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<UserRow02> {
+    let ts = |i: usize| r.get::<TimestampWithTimeZone>(i);
     Ok((
         r.get::<Uuid>(1)?.expect("id"),
         r.get::<String>(2)?,
         r.get::<String>(3)?.unwrap_or_default(),
-        r.get::<TimestampWithTimeZone>(4)?.expect("created_at"),
-        r.get::<TimestampWithTimeZone>(5)?,
-        r.get::<TimestampWithTimeZone>(6)?,
-        r.get::<TimestampWithTimeZone>(7)?,
-        r.get::<TimestampWithTimeZone>(8)?,
-        JsonB(r.get::<JsonArg>(9)?.map(|j| j.into_value("raw_app_meta_data")).unwrap_or(json!({}))),
-        JsonB(r.get::<JsonArg>(10)?.map(|j| j.into_value("raw_user_meta_data")).unwrap_or(json!({}))),
+        ts(4)?.expect("created_at"),
+        ts(5)?,
+        ts(6)?,
+        ts(7)?,
+        ts(8)?,
+        meta(r, 9, "raw_app_meta_data")?,
+        meta(r, 10, "raw_user_meta_data")?,
+    ))
+}
+
+fn meta(r: &pgrx::spi::SpiHeapTupleData, i: usize, what: &str) -> pgrx::spi::SpiResult<JsonB> {
+    Ok(JsonB(r.get::<JsonArg>(i)?.map(|j| j.into_value(what)).unwrap_or(json!({}))))
+}
+
+/// A row of `dashboard.list_users` / `get_user` since 0.3.0 (issue 23): the
+/// phone and the confirmation state (Supabase's columns) added.
+type UserRow = (
+    Uuid,
+    Option<String>,
+    Option<String>,
+    String,
+    TimestampWithTimeZone,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    bool,
+    JsonB,
+    JsonB,
+);
+
+const USER_COLUMNS: &str = "u.id, u.email, u.phone, u.role, u.created_at, u.last_sign_in_at, u.confirmed_at,
+    u.email_confirmed_at, u.phone_confirmed_at, u.confirmation_sent_at, u.invited_at, u.banned_until,
+    u.is_anonymous, u.raw_app_meta_data, u.raw_user_meta_data";
+
+fn map_user(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<UserRow> {
+    let ts = |i: usize| r.get::<TimestampWithTimeZone>(i);
+    Ok((
+        r.get::<Uuid>(1)?.expect("id"),
+        r.get::<String>(2)?,
+        r.get::<String>(3)?,
+        r.get::<String>(4)?.unwrap_or_default(),
+        ts(5)?.expect("created_at"),
+        ts(6)?,
+        ts(7)?,
+        ts(8)?,
+        ts(9)?,
+        ts(10)?,
+        ts(11)?,
+        ts(12)?,
+        r.get::<bool>(13)?.unwrap_or(false),
+        meta(r, 14, "raw_app_meta_data")?,
+        meta(r, 15, "raw_user_meta_data")?,
     ))
 }
 
@@ -87,8 +142,132 @@ fn user_email(id: Uuid) -> Option<String> {
     }
 }
 
-#[pg_extern(schema = "dashboard", security_definer, stable)]
+/// One page of live users in (lower(email), id) order, after the user `after`;
+/// `search` matches a substring of the email, of the phone (when it can only
+/// be a phone number) or a prefix of the id (when it can only be one); with
+/// `email_only` (the 0.2.0 definitions: no phone column yet) the email only.
+type RowMap<T> = fn(&pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<T>;
+
+fn user_page<T>(
+    search: Option<&str>,
+    page_size: Option<i32>,
+    after: Option<Uuid>,
+    (columns, map, email_only): (&str, RowMap<T>, bool),
+) -> Vec<T> {
+    actor::reader();
+    let page_size = page_size.unwrap_or(50);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        raise(FbError::invalid(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
+    }
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    if let Some(s) = search {
+        check_len("search", s, 254).or_raise();
+    }
+    let lower = search.map(str::to_lowercase);
+    let phone = search.filter(|_| !email_only).and_then(phone_search_digits).map(|d| contains_pattern(&d));
+    let id_prefix = lower
+        .as_deref()
+        .filter(|_| !email_only)
+        .filter(|s| s.len() <= 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .map(|s| format!("{s}%"));
+    // Constant SQL per case (so each plan fits its case); values are bound.
+    let mut sql = format!("SELECT {columns} FROM auth.users u WHERE u.deleted_at IS NULL");
+    if search.is_some() {
+        sql.push_str(" AND (lower(u.email) COLLATE \"C\" LIKE $2");
+        if phone.is_some() {
+            sql.push_str(" OR u.phone LIKE $4");
+        }
+        if id_prefix.is_some() {
+            sql.push_str(" OR u.id::text LIKE $5");
+        }
+        sql.push(')');
+    }
+    if let Some(a) = after {
+        if db::one::<bool>("SELECT true FROM auth.users WHERE id = $1", &[a.into()]).is_none() {
+            raise(FbError::invalid(format!("after: no app user with id {a} to continue from")));
+        }
+        sql.push_str(
+            " AND (lower(u.email) COLLATE \"C\", u.id) >
+                  (SELECT lower(a.email) COLLATE \"C\", a.id FROM auth.users a WHERE a.id = $3)",
+        );
+    }
+    sql.push_str(" ORDER BY lower(u.email) COLLATE \"C\", u.id LIMIT $1");
+    let pattern = lower.as_deref().map(contains_pattern);
+    db::select(&sql, &[page_size.into(), pattern.into(), after.into(), phone.into(), id_prefix.into()], map)
+}
+
+/// One live user, or P0002.
+fn one_user<T>(id: Option<Uuid>, (columns, map, _): (&str, RowMap<T>, bool)) -> Vec<T> {
+    let id = required("id", id);
+    actor::reader();
+    let rows = db::select(
+        &format!("SELECT {columns} FROM auth.users u WHERE u.id = $1 AND u.deleted_at IS NULL"),
+        &[id.into()],
+        map,
+    );
+    if rows.is_empty() {
+        raise(FbError::not_found(format!("no app user with id {id}")));
+    }
+    rows
+}
+
+const CURRENT: (&str, RowMap<UserRow>, bool) = (USER_COLUMNS, map_user, false);
+const AS_0_2: (&str, RowMap<UserRow02>, bool) = (USER_COLUMNS_0_2, map_user_0_2, true);
+
+#[pg_extern(schema = "dashboard", name = "list_users", security_definer, stable)]
 #[search_path(pg_catalog, pg_temp)]
+fn list_users_v3(
+    search: default!(Option<&str>, "NULL"),
+    page_size: default!(Option<i32>, 50),
+    after: default!(Option<Uuid>, "NULL"),
+) -> TableIterator<'static, (
+        name!(id, Uuid),
+        name!(email, Option<String>),
+        name!(phone, Option<String>),
+        name!(role, String),
+        name!(created_at, TimestampWithTimeZone),
+        name!(last_sign_in_at, Option<TimestampWithTimeZone>),
+        name!(confirmed_at, Option<TimestampWithTimeZone>),
+        name!(email_confirmed_at, Option<TimestampWithTimeZone>),
+        name!(phone_confirmed_at, Option<TimestampWithTimeZone>),
+        name!(confirmation_sent_at, Option<TimestampWithTimeZone>),
+        name!(invited_at, Option<TimestampWithTimeZone>),
+        name!(banned_until, Option<TimestampWithTimeZone>),
+        name!(is_anonymous, bool),
+        name!(app_metadata, JsonB),
+        name!(user_metadata, JsonB),
+    )> {
+    TableIterator::new(user_page(search, page_size, after, CURRENT))
+}
+
+#[pg_extern(schema = "dashboard", name = "get_user", security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn get_user_v3(id: Option<Uuid>) -> TableIterator<'static, (
+        name!(id, Uuid),
+        name!(email, Option<String>),
+        name!(phone, Option<String>),
+        name!(role, String),
+        name!(created_at, TimestampWithTimeZone),
+        name!(last_sign_in_at, Option<TimestampWithTimeZone>),
+        name!(confirmed_at, Option<TimestampWithTimeZone>),
+        name!(email_confirmed_at, Option<TimestampWithTimeZone>),
+        name!(phone_confirmed_at, Option<TimestampWithTimeZone>),
+        name!(confirmation_sent_at, Option<TimestampWithTimeZone>),
+        name!(invited_at, Option<TimestampWithTimeZone>),
+        name!(banned_until, Option<TimestampWithTimeZone>),
+        name!(is_anonymous, bool),
+        name!(app_metadata, JsonB),
+        name!(user_metadata, JsonB),
+    )> {
+    TableIterator::new(one_user(id, CURRENT))
+}
+
+// `list_users` and `get_user` as 0.2.0 defined them (ten columns). Their C
+// symbols (`list_users_wrapper`, `get_user_wrapper`, from these Rust names)
+// are named by the archived 0.1.0 and 0.2.0 install scripts, so they stay in
+// the library (docs/RELEASING.md), serving those definitions until
+// `ALTER EXTENSION ... UPDATE` replaces them; 0.3.0 has no SQL function for them.
+#[pg_extern(sql = false)]
 fn list_users(
     search: default!(Option<&str>, "NULL"),
     page_size: default!(Option<i32>, 50),
@@ -105,37 +284,10 @@ fn list_users(
         name!(app_metadata, JsonB),
         name!(user_metadata, JsonB),
     )> {
-    actor::reader();
-    let page_size = page_size.unwrap_or(50);
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        raise(FbError::invalid(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
-    }
-    let search = search.map(str::trim).filter(|s| !s.is_empty());
-    if let Some(s) = search {
-        check_len("search", s, 254).or_raise();
-    }
-    // Constant SQL per case (so each plan fits its case); values are bound.
-    let mut sql = format!("SELECT {USER_COLUMNS} FROM auth.users u WHERE u.deleted_at IS NULL");
-    if search.is_some() {
-        sql.push_str(" AND lower(u.email) COLLATE \"C\" LIKE $2");
-    }
-    if let Some(a) = after {
-        if db::one::<bool>("SELECT true FROM auth.users WHERE id = $1", &[a.into()]).is_none() {
-            raise(FbError::invalid(format!("after: no app user with id {a} to continue from")));
-        }
-        sql.push_str(
-            " AND (lower(u.email) COLLATE \"C\", u.id) >
-                  (SELECT lower(a.email) COLLATE \"C\", a.id FROM auth.users a WHERE a.id = $3)",
-        );
-    }
-    sql.push_str(" ORDER BY lower(u.email) COLLATE \"C\", u.id LIMIT $1");
-    let pattern = search.map(|s| contains_pattern(&s.to_lowercase()));
-    let rows = db::select(&sql, &[page_size.into(), pattern.into(), after.into()], map_user);
-    TableIterator::new(rows)
+    TableIterator::new(user_page(search, page_size, after, AS_0_2))
 }
 
-#[pg_extern(schema = "dashboard", security_definer, stable)]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(sql = false)]
 fn get_user(id: Option<Uuid>) -> TableIterator<'static, (
         name!(id, Uuid),
         name!(email, Option<String>),
@@ -148,17 +300,7 @@ fn get_user(id: Option<Uuid>) -> TableIterator<'static, (
         name!(app_metadata, JsonB),
         name!(user_metadata, JsonB),
     )> {
-    let id = required("id", id);
-    actor::reader();
-    let rows = db::select(
-        &format!("SELECT {USER_COLUMNS} FROM auth.users u WHERE u.id = $1 AND u.deleted_at IS NULL"),
-        &[id.into()],
-        map_user,
-    );
-    if rows.is_empty() {
-        raise(FbError::not_found(format!("no app user with id {id}")));
-    }
-    TableIterator::new(rows)
+    TableIterator::new(one_user(id, AS_0_2))
 }
 
 #[pg_extern(schema = "dashboard", security_definer)]
@@ -238,3 +380,77 @@ fn delete_user(id: Option<Uuid>) {
     db::execute("DELETE FROM auth.users WHERE id = $1", &[id.into()]);
     audit::record(Event::new("app_user.delete", "app_user", id).details(json!({ "email": email })));
 }
+
+/// Supabase's raw token columns, kept always empty (see sql/app_users.sql).
+const RAW_TOKEN_COLUMNS: [&str; 6] = [
+    "confirmation_token", "recovery_token", "email_change_token_new",
+    "email_change_token_current", "phone_change_token", "reauthentication_token",
+];
+
+#[pg_schema]
+pub mod auth {
+    use super::*;
+
+    /// BEFORE INSERT OR UPDATE OF email, phone, <raw token columns> FOR EACH
+    /// ROW on auth.users: what a plain `INSERT INTO auth.users (id, email,
+    /// phone, ...)` writes (a seed script, a test helper, a Supabase tool) is
+    /// stored as the API stores it — the email trimmed and lower-cased, the
+    /// phone as E.164 digits, '' as "none" — or refused with 22023 and a
+    /// message that says why; and no raw token is ever stored. On UPDATE only
+    /// the values that changed are checked.
+    #[pg_trigger]
+    pub fn _users_normalize<'a>(tr: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, String> {
+        let mut new = tr.new().ok_or("_users_normalize must be a BEFORE INSERT OR UPDATE row trigger")?.into_owned();
+        let old = tr.old();
+        let t = |x: pgrx::datum::TryFromDatumError| x.to_string();
+        let changed = |col: &str, v: &Option<String>| -> Result<bool, String> {
+            Ok(match &old {
+                Some(o) => o.get_by_name::<String>(col).map_err(t)? != *v,
+                None => true,
+            })
+        };
+        for col in RAW_TOKEN_COLUMNS {
+            let v = new.get_by_name::<String>(col).map_err(t)?;
+            if v.as_deref().is_some_and(|s| !s.is_empty()) {
+                raise(
+                    FbError::invalid(format!("auth.users keeps no raw tokens: {col} must be empty"))
+                        .with_detail("fluxbase_admin stores only SHA-256 digests of its one-time tokens")
+                        .with_hint("dashboard.invite_user and dashboard.reset_user_password issue tokens"),
+                );
+            }
+        }
+        let email = new.get_by_name::<String>("email").map_err(t)?;
+        if changed("email", &email)? {
+            let norm = match email.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(s) => Some(normalize_email(Some(s)).or_raise()),
+            };
+            if norm != email {
+                new.set_by_name("email", norm).map_err(t)?;
+            }
+        }
+        let phone = new.get_by_name::<String>("phone").map_err(t)?;
+        if changed("phone", &phone)? {
+            let norm = match phone.as_deref() {
+                None => None,
+                Some(s) => normalize_phone(s).or_raise(),
+            };
+            if norm != phone {
+                new.set_by_name("phone", norm).map_err(t)?;
+            }
+        }
+        Ok(Some(new))
+    }
+}
+
+extension_sql!(
+    r#"
+-- What a plain INSERT or UPDATE of auth.users writes is stored as the API
+-- stores it (src/app_users.rs, auth._users_normalize).
+CREATE TRIGGER fluxbase_normalize BEFORE INSERT OR UPDATE OF email, phone, confirmation_token, recovery_token,
+    email_change_token_new, email_change_token_current, phone_change_token, reauthentication_token
+    ON auth.users FOR EACH ROW EXECUTE FUNCTION auth._users_normalize();
+"#,
+    name = "app_users_normalize_trigger",
+    requires = ["app_users_schema", auth::_users_normalize]
+);

@@ -132,7 +132,8 @@ fn load_live(id: Uuid, actor: &Actor) -> Live {
             "SELECT s.actor, s.target_user_id, s.target_role, s.impersonation_type, s.read_only,
                     s.ended_at IS NOT NULL, s.expires_at <= now(),
                     extract(epoch FROM s.expires_at)::bigint, extract(epoch FROM now())::bigint,
-                    u.id IS NOT NULL, u.email, u.raw_app_meta_data, u.raw_user_meta_data
+                    u.id IS NOT NULL, u.email, u.raw_app_meta_data, u.raw_user_meta_data,
+                    pg_catalog.to_jsonb(u) ->> 'phone'
              FROM auth.impersonation_sessions s
              LEFT JOIN auth.users u ON u.id = s.target_user_id AND u.deleted_at IS NULL
              WHERE s.id = $1",
@@ -152,11 +153,14 @@ fn load_live(id: Uuid, actor: &Actor) -> Live {
                     r.get::<String>(11)?,
                     r.get::<JsonArg>(12)?.map(|j| j.into_value("raw_app_meta_data")),
                     r.get::<JsonArg>(13)?.map(|j| j.into_value("raw_user_meta_data")),
+                    // (by name from the row: 0.2.0's table, served by this
+                    // library until ALTER EXTENSION UPDATE, has no phone)
+                    r.get::<String>(14)?,
                 ))
             },
         )
     });
-    let Some((owner, user_id, role, typ, read_only, ended, expired, exp, iat, user_alive, email, app_meta, user_meta)) =
+    let Some((owner, user_id, role, typ, read_only, ended, expired, exp, iat, user_alive, email, app_meta, user_meta, phone)) =
         row.into_iter().next()
     else {
         raise(FbError::not_found(format!("no impersonation session {id}")))
@@ -188,6 +192,8 @@ fn load_live(id: Uuid, actor: &Actor) -> Live {
     if typ == "user" {
         claims["sub"] = json!(sub);
         claims["email"] = json!(email);
+        // as in Supabase's JWTs: "" when the user has no phone
+        claims["phone"] = json!(phone.unwrap_or_default());
         claims["app_metadata"] = app_meta.unwrap_or(json!({}));
         claims["user_metadata"] = user_meta.unwrap_or(json!({}));
     }

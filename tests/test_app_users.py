@@ -37,12 +37,14 @@ def test_invite_list_get_enriched(web, su):
     rows = web.execute("SELECT * FROM dashboard.list_users()").fetchall()
     assert len(rows) == 1
     cols = [d.name for d in web.execute("SELECT * FROM dashboard.list_users()").description]
-    assert cols == ["id", "email", "role", "created_at", "last_sign_in_at", "confirmed_at", "invited_at",
-                    "banned_until", "app_metadata", "user_metadata"]
+    assert cols == ["id", "email", "phone", "role", "created_at", "last_sign_in_at", "confirmed_at",
+                    "email_confirmed_at", "phone_confirmed_at", "confirmation_sent_at", "invited_at",
+                    "banned_until", "is_anonymous", "app_metadata", "user_metadata"]
     r = web.execute("SELECT * FROM dashboard.get_user(%s)", (uid,)).fetchone()
-    assert r[0] == uid and r[1] == "alice@example.com" and r[2] == "authenticated"
-    assert r[6] is not None  # invited_at
-    assert r[8]["provider"] == "email" and r[9] == {"name": "Alice"}
+    r = dict(zip(cols, r))
+    assert r["id"] == uid and r["email"] == "alice@example.com" and r["role"] == "authenticated"
+    assert r["invited_at"] is not None and r["confirmed_at"] is None and r["phone"] is None
+    assert r["app_metadata"]["provider"] == "email" and r["user_metadata"] == {"name": "Alice"}
     # only the token's digest is stored
     digest = one(su, "SELECT confirmation_token_digest FROM auth.users WHERE id = %s", (uid,))
     assert bytes(digest) == hashlib.sha256(token.encode()).digest()

@@ -190,6 +190,7 @@ row("dashboard.invite_user(text,text,jsonb)", "SELECT * FROM dashboard.invite_us
 row("dashboard.update_user_role(uuid,text)", "SELECT dashboard.update_user_role(%(app_user_id)s, 'service_role')", WRITE)
 row("dashboard.reset_user_password(uuid)", "SELECT dashboard.reset_user_password(%(app_user_id)s)", WRITE)
 row("dashboard.delete_user(uuid)", "SELECT dashboard.delete_user(%(app_user_id)s)", WRITE)
+row("auth._users_normalize()", "SELECT auth._users_normalize()", INTERNAL, errors={"0A000", "XX000", "39P01"})
 # ---- impersonation (each caller uses an impersonation session it started itself)
 row("dashboard.start_impersonation(text,text)",
     "SELECT dashboard.start_impersonation('app-user@example.com', 'privilege matrix')", READ)

@@ -252,6 +252,8 @@ def fill_through_the_api(dbname):
         invite = one(web, "SELECT dashboard_auth.invite_admin('invitee@example.com', 'dashboard_viewer')")
         app_user = one(web, "SELECT user_id FROM dashboard.invite_user('app@example.com')")
         web.execute("COMMIT")
+        # a confirmed app user (0.1.0/0.2.0 had a plain confirmed_at column)
+        su.execute("UPDATE auth.users SET confirmed_at = '2026-01-02 03:04:05+00' WHERE id = %s", (app_user,))
         viewer_session = one(web, "SELECT id FROM dashboard_auth.list_sessions(%s)", (viewer,))
         web.execute("SELECT dashboard_auth.revoke_session(%s)", (viewer_session,))
         # an audited user table, changed directly and through the explorer
@@ -324,6 +326,9 @@ def test_update_keeps_data_and_matches_a_fresh_install(new_db, old):
             ("root@example.com", "dashboard_admin"), ("second@example.com", "dashboard_admin"),
             ("viewer@example.com", "dashboard_viewer")]
         assert one(web, "SELECT email FROM dashboard.get_user(%s)", (before["app_user"],)) == "app@example.com"
+        # 0.2.0's confirmed_at is Supabase's email_confirmed_at; confirmed_at is now generated from it
+        assert web.execute("SELECT confirmed_at = '2026-01-02 03:04:05+00', email_confirmed_at = confirmed_at, phone "
+                           "FROM dashboard.get_user(%s)", (before["app_user"],)).fetchone() == (True, True, None)
         assert web.execute("SELECT id, action, row_hash FROM dashboard_auth.audit_log WHERE id <= %s ORDER BY id",
                            (before["audit"][-1][0],)).fetchall() == before["audit"]
         assert web.execute("SELECT ok, first_bad_id FROM dashboard_auth.verify_audit_chain()").fetchone() == (True, None)

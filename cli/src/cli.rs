@@ -21,9 +21,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 
-    /// Output format: aligned table for people, json for scripts
+    /// Output format: table (the columns people scan, fitted to the terminal),
+    /// wide (every column, nothing shortened), json or yaml (for scripts)
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+
+    /// Print tables without their header line
+    #[arg(long, global = true)]
+    pub no_headers: bool,
+
+    /// Print only ids, one per line (e.g. `fluxbase users list -q | xargs -n1 fluxbase users get`)
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 
     /// Don't ask for confirmation before deleting or revoking
     #[arg(long, short = 'y', global = true)]
@@ -194,7 +203,7 @@ pub enum SessionsCmd {
 pub enum UsersCmd {
     /// List app users
     List {
-        /// Match email (substring)
+        /// Match email or phone (substring) or id (prefix)
         #[arg(long)]
         search: Option<String>,
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -302,6 +311,9 @@ mod tests {
         assert_eq!(c.database_url.as_deref(), Some("postgresql:///d"));
         let c = parse(&["--output", "json", "-y", "users", "list"]).unwrap();
         assert!(c.yes && c.output == Format::Json);
+        let c = parse(&["users", "list", "-q", "--no-headers", "-o", "wide"]).unwrap();
+        assert!(c.quiet && c.no_headers && c.output == Format::Wide);
+        assert_eq!(parse(&["-o", "yaml", "metrics"]).unwrap().output, Format::Yaml);
     }
 
     #[test]
@@ -326,7 +338,7 @@ mod tests {
         assert!(parse(&["users", "list", "--page-size", "0"]).is_err());
         assert!(parse(&["audit", "--limit", "-1"]).is_err());
         assert!(parse(&["audit", "--limit", "1001"]).is_err(), "more than audit_search returns");
-        assert!(parse(&["-o", "yaml", "metrics"]).is_err());
+        assert!(parse(&["-o", "xml", "metrics"]).is_err());
         assert!(parse(&["setup", "--email", "a@b.c", "--password", "x"]).is_err(), "no password flag exists");
         assert!(parse(&["completions", "cmd"]).is_err());
         assert!(parse(&["admin", "sessions", "revoke_all", "u"]).is_err());

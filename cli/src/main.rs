@@ -42,7 +42,7 @@ fn main() {
 }
 
 fn run(args: Cli) -> Result<(), Fail> {
-    let out = Out { format: args.output };
+    let out = Out::new(args.output, args.no_headers, args.quiet);
     if let Command::Completions { shell } = args.command {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "fluxbase", &mut script);
@@ -76,7 +76,7 @@ fn run(args: Cli) -> Result<(), Fail> {
         Command::Tables { cmd } => tables(&mut ctx, cmd),
         Command::Metrics => {
             let v = ctx.json_scalar("dashboard.metrics", "SELECT dashboard.metrics()::text", &[])?;
-            ctx.out.sections(&v);
+            ctx.out.metrics(&v);
             Ok(())
         }
         Command::Audit { limit, action, target, actor } => {
@@ -89,7 +89,7 @@ fn run(args: Cli) -> Result<(), Fail> {
                                                page_size => $4::text::int)) t",
                 &[actor, action, target, Some(limit.to_string())],
             )?;
-            ctx.out.list(&rows, "audit events");
+            ctx.out.list_view(&rows, "audit events", output::views::AUDIT);
             Ok(())
         }
         Command::Completions { .. } | Command::Serve(_) => unreachable!(),
@@ -357,7 +357,7 @@ fn admin(ctx: &mut Ctx, cmd: AdminCmd) -> Result<(), Fail> {
         AdminCmd::Users { cmd } => match cmd {
             AdminUsersCmd::List => {
                 let rows = ctx.rows("dashboard_auth.list_admins", "SELECT to_json(t)::text FROM dashboard_auth.list_admins() t", &[])?;
-                ctx.out.list(&rows, "admin users");
+                ctx.out.list_view(&rows, "admin users", output::views::ADMINS);
             }
             AdminUsersCmd::Get { id } => {
                 let rows = ctx.rows(
@@ -393,7 +393,7 @@ fn admin(ctx: &mut Ctx, cmd: AdminCmd) -> Result<(), Fail> {
                     "SELECT to_json(t)::text FROM dashboard_auth.list_invitations($1::text::bool, $2::text::bool) t",
                     &[s(&include_accepted.to_string()), s(&include_expired.to_string())],
                 )?;
-                ctx.out.list(&rows, "invitations");
+                ctx.out.list_view(&rows, "invitations", output::views::INVITATIONS);
             }
             InvitationsCmd::Revoke { token } => {
                 ctx.confirm("revoke the invitation")?;
@@ -411,7 +411,7 @@ fn admin(ctx: &mut Ctx, cmd: AdminCmd) -> Result<(), Fail> {
                     "SELECT to_json(t)::text FROM dashboard_auth.list_sessions($1::text::uuid) t",
                     &[user_id],
                 )?;
-                ctx.out.list(&rows, "active admin sessions");
+                ctx.out.list_view(&rows, "active admin sessions", output::views::SESSIONS);
             }
             SessionsCmd::Revoke { session_id } => {
                 ctx.confirm(&format!("revoke admin session {session_id}"))?;
@@ -467,7 +467,7 @@ fn users(ctx: &mut Ctx, cmd: UsersCmd) -> Result<(), Fail> {
                 "SELECT to_json(t)::text FROM dashboard.list_users($1, $2::text::int, $3::text::uuid) t",
                 &[search, s(&page_size.to_string()), after],
             )?;
-            ctx.out.list(&rows, "users");
+            ctx.out.list_view(&rows, "users", output::views::APP_USERS);
         }
         UsersCmd::Get { id } => {
             let rows = ctx.rows("dashboard.get_user", "SELECT to_json(t)::text FROM dashboard.get_user($1::text::uuid) t", &[s(&id)])?;
@@ -480,7 +480,7 @@ fn users(ctx: &mut Ctx, cmd: UsersCmd) -> Result<(), Fail> {
                 None => ctx.rows("dashboard.invite_user", "SELECT to_json(t)::text FROM dashboard.invite_user($1) t", &[s(&email)])?,
             };
             let r = rows.into_iter().next().unwrap_or(Value::Null);
-            if ctx.out.json() {
+            if ctx.out.for_scripts() || ctx.out.quiet {
                 ctx.out.record(&r);
             } else {
                 say!("Invited {email}.");
@@ -678,7 +678,7 @@ fn tables(ctx: &mut Ctx, cmd: TablesCmd) -> Result<(), Fail> {
     match cmd {
         TablesCmd::List { schema } => {
             let rows = ctx.rows("dashboard.list_tables", "SELECT to_json(t)::text FROM dashboard.list_tables($1) t", &[schema])?;
-            ctx.out.list(&rows, "tables");
+            ctx.out.list_view(&rows, "tables", output::views::TABLES);
         }
         TablesCmd::Describe { table } => {
             let rows = ctx.rows(
@@ -697,11 +697,14 @@ fn tables(ctx: &mut Ctx, cmd: TablesCmd) -> Result<(), Fail> {
                 "SELECT dashboard.browse($1::text::regclass, $2::text::jsonb, $3::text::jsonb, $4, $5::text::int, $6::text::jsonb)::text",
                 &[s(&table), Some(Value::Array(filters).to_string()), Some(Value::Array(sorts).to_string()), search, s(&page_size.to_string()), after],
             )?;
-            if ctx.out.json() {
+            if ctx.out.for_scripts() {
                 ctx.out.record(&v);
             } else {
                 let rows = v.get("rows").and_then(Value::as_array).cloned().unwrap_or_default();
                 ctx.out.list(&rows, "rows");
+                if ctx.out.quiet {
+                    return Ok(());
+                }
                 if let Some(t) = v.get("estimated_total").filter(|t| !t.is_null()) {
                     say!("estimated total: {}", output::cell(t));
                 }

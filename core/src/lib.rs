@@ -9,6 +9,7 @@ pub mod error;
 pub mod explorer;
 pub mod heap_tuple;
 pub mod password;
+pub mod phone;
 pub mod settings;
 pub mod token;
 pub mod totp;
