@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod form;
 pub mod headers;
+pub mod metrics;
 pub mod render;
 pub mod routes;
 pub mod serve;
@@ -49,7 +50,7 @@ pub struct Config {
 
 /// The shared state of the server, cheap to clone.
 #[derive(Clone)]
-pub struct App(Arc<Inner>);
+pub struct App(pub Arc<Inner>);
 
 pub struct Inner {
     pub db: db::Db,
@@ -61,6 +62,8 @@ pub struct Inner {
     setup_done: AtomicBool,
     pub behind_proxy: bool,
     pub tls: bool,
+    /// The last hour of Analytics figures (`metrics`).
+    pub samples: metrics::Samples,
 }
 
 impl std::ops::Deref for App {
@@ -81,6 +84,7 @@ impl App {
             setup_done: AtomicBool::new(false),
             behind_proxy: cfg.behind_proxy,
             tls: cfg.tls,
+            samples: metrics::Samples::default(),
         })))
     }
 
