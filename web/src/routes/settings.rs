@@ -54,12 +54,13 @@ fn show(v: &serde_json::Value) -> String {
 }
 
 fn duration(secs: i64) -> String {
-    match secs {
-        s if s % 86400 == 0 => format!("{} days", s / 86400),
-        s if s % 3600 == 0 => format!("{} hours", s / 3600),
-        s if s % 60 == 0 => format!("{} minutes", s / 60),
-        s => format!("{s} seconds"),
-    }
+    let (n, unit) = match secs {
+        s if s % 86400 == 0 => (s / 86400, "day"),
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 pub struct Posture {
