@@ -252,7 +252,7 @@ def analytics_checks(page, db, su):
     page.click("#query-order a:has-text('Calls')")
     page.wait_for_url("**/admin/analytics?order=calls")
     assert page.locator("#query-order .current").inner_text() == "Calls"
-    assert page.locator("svg.spark polyline").count() == 4
+    assert page.locator("svg.spark polyline").count() == 6
     assert int(page.locator("#pool-size").inner_text()) >= 1
     # The fragment refreshes by itself: an open connection appears without a reload.
     extra = [db.conn() for _ in range(3)]

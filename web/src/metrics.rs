@@ -24,6 +24,8 @@ pub struct Sample {
     /// Buffer cache hit ratio of the database, in percent.
     pub cache_hit_pct: f64,
     pub pool_in_use: i64,
+    /// Size of the database in MB (its growth over the hour).
+    pub db_mb: f64,
 }
 
 #[derive(Default)]
@@ -56,12 +58,13 @@ impl Samples {
 /// Take one sample through the API (as the server's own login, no admin
 /// session: a reader call recorded as nobody's action).
 pub async fn sample(db: &Db) -> Option<Sample> {
-    let (conns, cache, sessions) = db
+    let (conns, cache, sessions, storage) = db
         .without_session(async |tx| {
             Ok((
                 api::analytics::connection_breakdown(tx).await?,
                 api::analytics::cache_hit_ratio(tx).await?,
                 api::analytics::active_sessions(tx).await?,
+                api::analytics::storage_usage(tx).await?,
             ))
         })
         .await
@@ -74,6 +77,7 @@ pub async fn sample(db: &Db) -> Option<Sample> {
         admin_sessions: sessions.iter().filter(|s| s.kind == "admin_session").count() as i64,
         cache_hit_pct: cache.iter().find(|c| c.scope == "database").and_then(|c| c.ratio).unwrap_or(0.0) * 100.0,
         pool_in_use: st.size as i64 - st.available as i64,
+        db_mb: storage.iter().find(|s| s.kind == "database").map(|s| s.total_bytes as f64 / 1048576.0).unwrap_or(0.0),
     })
 }
 

@@ -125,6 +125,8 @@ async fn page_get(State(app): State<App>, s: Session, hx: HxRequest, Query(q): Q
             metrics::chart("Active queries", &samples, |s| s.active as f64, ""),
             metrics::chart("Admin sessions", &samples, |s| s.admin_sessions as f64, ""),
             metrics::chart("Cache hit ratio", &samples, |s| s.cache_hit_pct, " %"),
+            metrics::chart("Web pool in use", &samples, |s| s.pool_in_use as f64, ""),
+            metrics::chart("Database size", &samples, |s| s.db_mb, " MB"),
         ];
         Ok(AnalyticsPartial {
             sessions: api::analytics::active_sessions(tx).await?,
