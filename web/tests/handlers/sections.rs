@@ -112,6 +112,12 @@ async fn step_up_dialog_then_retry() {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     assert_eq!(r.header("hx-redirect"), Some("/admin/users?deleted=1"));
     assert_eq!(count(&db, "SELECT count(*) FROM auth.users").await, 0);
+    // The window ends: the next step-up action asks again.
+    let uid: uuid::Uuid = su.query_one("SELECT user_id FROM dashboard.invite_user('e@example.com')", &[]).await.unwrap().get(0);
+    su.batch_execute("UPDATE dashboard_auth.sessions SET reauthenticated_at = now() - interval '6 minutes'").await.unwrap();
+    let r = db.send(hx_post(&format!("/admin/users/{uid}/delete"), "", (&token, &csrf))).await;
+    assert_eq!(r.header("x-fluxbase-reauth"), Some("required"));
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users").await, 1);
     db.drop().await;
 }
 
