@@ -33,6 +33,8 @@ pub fn router() -> Router<App> {
 #[derive(Template)]
 #[template(path = "admins/list_partial.html")]
 struct AdminsPartial {
+    /// The session's CSRF token for the forms (htmx sends it as a header too).
+    csrf: String,
     me: Uuid,
     can_write: bool,
     admins: Vec<AdminRow>,
@@ -42,8 +44,9 @@ struct AdminsPartial {
     notice: Option<String>,
 }
 
-async fn partial(tx: &Tx<'_>, me: Uuid, shown: Option<Shown>, notice: Option<String>) -> Result<AdminsPartial, WebError> {
+async fn partial(tx: &Tx<'_>, me: Uuid, s: &Session, shown: Option<Shown>, notice: Option<String>) -> Result<AdminsPartial, WebError> {
     Ok(AdminsPartial {
+        csrf: s.csrf.clone(),
         me,
         can_write: can_write(tx, me).await?,
         admins: api::admins::list(tx).await?,
@@ -55,7 +58,7 @@ async fn partial(tx: &Tx<'_>, me: Uuid, shown: Option<Shown>, notice: Option<Str
 }
 
 async fn list_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
-    page(&app, &s, hx, Url::Admins, "Admins", async |tx, me| partial(tx, me, None, None).await).await
+    page(&app, &s, hx, Url::Admins, "Admins", async |tx, me| partial(tx, me, &s, None, None).await).await
 }
 
 /// Do `act` in the session's transaction, then show the page with `notice`.
@@ -67,7 +70,7 @@ async fn act(
 ) -> Result<Response, WebError> {
     page(app, s, hx, Url::Admins, "Admins", async |tx, me| {
         let (shown, notice) = act(tx).await?;
-        partial(tx, me, shown, Some(notice)).await
+        partial(tx, me, s, shown, Some(notice)).await
     })
     .await
 }

@@ -75,13 +75,15 @@ pub struct Posture {
 #[derive(Template)]
 #[template(path = "settings/list_partial.html")]
 struct SettingsPartial {
+    /// The session's CSRF token for the forms (htmx sends it as a header too).
+    csrf: String,
     can_write: bool,
     fields: Vec<Field>,
     posture: Posture,
     saved: Option<String>,
 }
 
-async fn partial(tx: &Tx<'_>, me: Uuid, saved: Option<String>) -> Result<SettingsPartial, WebError> {
+async fn partial(tx: &Tx<'_>, me: Uuid, s: &Session, saved: Option<String>) -> Result<SettingsPartial, WebError> {
     let mut fields = Vec::new();
     for d in api::settings::definitions(tx).await? {
         let value = api::settings::get_setting(tx, &d.key).await?;
@@ -113,11 +115,11 @@ async fn partial(tx: &Tx<'_>, me: Uuid, saved: Option<String>) -> Result<Setting
         absolute_timeout: get("session.absolute_timeout"),
         reauth_window: get("session.reauth_window"),
     };
-    Ok(SettingsPartial { can_write: can_write(tx, me).await?, fields, posture, saved })
+    Ok(SettingsPartial { csrf: s.csrf.clone(), can_write: can_write(tx, me).await?, fields, posture, saved })
 }
 
 async fn list_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
-    page(&app, &s, hx, Url::Settings, "Settings", async |tx, me| partial(tx, me, None).await).await
+    page(&app, &s, hx, Url::Settings, "Settings", async |tx, me| partial(tx, me, &s, None).await).await
 }
 
 #[derive(Deserialize)]
@@ -140,7 +142,7 @@ async fn save_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f)
     };
     page(&app, &s, hx, Url::Settings, "Settings", async |tx, me| {
         api::settings::set_setting(tx, &f.key, &value).await?;
-        partial(tx, me, Some(f.key.clone())).await
+        partial(tx, me, &s, Some(f.key.clone())).await
     })
     .await
 }

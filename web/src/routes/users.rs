@@ -33,6 +33,8 @@ pub fn router() -> Router<App> {
 #[derive(Template)]
 #[template(path = "users/list_partial.html")]
 struct ListPartial {
+    /// The session's CSRF token for the forms (htmx sends it as a header too).
+    csrf: String,
     can_write: bool,
     q: String,
     users: Vec<AppUser>,
@@ -48,15 +50,15 @@ struct ListQuery {
     deleted: Option<u8>,
 }
 
-async fn list_partial(tx: &Tx<'_>, me: Uuid, q: &ListQuery, shown: Option<Shown>) -> Result<ListPartial, WebError> {
+async fn list_partial(tx: &Tx<'_>, me: Uuid, s: &Session, q: &ListQuery, shown: Option<Shown>) -> Result<ListPartial, WebError> {
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let users = api::users::list(tx, search, PAGE_SIZE, q.after).await?;
     let next = (users.len() == PAGE_SIZE as usize).then(|| users.last().map(|u| u.id)).flatten();
-    Ok(ListPartial { can_write: can_write(tx, me).await?, q: search.unwrap_or("").to_string(), users, next, shown, notice: q.deleted.map(|_| "The user was deleted.") })
+    Ok(ListPartial { csrf: s.csrf.clone(), can_write: can_write(tx, me).await?, q: search.unwrap_or("").to_string(), users, next, shown, notice: q.deleted.map(|_| "The user was deleted.") })
 }
 
 async fn list_get(State(app): State<App>, s: Session, hx: HxRequest, Query(q): Query<ListQuery>) -> Result<Response, WebError> {
-    page(&app, &s, hx, Url::Users, "Users", async |tx, me| list_partial(tx, me, &q, None).await).await
+    page(&app, &s, hx, Url::Users, "Users", async |tx, me| list_partial(tx, me, &s, &q, None).await).await
 }
 
 #[derive(Deserialize)]
@@ -69,7 +71,7 @@ async fn invite_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(
     page(&app, &s, hx, Url::Users, "Users", async |tx, me| {
         let invited = api::users::invite(tx, f.email.trim(), f.role.trim()).await?;
         let shown = Shown { label: "Invitation token for the new user (shown once)", value: invited.invite_token };
-        list_partial(tx, me, &ListQuery::default(), Some(shown)).await
+        list_partial(tx, me, &s, &ListQuery::default(), Some(shown)).await
     })
     .await
 }
@@ -77,18 +79,19 @@ async fn invite_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(
 #[derive(Template)]
 #[template(path = "users/user_partial.html")]
 struct UserPartial {
+    csrf: String,
     can_write: bool,
     user: AppUser,
     shown: Option<Shown>,
     notice: Option<&'static str>,
 }
 
-async fn user_partial(tx: &Tx<'_>, me: Uuid, id: Uuid, shown: Option<Shown>, notice: Option<&'static str>) -> Result<UserPartial, WebError> {
-    Ok(UserPartial { can_write: can_write(tx, me).await?, user: api::users::get(tx, id).await?, shown, notice })
+async fn user_partial(tx: &Tx<'_>, me: Uuid, s: &Session, id: Uuid, shown: Option<Shown>, notice: Option<&'static str>) -> Result<UserPartial, WebError> {
+    Ok(UserPartial { csrf: s.csrf.clone(), can_write: can_write(tx, me).await?, user: api::users::get(tx, id).await?, shown, notice })
 }
 
 async fn user_get(State(app): State<App>, s: Session, hx: HxRequest, Path(id): Path<Uuid>) -> Result<Response, WebError> {
-    page(&app, &s, hx, Url::Users, "User", async |tx, me| user_partial(tx, me, id, None, None).await).await
+    page(&app, &s, hx, Url::Users, "User", async |tx, me| user_partial(tx, me, &s, id, None, None).await).await
 }
 
 #[derive(Deserialize)]
@@ -105,7 +108,7 @@ async fn role_post(
 ) -> Result<Response, WebError> {
     page(&app, &s, hx, Url::Users, "User", async |tx, me| {
         api::users::update_role(tx, id, f.role.trim()).await?;
-        user_partial(tx, me, id, None, Some("Role changed.")).await
+        user_partial(tx, me, &s, id, None, Some("Role changed.")).await
     })
     .await
 }
@@ -113,7 +116,7 @@ async fn role_post(
 async fn reset_post(State(app): State<App>, s: Session, hx: HxRequest, Path(id): Path<Uuid>) -> Result<Response, WebError> {
     page(&app, &s, hx, Url::Users, "User", async |tx, me| {
         let token = api::users::reset_password(tx, id).await?;
-        user_partial(tx, me, id, Some(Shown { label: "Password reset token (one-time, shown once)", value: token }), None).await
+        user_partial(tx, me, &s, id, Some(Shown { label: "Password reset token (one-time, shown once)", value: token }), None).await
     })
     .await
 }

@@ -44,6 +44,21 @@ async fn every_section_page_renders() {
     let csv = db.send(get("/admin/audit/export.csv?action=app_user.", Some(&token))).await;
     assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
     assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+    assert!(csv.body.contains("p@example.com"));
+    // Without JavaScript: the forms carry the CSRF token as a field.
+    let page = db.send(get("/admin/users", Some(&token))).await;
+    let csrf = page.csrf();
+    assert!(page.body.contains(&format!("name=\"_csrf\" value=\"{csrf}\"")));
+    let plain = axum::http::Request::post("/admin/users/invite")
+        .header(axum::http::header::HOST, "localhost:8080")
+        .header("sec-fetch-site", "same-origin")
+        .header(axum::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(axum::http::header::COOKIE, format!("__Host-fluxbase_session={token}"))
+        .body(axum::body::Body::from(form(&[("_csrf", &csrf), ("email", "nojs@example.com"), ("role", "authenticated")])))
+        .unwrap();
+    let r = db.send(plain).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("shown-value"), "the token is shown once");
     let missing = db.send(get("/admin/users/00000000-0000-0000-0000-000000000000", Some(&token))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     db.drop().await;
