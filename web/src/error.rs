@@ -53,7 +53,7 @@ impl From<tokio_postgres::Error> for WebError {
         let msg = db.message().to_string();
         match db.code().code() {
             "42501" => WebError::Denied(msg),
-            "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" => {
+            "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "22007" | "22008" => {
                 WebError::BadRequest(msg)
             }
             "FBR01" => WebError::Reauth(msg),

@@ -59,6 +59,11 @@ async fn every_section_page_renders() {
     let r = db.send(plain).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("shown-value"), "the token is shown once");
+    // Time bounds: a bad one is the 400 page with the database's words, a good one filters.
+    let r = db.send(get("/admin/audit?since=not-a-time", Some(&token))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = db.send(get("/admin/audit?since=2999-01-01T00:00", Some(&token))).await;
+    assert!(r.body.contains("No entries match"), "{}", r.body);
     let missing = db.send(get("/admin/users/00000000-0000-0000-0000-000000000000", Some(&token))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     db.drop().await;
