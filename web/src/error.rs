@@ -24,6 +24,10 @@ pub enum WebError {
     Denied(String),
     /// 400, a message for the person (a refusal by the database, a bad form).
     BadRequest(String),
+    /// SQLSTATE FBR01: the action needs a fresh re-authentication. htmx
+    /// requests get the re-auth dialog (into `#reauth`; `app.js` retries the
+    /// action after it), others a 400 page saying so.
+    Reauth(String),
     /// 404.
     NotFound(String),
     /// 500; the detail is logged, the page shows only the request id.
@@ -54,9 +58,10 @@ impl From<tokio_postgres::Error> for WebError {
             // A session limited to 2FA enrolment (its hint names totp_setup).
             "42501" if db.hint().is_some_and(|h| h.contains("totp_setup")) => WebError::EnrolFirst,
             "42501" => WebError::Denied(msg),
-            "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "FBR01" => {
+            "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "22007" | "22008" => {
                 WebError::BadRequest(msg)
             }
+            "FBR01" => WebError::Reauth(msg),
             "P0002" => WebError::NotFound(msg),
             "28000" => WebError::Expired,
             code => WebError::internal(format!("database {code}: {msg}")),
@@ -102,6 +107,27 @@ pub fn error_response(status: StatusCode, message: &str, htmx: bool) -> Response
     resp
 }
 
+/// The step-up dialog (password or 2FA code), answered with 200 so htmx swaps
+/// it into `#reauth`; `X-Fluxbase-Reauth` tells `app.js` to keep the element
+/// whose request was refused and to retry it once the dialog succeeds.
+#[derive(Template)]
+#[template(path = "reauth_dialog.html")]
+pub struct ReauthDialog<'a> {
+    pub error: Option<&'a str>,
+}
+
+pub fn reauth_dialog(error: Option<&str>) -> Response {
+    let mut resp = match (ReauthDialog { error }).render() {
+        Ok(html) => axum::response::Html(html).into_response(),
+        Err(_) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "template error", true),
+    };
+    let h = resp.headers_mut();
+    h.insert("HX-Retarget", HeaderValue::from_static("#reauth"));
+    h.insert("HX-Reswap", HeaderValue::from_static("innerHTML"));
+    h.insert("X-Fluxbase-Reauth", HeaderValue::from_static("required"));
+    resp
+}
+
 /// A short random id joining a 500 page to its log line.
 fn request_id() -> String {
     let mut b = [0u8; 6];
@@ -117,6 +143,12 @@ impl WebError {
             WebError::EnrolFirst => redirect(Url::Enrol.path(), htmx),
             WebError::Denied(m) => error_response(StatusCode::FORBIDDEN, &format!("Not allowed: {m}"), htmx),
             WebError::BadRequest(m) => error_response(StatusCode::BAD_REQUEST, &m, htmx),
+            WebError::Reauth(_) if htmx => reauth_dialog(None),
+            WebError::Reauth(m) => error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("{m}: confirm your password or a 2FA code in the dialog, then try again."),
+                false,
+            ),
             WebError::NotFound(m) => error_response(StatusCode::NOT_FOUND, &m, htmx),
             WebError::Internal(detail) => {
                 let id = request_id();

@@ -20,6 +20,7 @@ pub mod error;
 pub mod form;
 pub mod headers;
 pub mod qr;
+pub mod metrics;
 pub mod render;
 pub mod routes;
 pub mod serve;
@@ -50,7 +51,7 @@ pub struct Config {
 
 /// The shared state of the server, cheap to clone.
 #[derive(Clone)]
-pub struct App(Arc<Inner>);
+pub struct App(pub Arc<Inner>);
 
 pub struct Inner {
     pub db: db::Db,
@@ -62,6 +63,8 @@ pub struct Inner {
     setup_done: AtomicBool,
     pub behind_proxy: bool,
     pub tls: bool,
+    /// The last hour of Analytics figures (`metrics`).
+    pub samples: metrics::Samples,
 }
 
 impl std::ops::Deref for App {
@@ -82,6 +85,7 @@ impl App {
             setup_done: AtomicBool::new(false),
             behind_proxy: cfg.behind_proxy,
             tls: cfg.tls,
+            samples: metrics::Samples::default(),
         })))
     }
 

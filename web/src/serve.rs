@@ -46,6 +46,7 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
              (or pass --allow-superuser to accept the risk)"
         );
     }
+    crate::metrics::spawn_sampler(app.clone());
     app.needs_setup()
         .await
         .map_err(|e| anyhow::anyhow!("the database has no usable fluxbase_admin extension for this login: {e:?}"))?;

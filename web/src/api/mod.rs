@@ -4,8 +4,13 @@
 
 pub mod accounts;
 pub mod mfa;
+pub mod admins;
+pub mod analytics;
+pub mod audit;
 pub mod sessions;
 pub mod settings;
+pub mod stepup;
+pub mod users;
 
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
@@ -41,4 +46,25 @@ pub async fn call(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Res
     let stmt = tx.prepare_cached(sql).await?;
     tx.query(&stmt, params).await?;
     Ok(())
+}
+
+/// A timestamp as `to_json` writes it (`2026-12-01T23:12:36.12+00:00`),
+/// shown to the minute ("2026-12-01 23:12"); empty when NULL.
+#[derive(serde::Deserialize, Clone, Default, Debug)]
+#[serde(transparent)]
+pub struct Ts(pub Option<String>);
+
+impl Ts {
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl std::fmt::Display for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(t) => f.write_str(&t.chars().take(16).collect::<String>().replace('T', " ")),
+            None => f.write_str("—"),
+        }
+    }
 }

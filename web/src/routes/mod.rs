@@ -2,8 +2,14 @@
 //! every URL in the `Url` enum; the top bar's entries in `NAV`.
 
 pub mod account;
+pub mod admins;
+pub mod analytics;
+pub mod audit;
 pub mod home;
 pub mod login;
+pub mod reauth;
+pub mod settings;
+pub mod users;
 
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -33,6 +39,12 @@ pub enum Url {
     AccountSessionRevoke,
     AccountSessionsRevokeOthers,
     Enrol,
+    Users,
+    Admins,
+    Settings,
+    Analytics,
+    Audit,
+    Reauth,
 }
 
 impl Url {
@@ -54,6 +66,12 @@ impl Url {
             Url::AccountSessionRevoke => "/admin/account/sessions/revoke",
             Url::AccountSessionsRevokeOthers => "/admin/account/sessions/revoke-others",
             Url::Enrol => "/admin/account/2fa/required",
+            Url::Users => "/admin/users",
+            Url::Admins => "/admin/admins",
+            Url::Settings => "/admin/settings",
+            Url::Analytics => "/admin/analytics",
+            Url::Audit => "/admin/audit",
+            Url::Reauth => "/admin/reauth",
         }
     }
 }
@@ -77,14 +95,15 @@ pub const NAV: &[NavEntry] = &[
     // Tables
 
     // Users
-
+    NavEntry { label: "Users", url: Url::Users },
     // Settings
-
+    NavEntry { label: "Settings", url: Url::Settings },
     // Analytics
-
+    NavEntry { label: "Analytics", url: Url::Analytics },
     // Admins
-
+    NavEntry { label: "Admins", url: Url::Admins },
     // Audit
+    NavEntry { label: "Audit", url: Url::Audit },
 ];
 
 /// The whole application (tests call it with their own state).
@@ -97,6 +116,12 @@ pub fn app(state: App) -> Router {
         .merge(login::router())
         .merge(home::router())
         .merge(account::router())
+        .merge(users::router())
+        .merge(admins::router())
+        .merge(reauth::router())
+        .merge(settings::router())
+        .merge(audit::router())
+        .merge(analytics::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), headers::setup_gate))
         .layer(from_fn_with_state(state.clone(), csrf::protect))
@@ -110,6 +135,31 @@ async fn healthz(axum::extract::State(app): axum::extract::State<App>) -> Respon
     match app.db.without_session(async |tx| api::accounts::needs_setup(tx).await).await {
         Ok(_) => "ok\n".into_response(),
         Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response(),
+    }
+}
+
+/// Whether admin `me` may write (a `dashboard_admin`): pages show their
+/// action buttons only then. The database enforces it regardless.
+pub async fn can_write(tx: &crate::db::Tx<'_>, me: uuid::Uuid) -> Result<bool, WebError> {
+    Ok(api::accounts::get_admin(tx, me).await?.role == "dashboard_admin")
+}
+
+/// A value shown once (a new token), with what it is.
+pub struct Shown {
+    pub label: &'static str,
+    pub value: String,
+}
+
+/// An htmx answer that sends the browser to `to` (a normal request: 303).
+pub fn go_to(to: &str, htmx: bool) -> Response {
+    if htmx {
+        let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(to) {
+            r.headers_mut().insert("HX-Redirect", v);
+        }
+        r
+    } else {
+        Redirect::to(to).into_response()
     }
 }
 

@@ -7,4 +7,5 @@ mod common;
 
 mod account;
 mod auth;
+mod sections;
 mod security;

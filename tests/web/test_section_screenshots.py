@@ -1,0 +1,50 @@
+"""Screenshots of every section page at desktop and phone width, into
+target/screenshots/<page>[-narrow].png (for the README and for a person to
+look at); each page must also render without horizontal page overflow at
+phone width beyond its own scrolling tables."""
+from conftest import PASSWORD, ROOT
+from section_pages import StepUp, UserPage, sign_in_first_admin
+
+SHOTS = ROOT / "target/screenshots"
+
+
+def test_section_screenshots(page, db):
+    su = db.conn()
+    su.execute("GRANT pg_read_all_stats TO fb_web")
+    try:
+        su.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        for i in range(6):
+            su.execute("SELECT dashboard.invite_user(%s, 'authenticated', %s::jsonb)",
+                       (f"user{i}@example.com", '{"plan": "pro", "name": "<script>alert(1)</script>"}'))
+        su.execute("CREATE TABLE public.notes (id int PRIMARY KEY, body text)")
+        su.execute("SELECT dashboard.enable_audit('public.notes')")
+        su.execute("INSERT INTO public.notes VALUES (1, 'hello'), (2, 'world')")
+        sign_in_first_admin(page)
+        su.execute("SELECT dashboard_auth.create_admin('viewer@example.com', %s, 'Vera Viewer', 'dashboard_viewer')", (PASSWORD,))
+        su.execute("SELECT dashboard_auth.invite_admin('new.admin@example.com', 'dashboard_admin')")
+        uid = su.execute("SELECT id FROM auth.users WHERE email = 'user0@example.com'").fetchone()[0]
+        row_id = su.execute("SELECT max(id) FROM dashboard_auth.audit_log WHERE action LIKE %s", ("row.%",)).fetchone()[0]
+        pages = [
+            ("users", "/admin/users"),
+            ("user", f"/admin/users/{uid}"),
+            ("admins", "/admin/admins"),
+            ("settings", "/admin/settings"),
+            ("audit", "/admin/audit"),
+            ("audit-entry", f"/admin/audit/entry/{row_id}"),
+            ("analytics", "/admin/analytics"),
+        ]
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for width, suffix in [(1280, ""), (390, "-narrow")]:
+            page.set_viewport_size({"width": width, "height": 900})
+            for name, path in pages:
+                page.goto(path)
+                page.screenshot(path=str(SHOTS / f"{name}{suffix}.png"), full_page=True)
+                overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                assert overflow <= 1, f"{name} at {width}px overflows by {overflow}px"
+        # The step-up dialog.
+        page.set_viewport_size({"width": 1280, "height": 900})
+        UserPage(page).open(uid).change_role("anon")
+        StepUp(page).wait_open()
+        page.screenshot(path=str(SHOTS / "reauth-dialog.png"))
+    finally:
+        su.execute("REVOKE pg_read_all_stats FROM fb_web")

@@ -1,0 +1,78 @@
+//! App users: `dashboard.list_users`, `get_user`, `invite_user`,
+//! `update_user_role`, `reset_user_password`, `delete_user` (extension
+//! `src/app_users.rs`).
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{one, rows, Ts};
+use crate::db::Tx;
+use crate::error::WebError;
+
+#[derive(Deserialize, Clone)]
+pub struct AppUser {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub role: String,
+    pub created_at: Ts,
+    pub last_sign_in_at: Ts,
+    pub confirmed_at: Ts,
+    pub email_confirmed_at: Ts,
+    pub phone_confirmed_at: Ts,
+    pub confirmation_sent_at: Ts,
+    pub invited_at: Ts,
+    pub banned_until: Ts,
+    pub is_anonymous: bool,
+    pub app_metadata: serde_json::Value,
+    pub user_metadata: serde_json::Value,
+}
+
+impl AppUser {
+    /// The sign-in provider(s) from app_metadata, as Supabase keeps them.
+    pub fn provider(&self) -> String {
+        self.app_metadata.get("provider").and_then(|p| p.as_str()).unwrap_or("").to_string()
+    }
+    pub fn app_metadata_pretty(&self) -> String {
+        serde_json::to_string_pretty(&self.app_metadata).unwrap_or_default()
+    }
+    pub fn user_metadata_pretty(&self) -> String {
+        serde_json::to_string_pretty(&self.user_metadata).unwrap_or_default()
+    }
+}
+
+pub async fn list(tx: &Tx<'_>, search: Option<&str>, page_size: i32, after: Option<Uuid>) -> Result<Vec<AppUser>, WebError> {
+    rows(tx, "SELECT to_json(t) FROM dashboard.list_users($1, $2, $3) t", &[&search, &page_size, &after]).await
+}
+
+pub async fn get(tx: &Tx<'_>, id: Uuid) -> Result<AppUser, WebError> {
+    rows(tx, "SELECT to_json(t) FROM dashboard.get_user($1) t", &[&id])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| WebError::NotFound(format!("no app user with id {id}")))
+}
+
+#[derive(Deserialize)]
+pub struct Invited {
+    pub user_id: Uuid,
+    pub invite_token: String,
+}
+
+pub async fn invite(tx: &Tx<'_>, email: &str, role: &str) -> Result<Invited, WebError> {
+    one(tx, "SELECT to_json(t) FROM dashboard.invite_user($1, $2) t", &[&email, &role]).await
+}
+
+pub async fn update_role(tx: &Tx<'_>, id: Uuid, role: &str) -> Result<(), WebError> {
+    tx.execute("SELECT dashboard.update_user_role($1, $2)", &[&id, &role]).await?;
+    Ok(())
+}
+
+pub async fn reset_password(tx: &Tx<'_>, id: Uuid) -> Result<String, WebError> {
+    one(tx, "SELECT to_json(t) FROM dashboard.reset_user_password($1) t", &[&id]).await
+}
+
+pub async fn delete(tx: &Tx<'_>, id: Uuid) -> Result<(), WebError> {
+    tx.execute("SELECT dashboard.delete_user($1)", &[&id]).await?;
+    Ok(())
+}
