@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod form;
 pub mod headers;
+pub mod live;
 pub mod render;
 pub mod routes;
 pub mod serve;
@@ -61,6 +62,8 @@ pub struct Inner {
     setup_done: AtomicBool,
     pub behind_proxy: bool,
     pub tls: bool,
+    /// The one LISTEN connection's fan-out (`live`).
+    pub live: live::Live,
 }
 
 impl std::ops::Deref for App {
@@ -76,6 +79,7 @@ impl App {
         let mut csrf_key = [0u8; 32];
         getrandom::fill(&mut csrf_key).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
         Ok(App(Arc::new(Inner {
+            live: live::Live::new(cfg.pg.clone()),
             db: db::Db::new(cfg.pg, cfg.pool_size)?,
             csrf_key,
             setup_done: AtomicBool::new(false),

@@ -3,6 +3,8 @@
 //! structs (as the CLI does). No other SQL anywhere in the server.
 
 pub mod accounts;
+pub mod explorer;
+pub mod impersonation;
 pub mod sessions;
 pub mod settings;
 

@@ -3,6 +3,7 @@
 
 pub mod home;
 pub mod login;
+pub mod tables;
 
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -24,6 +25,7 @@ pub enum Url {
     Login2fa,
     Logout,
     Account,
+    Tables,
 }
 
 impl Url {
@@ -37,6 +39,7 @@ impl Url {
             Url::Login2fa => "/admin/login/2fa",
             Url::Logout => "/admin/logout",
             Url::Account => "/admin/account",
+            Url::Tables => "/admin/tables",
         }
     }
 }
@@ -58,6 +61,7 @@ pub struct NavEntry {
 /// Admins, Audit: issue 20).
 pub const NAV: &[NavEntry] = &[
     // Tables
+    NavEntry { label: "Tables", url: Url::Tables },
 
     // Users
 
@@ -79,6 +83,7 @@ pub fn app(state: App) -> Router {
         .route(&format!("{}/{{name}}", Url::Assets.path()), get(assets::get))
         .merge(login::router())
         .merge(home::router())
+        .merge(tables::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), headers::setup_gate))
         .layer(from_fn_with_state(state.clone(), csrf::protect))

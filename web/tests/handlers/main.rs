@@ -7,3 +7,4 @@ mod common;
 
 mod auth;
 mod security;
+mod tables;
