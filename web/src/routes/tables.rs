@@ -325,6 +325,8 @@ fn fk_target(c: &ColumnInfo, tables: &[TableInfo]) -> Option<(String, String, St
 #[derive(Template)]
 #[template(path = "tables/list_partial.html")]
 struct ListPartial {
+    /// The session's CSRF token for the forms' `_csrf` field.
+    csrf: String,
     schemas: Vec<(String, Vec<TableRow>)>,
     viewer: String,
     impersonating: bool,
@@ -358,7 +360,7 @@ async fn list_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<R
                 _ => schemas.push((row.t.schema.clone(), vec![row])),
             }
         }
-        Ok(ListPartial { schemas, viewer: viewer_label(v), impersonating: v.imp.is_some() })
+        Ok(ListPartial { csrf: s.csrf.clone(), schemas, viewer: viewer_label(v), impersonating: v.imp.is_some() })
     })
     .await
 }
@@ -368,6 +370,8 @@ async fn list_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<R
 #[derive(Template)]
 #[template(path = "tables/table_partial.html")]
 struct TablePartial {
+    /// The session's CSRF token for the forms' `_csrf` field.
+    csrf: String,
     schema: String,
     table: String,
     base: String,
@@ -386,6 +390,8 @@ struct TablePartial {
 #[derive(Template)]
 #[template(path = "tables/grid_partial.html")]
 pub struct GridPartial {
+    /// The session's CSRF token for the forms' `_csrf` field.
+    csrf: String,
     base: String,
     /// This page's own URL (the live refresh re-fetches it).
     src: String,
@@ -455,7 +461,7 @@ async fn load_grid(tx: &Tx<'_>, schema: &str, table: &str, view: &View) -> Resul
     Ok(Loaded { info, columns, tables, page })
 }
 
-fn grid(schema: &str, table: &str, view: &View, l: &Loaded, viewer: String) -> GridPartial {
+fn grid(schema: &str, table: &str, view: &View, l: &Loaded, viewer: String, csrf: &str) -> GridPartial {
     let base = table_path(schema, table);
     let read_only = read_only_reason(l.info.as_ref());
     let pk_cols: Vec<String> = l.info.as_ref().map(|t| t.primary_key.clone()).unwrap_or_default();
@@ -505,6 +511,7 @@ fn grid(schema: &str, table: &str, view: &View, l: &Loaded, viewer: String) -> G
     let first = view.after.is_some().then(|| format!("{base}?{}", view.query(None, 1)));
     let src = format!("{base}/grid?{}", view.query(view.after.as_deref(), view.p));
     GridPartial {
+        csrf: csrf.to_string(),
         base,
         src,
         headers,
@@ -532,8 +539,9 @@ async fn table_get(
         let l = load_grid(tx, &schema, &table, &view).await?;
         let indexes = ex::indexes(tx, &schema, &table).await?;
         let policies = ex::policies(tx, &schema, &table).await?;
-        let grid = grid(&schema, &table, &view, &l, viewer_label(v));
+        let grid = grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf);
         Ok(TablePartial {
+            csrf: s.csrf.clone(),
             base: table_path(&schema, &table),
             schema: schema.clone(),
             table: table.clone(),
@@ -562,7 +570,7 @@ async fn grid_get(
     let view = View::parse(raw.as_deref());
     section_page(&app, &s, true, "", async |tx, v| {
         let l = load_grid(tx, &schema, &table, &view).await?;
-        Ok(grid(&schema, &table, &view, &l, viewer_label(v)))
+        Ok(grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf))
     })
     .await
 }
@@ -787,6 +795,8 @@ async fn cell_post(
 #[derive(Template)]
 #[template(path = "tables/insert_partial.html")]
 struct InsertPartial {
+    /// The session's CSRF token for the forms' `_csrf` field.
+    csrf: String,
     base: String,
     schema: String,
     table: String,
@@ -804,7 +814,7 @@ impl InsertPartial {
 async fn insert_get(State(app): State<App>, s: Session, hx: HxRequest, Path((schema, table)): Path<(String, String)>) -> Result<Response, WebError> {
     section_page(&app, &s, hx.0, "Insert row", async |tx, _| {
         let columns = ex::describe(tx, &schema, &table).await?;
-        Ok(InsertPartial { base: table_path(&schema, &table), schema: schema.clone(), table: table.clone(), columns, error: None, values: vec![] })
+        Ok(InsertPartial { csrf: s.csrf.clone(), base: table_path(&schema, &table), schema: schema.clone(), table: table.clone(), columns, error: None, values: vec![] })
     })
     .await
 }
@@ -836,7 +846,7 @@ async fn insert_post(
             let values = fields.iter().filter_map(|(k, v)| k.strip_prefix("c:").map(|c| (c.to_string(), v.clone()))).collect();
             let mut r = section_page(&app, &s, hx.0, "Insert row", async |tx, _| {
                 let columns = ex::describe(tx, &schema, &table).await?;
-                Ok(InsertPartial { base: base.clone(), schema: schema.clone(), table: table.clone(), columns, error: Some(m), values })
+                Ok(InsertPartial { csrf: s.csrf.clone(), base: base.clone(), schema: schema.clone(), table: table.clone(), columns, error: Some(m), values })
             })
             .await?;
             *r.status_mut() = StatusCode::BAD_REQUEST;
@@ -927,6 +937,8 @@ async fn batch_keys(tx: &Tx<'_>, schema: &str, table: &str, f: &BatchForm) -> Re
 #[derive(Template)]
 #[template(path = "tables/batch_partial.html")]
 struct BatchPartial {
+    /// The session's CSRF token for the forms' `_csrf` field.
+    csrf: String,
     base: String,
     table: String,
     f: BatchForm,
@@ -953,7 +965,7 @@ async fn batch_preview_post(
         if f.scope != "all" {
             f.pks = keys.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
         }
-        Ok(BatchPartial { back: format!("{base}?{}", f.view), base, table: table.clone(), f, count: keys.len(), done: false, viewer: viewer_label(v) })
+        Ok(BatchPartial { csrf: s.csrf.clone(), back: format!("{base}?{}", f.view), base, table: table.clone(), f, count: keys.len(), done: false, viewer: viewer_label(v) })
     })
     .await
 }
@@ -981,7 +993,7 @@ async fn batch_post(
             } as usize;
         }
         let base = table_path(&schema, &table);
-        Ok(BatchPartial { back: format!("{base}?{}", f.view), base, table: table.clone(), f: f.clone(), count: changed, done: true, viewer: viewer_label(v) })
+        Ok(BatchPartial { csrf: s.csrf.clone(), back: format!("{base}?{}", f.view), base, table: table.clone(), f: f.clone(), count: changed, done: true, viewer: viewer_label(v) })
     })
     .await
 }
@@ -1237,6 +1249,8 @@ async fn stop_post(State(app): State<App>, s: Session, WebForm(f): WebForm<StopF
 #[derive(Template)]
 #[template(path = "tables/sql_partial.html")]
 struct SqlPartial {
+    /// The session's CSRF token for the forms' `_csrf` field.
+    csrf: String,
     sql: String,
     impersonating: bool,
     viewer: String,
@@ -1265,7 +1279,7 @@ fn sql_result(rows: Vec<Box<serde_json::value::RawValue>>) -> (Vec<String>, Vec<
 
 async fn sql_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
     section_page(&app, &s, hx.0, "SQL as user", async |_, v| {
-        Ok(SqlPartial { sql: String::new(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns: vec![], rows: vec![], capped: false, cap: QUERY_CAP, ran: false, error: None })
+        Ok(SqlPartial { csrf: s.csrf.clone(), sql: String::new(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns: vec![], rows: vec![], capped: false, cap: QUERY_CAP, ran: false, error: None })
     })
     .await
 }
@@ -1296,7 +1310,7 @@ async fn sql_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f):
     };
     let ran = error.is_none();
     section_page(&app, &s, hx.0, "SQL as user", async |_, v| {
-        Ok(SqlPartial { sql: f.sql.clone(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns, rows, capped, cap: QUERY_CAP, ran, error })
+        Ok(SqlPartial { csrf: s.csrf.clone(), sql: f.sql.clone(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns, rows, capped, cap: QUERY_CAP, ran, error })
     })
     .await
 }
