@@ -157,7 +157,7 @@ async fn inline_edit_saves_valid_values_and_shows_the_databases_error_for_bad_on
     for (col, value, msg) in [("n", "abc", "column &#34;n&#34;: invalid input for type integer"), ("n", "-1", "check"), ("doc", "{not json", "not valid JSON")] {
         let r = db.send(a.post("/admin/tables/public/things/cell", &edit(col, value))).await;
         assert_eq!(r.status, StatusCode::OK);
-        assert!(r.body.contains("cell-error") && r.body.to_lowercase().contains(msg), "{col}={value}: {}", r.body);
+        assert!(r.body.contains("cell-error") && r.body.to_lowercase().contains(&msg.to_lowercase()), "{col}={value}: {}", r.body);
     }
     assert_eq!(row().await, saved, "nothing saved");
     // NULL is not ''.
@@ -168,7 +168,7 @@ async fn inline_edit_saves_valid_values_and_shows_the_databases_error_for_bad_on
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let r = db.send(a.post("/admin/tables/public/things/insert", &form(&[("c:id", "x")]))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("column \"id\""), "{}", r.body);
+    assert!(r.body.contains("column &#34;id&#34;: invalid input"), "{}", r.body);
     su.batch_execute("CREATE TABLE loose (a int); INSERT INTO loose VALUES (1); GRANT SELECT ON loose TO fluxbase_dashboard").await.unwrap();
     let r = db.send(a.get("/admin/tables/public/loose")).await;
     assert!(r.body.contains("no primary key"), "{}", r.body);
