@@ -219,6 +219,28 @@ async fn select_all_matching_delete_as_alice_deletes_only_alices_rows() {
     assert_eq!(keys(&r.body).len(), 10, "RLS: alice sees her 10 notes");
     let r = db.send(a.post("/admin/tables/view-as", &form(&[("target", "anon"), ("reason", "again")]))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // RLS equivalence: grid, count and export as alice equal what a role
+    // with alice's claims sees on its own connection.
+    let real: Vec<String> = {
+        let mut c = db.su().await;
+        let t = c.transaction().await.unwrap();
+        t.batch_execute("SET LOCAL ROLE authenticated").await.unwrap();
+        let claims = serde_json::json!({"sub": alice, "role": "authenticated"}).to_string();
+        t.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&claims]).await.unwrap();
+        let rows = t.query("SELECT n.id::text FROM notes n ORDER BY n.id", &[]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    assert_eq!(real.len(), 10);
+    let grid: Vec<String> = keys(&db.send(a.get("/admin/tables/public/notes?n=100")).await.body)
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(grid, real, "grid");
+    let count = db.send(a.get("/admin/tables/public/notes/count")).await;
+    assert!(count.body.contains("exactly 10 rows"), "{}", count.body);
+    let export = db.send(a.get("/admin/tables/public/notes/export?format=csv")).await;
+    let exported: Vec<String> = export.body.lines().map(|l| l.split(',').next().unwrap().to_string()).collect();
+    assert_eq!(exported, real, "export");
     // Preview, then confirm: select all matching (no filter), delete.
     let body = form(&[("action", "delete"), ("scope", "all"), ("view", "")]);
     let r = db.send(a.post("/admin/tables/public/notes/batch/preview", &body)).await;
