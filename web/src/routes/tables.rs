@@ -812,9 +812,23 @@ impl InsertPartial {
 }
 
 async fn insert_get(State(app): State<App>, s: Session, hx: HxRequest, Path((schema, table)): Path<(String, String)>) -> Result<Response, WebError> {
-    section_page(&app, &s, hx.0, "Insert row", async |tx, _| {
-        let columns = ex::describe(tx, &schema, &table).await?;
-        Ok(InsertPartial { csrf: s.csrf.clone(), base: table_path(&schema, &table), schema: schema.clone(), table: table.clone(), columns, error: None, values: vec![] })
+    insert_page(&app, &s, hx.0, &schema, &table, None, vec![]).await
+}
+
+/// The insert form (again with the database's refusal and the values typed).
+async fn insert_page(
+    app: &App,
+    s: &Session,
+    hx: bool,
+    schema: &str,
+    table: &str,
+    error: Option<String>,
+    values: Vec<(String, String)>,
+) -> Result<Response, WebError> {
+    section_page(app, s, hx, "Insert row", async |tx, _| {
+        let columns = ex::describe(tx, schema, table).await?;
+        let (base, schema, table) = (table_path(schema, table), schema.to_string(), table.to_string());
+        Ok(InsertPartial { csrf: s.csrf.clone(), base, schema, table, columns, error, values })
     })
     .await
 }
@@ -844,11 +858,7 @@ async fn insert_post(
         Ok(_) => Ok(Redirect::to(&base).into_response()),
         Err(WebError::BadRequest(m)) | Err(WebError::Denied(m)) => {
             let values = fields.iter().filter_map(|(k, v)| k.strip_prefix("c:").map(|c| (c.to_string(), v.clone()))).collect();
-            let mut r = section_page(&app, &s, hx.0, "Insert row", async |tx, _| {
-                let columns = ex::describe(tx, &schema, &table).await?;
-                Ok(InsertPartial { csrf: s.csrf.clone(), base: base.clone(), schema: schema.clone(), table: table.clone(), columns, error: Some(m), values })
-            })
-            .await?;
+            let mut r = insert_page(&app, &s, hx.0, &schema, &table, Some(m), values).await?;
             *r.status_mut() = StatusCode::BAD_REQUEST;
             Ok(r)
         }
