@@ -137,7 +137,6 @@ pub async fn browse(
     page_size: i32,
     after: Option<&Value>,
 ) -> Result<Page, WebError> {
-    // CONFINE: dashboard.browse runs a statement on a user table.
     let row = tx
         .query_one(
             &format!("SELECT dashboard.browse({REL}, $3, $4, $5, $6, $7)::pg_catalog.text"),
