@@ -282,6 +282,16 @@ async fn impersonation_expiry_and_rls_equivalence_for_anon_and_service_role() {
         let r = db.send(a.get("/admin/tables/public/notes?n=100")).await;
         assert_eq!(r.status, StatusCode::OK, "{target}: {}", r.body);
         assert_eq!(keys(&r.body).len(), want, "{target}");
+        // The same as that role sees on its own connection.
+        let real: i64 = {
+            let mut c = db.su().await;
+            let t = c.transaction().await.unwrap();
+            t.batch_execute(&format!("SET LOCAL ROLE {target}")).await.unwrap();
+            t.query_one("SELECT count(*) FROM notes", &[]).await.unwrap().get(0)
+        };
+        assert_eq!(real as usize, want, "{target} on its own connection");
+        let count = db.send(a.get("/admin/tables/public/notes/count")).await;
+        assert!(count.body.contains(&format!("exactly {want} rows")), "{target}: {}", count.body);
         // Expiry: the banner goes and calls run as the admin again.
         su.batch_execute("UPDATE auth.impersonation_sessions SET expires_at = now() - interval '1 second' WHERE ended_at IS NULL").await.unwrap();
         let r = db.send(a.get("/admin/tables/public/notes?n=100")).await;
@@ -372,5 +382,28 @@ async fn export_of_100000_rows_equals_copy_csv_byte_for_byte() {
     assert_eq!(v.as_array().unwrap().len(), 3);
     assert_eq!(v[0]["name"], "", "'' stays ''");
     assert_eq!(v[4]["name"], serde_json::Value::Null, "NULL is null");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_key_value_links_to_a_filtered_view_of_the_referenced_table() {
+    let db = TestDb::new().await;
+    let a = Admin::new(&db).await;
+    db.su()
+        .await
+        .batch_execute(
+            "CREATE SCHEMA zoo; CREATE TABLE zoo.\"Owners\" (id int PRIMARY KEY, name text);
+             CREATE TABLE pets (id int PRIMARY KEY, owner_id int REFERENCES zoo.\"Owners\");
+             INSERT INTO zoo.\"Owners\" VALUES (7, 'ann'), (8, 'bo'); INSERT INTO pets VALUES (1, 7), (2, NULL);
+             GRANT USAGE ON SCHEMA zoo TO fluxbase_dashboard;
+             GRANT SELECT ON pets, zoo.\"Owners\" TO fluxbase_dashboard",
+        )
+        .await
+        .unwrap();
+    let r = db.send(a.get("/admin/tables/public/pets")).await;
+    let link = "/admin/tables/zoo/Owners?fc=id&#38;fo=eq&#38;fv=7";
+    assert!(r.body.contains(&format!("<a class=\"fk\" href=\"{link}\">7</a>")), "{}", r.body);
+    let r = db.send(a.get(&unescape(link))).await;
+    assert_eq!(keys(&r.body), vec![serde_json::json!({"id": "7"})]);
     db.drop().await;
 }
