@@ -21,13 +21,29 @@ pub enum Change {
 
 pub struct Live {
     tx: broadcast::Sender<Change>,
+    /// Set at shutdown: open streams end, so a graceful shutdown is not held
+    /// up by browsers that keep an event stream open.
+    closing: tokio::sync::watch::Sender<bool>,
     started: tokio::sync::OnceCell<()>,
     pg: tokio_postgres::Config,
 }
 
 impl Live {
     pub fn new(pg: tokio_postgres::Config) -> Live {
-        Live { tx: broadcast::channel(1024).0, started: tokio::sync::OnceCell::new(), pg }
+        Live { tx: broadcast::channel(1024).0, closing: tokio::sync::watch::channel(false).0, started: tokio::sync::OnceCell::new(), pg }
+    }
+
+    /// End every open stream (the server is shutting down).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once `close` was called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
     }
 
     /// A receiver of every change from now on (starts the listener once).

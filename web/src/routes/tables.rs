@@ -1039,15 +1039,20 @@ async fn events_get(
 ) -> Result<Response, WebError> {
     as_viewer(&app, &s, async |tx, _| ex::describe(tx, &schema, &table).await.map(|_| ())).await?;
     let rx = app.live.subscribe().await;
-    let stream = futures_util::stream::unfold((rx, schema, table), |(mut rx, schema, table)| async move {
+    let closed = Box::pin(app.live.closed());
+    let stream = futures_util::stream::unfold((rx, schema, table, closed), |(mut rx, schema, table, mut closed)| async move {
         loop {
-            let ev = match rx.recv().await {
+            let got = tokio::select! {
+                got = rx.recv() => got,
+                _ = &mut closed => return None,
+            };
+            let ev = match got {
                 Ok(Change::Row { schema: s, table: t, op }) if s == schema && t == table => Event::default().event("change").data(op),
                 Ok(Change::Row { .. }) => continue,
                 Ok(Change::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Event::default().event("resync").data(""),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             };
-            return Some((Ok::<_, std::convert::Infallible>(ev), (rx, schema, table)));
+            return Some((Ok::<_, std::convert::Infallible>(ev), (rx, schema, table, closed)));
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())

@@ -407,3 +407,23 @@ async fn a_foreign_key_value_links_to_a_filtered_view_of_the_referenced_table() 
     assert_eq!(keys(&r.body), vec![serde_json::json!({"id": "7"})]);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn the_event_stream_checks_rights_first_and_ends_at_shutdown() {
+    let db = TestDb::new().await;
+    let a = Admin::new(&db).await;
+    db.su().await.batch_execute("CREATE TABLE secret (id int PRIMARY KEY); CREATE TABLE open (id int PRIMARY KEY); GRANT SELECT ON open TO fluxbase_dashboard").await.unwrap();
+    let r = db.send(a.get("/admin/tables/public/secret/events")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no stream without rights: {}", r.body);
+    let app = db.app.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.live.close();
+    });
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), db.send(a.get("/admin/tables/public/open/events")))
+        .await
+        .expect("the stream ends when the server shuts down");
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    db.drop().await;
+}
