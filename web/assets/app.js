@@ -86,4 +86,95 @@
     var btn = input.form.querySelector("button[type=submit]");
     if (btn) btn.disabled = input.value !== input.getAttribute("data-confirm-value");
   });
+
+  // Tables: the grid's "select all on this page" box.
+  document.addEventListener("change", function (ev) {
+    var all = ev.target.closest("[data-select-all]");
+    if (!all) return;
+    var form = all.closest("form");
+    form.querySelectorAll("input[name=pk]").forEach(function (b) { b.checked = all.checked; });
+  });
+
+  // Tables: a JSON editor says at once when its text is not JSON (the
+  // server and the database check again).
+  document.addEventListener("input", function (ev) {
+    var t = ev.target.closest("[data-json-check]");
+    if (!t) return;
+    try { if (t.value.trim() !== "") JSON.parse(t.value); t.setCustomValidity(""); }
+    catch (e) { t.setCustomValidity("not valid JSON: " + e.message); }
+    t.reportValidity();
+  });
+
+  // Tables, live: the toggle watches the table (POST) and opens an
+  // EventSource; each change re-fetches the visible page through the normal
+  // handler (grants and RLS apply) and marks new or changed rows a while.
+  var source = null;
+  function snapshot(grid) {
+    var m = {};
+    grid.querySelectorAll("tr[data-key]").forEach(function (tr) { m[tr.getAttribute("data-key")] = tr.textContent; });
+    return m;
+  }
+  var pending = null;
+  function refresh() {
+    var grid = document.getElementById("grid");
+    if (!grid || pending) return;
+    var before = snapshot(grid);
+    pending = fetch(grid.getAttribute("data-src"), { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        pending = null;
+        if (html === null) return;
+        var old = document.getElementById("grid");
+        var box = document.createElement("div");
+        box.innerHTML = html;
+        var fresh = box.querySelector("#grid");
+        if (!old || !fresh) return;
+        old.replaceWith(fresh);
+        if (window.htmx) window.htmx.process(fresh);
+        fresh.querySelectorAll("tr[data-key]").forEach(function (tr) {
+          var k = tr.getAttribute("data-key");
+          if (before[k] !== tr.textContent) {
+            tr.classList.add("changed");
+            setTimeout(function () { tr.classList.remove("changed"); }, 3000);
+          }
+        });
+        document.body.setAttribute("data-live-refreshed", String(Date.now()));
+      })
+      .catch(function () { pending = null; });
+  }
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]; } catch (e) { return ""; }
+  }
+  function live(on, url) {
+    if (source) { source.close(); source = null; }
+    var grid = document.getElementById("grid");
+    fetch(url, { method: "POST", credentials: "same-origin",
+                 headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
+                 body: "on=" + (on ? "1" : "0") })
+      .then(function (r) {
+        if (!r.ok || !on || !grid) return;
+        source = new EventSource(grid.getAttribute("data-events"));
+        source.addEventListener("change", refresh);
+        source.addEventListener("resync", refresh);
+        source.addEventListener("open", function () { document.body.setAttribute("data-live", "on"); });
+      });
+  }
+  document.addEventListener("change", function (ev) {
+    var t = ev.target.closest("[data-live-toggle]");
+    if (t) live(t.checked, t.getAttribute("data-live-toggle"));
+  });
+
+  // The banner's time left counts down; at zero the page reloads (the
+  // impersonation has ended: the server drops it).
+  var banner = document.querySelector(".imp-banner[data-seconds-left]");
+  if (banner) {
+    var left = parseInt(banner.getAttribute("data-seconds-left"), 10);
+    var shown = banner.querySelector(".imp-left");
+    setInterval(function () {
+      left -= 1;
+      if (left <= 0) { window.location.reload(); return; }
+      var m = Math.floor(left / 60), s = left % 60;
+      shown.textContent = (m >= 60 ? Math.floor(m / 60) + "h " + (m % 60) + "m" : m + "m " + (s < 10 ? "0" : "") + s + "s");
+    }, 1000);
+  }
 })();

@@ -9,6 +9,9 @@ use axum::http::{header, HeaderMap, HeaderValue};
 pub const SESSION: &str = "__Host-fluxbase_session";
 /// The pending token between the password step and the 2FA step.
 pub const MFA: &str = "__Host-fluxbase_mfa";
+/// The admin's live impersonation (its id; the database checks that it is
+/// this admin's and still running on every use: `db::with_session_as`).
+pub const IMPERSONATION: &str = "__Host-fluxbase_imp";
 /// The 2FA step's cookie lives 5 minutes (the database's pending token may
 /// expire sooner: its answer decides).
 pub const MFA_MAX_AGE: u32 = 300;

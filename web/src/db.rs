@@ -10,6 +10,12 @@ use uuid::Uuid;
 
 use crate::error::WebError;
 
+/// Who a request acts as: the admin, and the impersonation it runs under.
+pub struct Viewer {
+    pub me: Uuid,
+    pub imp: Option<crate::api::impersonation::Live>,
+}
+
 /// A transaction of a pooled connection; what every `api::*` function takes.
 pub type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
@@ -34,6 +40,25 @@ impl Db {
         token: &str,
         f: impl AsyncFnOnce(&Tx<'_>, Uuid) -> Result<T, WebError>,
     ) -> Result<T, WebError> {
+        let (_, _, out) = self.with_session_as(token, None, async |_, _| Ok(()), async |tx, v| f(tx, v.me).await).await?;
+        Ok(out)
+    }
+
+    /// The Tables section's transaction: `use_session(token)`; when `imp`
+    /// names a live impersonation of this admin, `pre` runs as the admin (the
+    /// page's chrome: the dashboard API is out of reach once the role is
+    /// switched), then `dashboard.apply_impersonation(imp)`, then `f` as the
+    /// impersonated user, so RLS decides everything `f` sees and changes; all
+    /// in the one transaction. An ended or expired `imp` is dropped
+    /// (`Viewer::imp` is None: the caller clears its cookie) and `f` runs as
+    /// the admin.
+    pub async fn with_session_as<P, T>(
+        &self,
+        token: &str,
+        imp: Option<Uuid>,
+        pre: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<P, WebError>,
+        f: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<T, WebError>,
+    ) -> Result<(Viewer, P, T), WebError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let stmt = tx.prepare_cached("SELECT dashboard_auth.use_session($1)").await?;
@@ -42,9 +67,18 @@ impl Db {
             Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Err(WebError::Expired),
             Err(e) => return Err(e.into()),
         };
-        let out = f(&tx, me).await?;
+        let imp = match imp {
+            Some(id) => crate::api::impersonation::live(&tx, me, id).await?,
+            None => None,
+        };
+        let viewer = Viewer { me, imp };
+        let p = pre(&tx, &viewer).await?;
+        if let Some(live) = &viewer.imp {
+            crate::api::impersonation::apply(&tx, live.id).await?;
+        }
+        let out = f(&tx, &viewer).await?;
         tx.commit().await?;
-        Ok(out)
+        Ok((viewer, p, out))
     }
 
     /// Run `f` in a transaction with no admin session (setup, login, health).

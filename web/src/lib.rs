@@ -21,6 +21,7 @@ pub mod form;
 pub mod headers;
 pub mod qr;
 pub mod metrics;
+pub mod live;
 pub mod render;
 pub mod routes;
 pub mod serve;
@@ -65,6 +66,8 @@ pub struct Inner {
     pub tls: bool,
     /// The last hour of Analytics figures (`metrics`).
     pub samples: metrics::Samples,
+    /// The one LISTEN connection's fan-out (`live`).
+    pub live: live::Live,
 }
 
 impl std::ops::Deref for App {
@@ -80,6 +83,7 @@ impl App {
         let mut csrf_key = [0u8; 32];
         getrandom::fill(&mut csrf_key).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
         Ok(App(Arc::new(Inner {
+            live: live::Live::new(cfg.pg.clone()),
             db: db::Db::new(cfg.pg, cfg.pool_size)?,
             csrf_key,
             setup_done: AtomicBool::new(false),

@@ -29,6 +29,8 @@ pub struct Chrome {
     /// `admin` or `viewer` (the database role without its prefix).
     pub role: String,
     pub nav: Vec<NavLink>,
+    /// The admin's running impersonation: the orange banner of every page.
+    pub banner: Option<api::impersonation::Live>,
 }
 
 impl Chrome {
@@ -40,7 +42,7 @@ impl Chrome {
             .map(|n| NavLink { label: n.label, href: n.url.path(), current: n.url == section })
             .collect();
         let role = a.role.strip_prefix("dashboard_").unwrap_or(&a.role).to_string();
-        Ok(Chrome { name: a.full_name, email: a.email, role, nav })
+        Ok(Chrome { name: a.full_name, email: a.email, role, nav, banner: None })
     }
 }
 
@@ -83,13 +85,31 @@ pub async fn page<P: Template>(
         .db
         .with_session(&s.token, async |tx, me| {
             let partial = f(tx, me).await?;
-            let chrome = if hx.0 { None } else { Some(Chrome::load(tx, me, section).await?) };
+            let chrome = if hx.0 { None } else { Some(Chrome::load_with_banner(tx, me, section, s.imp).await?) };
             Ok((partial, chrome))
         })
         .await?;
-    if hx.0 {
-        html(&partial)
-    } else {
-        full(title, chrome, Some(&s.csrf), &partial)
+    let ended = s.imp.is_some() && chrome.as_ref().is_some_and(|c| c.banner.is_none());
+    let mut resp = if hx.0 { html(&partial)? } else { full(title, chrome, Some(&s.csrf), &partial)? };
+    if ended {
+        forget_impersonation(&mut resp);
     }
+    Ok(resp)
+}
+
+impl Chrome {
+    /// The top bar plus the banner of impersonation `imp` when it still runs.
+    pub async fn load_with_banner(tx: &Tx<'_>, me: Uuid, section: Url, imp: Option<Uuid>) -> Result<Chrome, WebError> {
+        let mut c = Chrome::load(tx, me, section).await?;
+        if let Some(id) = imp {
+            c.banner = api::impersonation::live(tx, me, id).await?;
+        }
+        Ok(c)
+    }
+}
+
+/// Clear the impersonation cookie (it ended: stopped or expired).
+pub fn forget_impersonation(resp: &mut Response) {
+    resp.headers_mut()
+        .append(axum::http::header::SET_COOKIE, crate::cookies::clear(crate::cookies::IMPERSONATION));
 }

@@ -50,6 +50,11 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
     app.needs_setup()
         .await
         .map_err(|e| anyhow::anyhow!("the database has no usable fluxbase_admin extension for this login: {e:?}"))?;
+    let app_for_shutdown = app.clone();
+    let stopping = async move {
+        shutdown_signal().await;
+        app_for_shutdown.live.close(); // open event streams end
+    };
     let router = routes::app(app).into_make_service_with_connect_info::<SocketAddr>();
     let scheme = if tls { "https" } else { "http" };
     let host = if o.listen.ip().is_loopback() || o.listen.ip().is_unspecified() {
@@ -66,7 +71,7 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
         let handle = axum_server::Handle::new();
         let h = handle.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            stopping.await;
             h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         });
         let server = axum_server::bind_rustls(o.listen, cfg).handle(handle.clone());
@@ -86,7 +91,7 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
                 let _ = tcp.set_nodelay(true);
             });
         println!("Fluxbase dashboard: {url}");
-        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+        axum::serve(listener, router).with_graceful_shutdown(stopping).await.context("serving")?;
     }
     Ok(())
 }

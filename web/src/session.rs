@@ -12,6 +12,9 @@ use crate::{cookies, csrf, App};
 pub struct Session {
     pub token: String,
     pub csrf: String,
+    /// The impersonation this browser started (cookie `__Host-fluxbase_imp`);
+    /// only an id: the database decides whether it is live and whose it is.
+    pub imp: Option<uuid::Uuid>,
 }
 
 impl FromRequestParts<App> for Session {
@@ -19,7 +22,8 @@ impl FromRequestParts<App> for Session {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, WebError> {
         let token = cookies::get(&parts.headers, cookies::SESSION).ok_or(WebError::NoSession)?;
         let csrf = csrf::token(&app.csrf_key, &token);
-        Ok(Session { token, csrf })
+        let imp = cookies::get(&parts.headers, cookies::IMPERSONATION).and_then(|v| v.parse().ok());
+        Ok(Session { token, csrf, imp })
     }
 }
 

@@ -7,6 +7,8 @@ pub mod mfa;
 pub mod admins;
 pub mod analytics;
 pub mod audit;
+pub mod explorer;
+pub mod impersonation;
 pub mod sessions;
 pub mod settings;
 pub mod stepup;

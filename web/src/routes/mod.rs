@@ -10,6 +10,7 @@ pub mod login;
 pub mod reauth;
 pub mod settings;
 pub mod users;
+pub mod tables;
 
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -45,6 +46,7 @@ pub enum Url {
     Analytics,
     Audit,
     Reauth,
+    Tables,
 }
 
 impl Url {
@@ -72,6 +74,7 @@ impl Url {
             Url::Analytics => "/admin/analytics",
             Url::Audit => "/admin/audit",
             Url::Reauth => "/admin/reauth",
+            Url::Tables => "/admin/tables",
         }
     }
 }
@@ -93,6 +96,7 @@ pub struct NavEntry {
 /// Admins, Audit: issue 20).
 pub const NAV: &[NavEntry] = &[
     // Tables
+    NavEntry { label: "Tables", url: Url::Tables },
 
     // Users
     NavEntry { label: "Users", url: Url::Users },
@@ -122,6 +126,7 @@ pub fn app(state: App) -> Router {
         .merge(settings::router())
         .merge(audit::router())
         .merge(analytics::router())
+        .merge(tables::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), headers::setup_gate))
         .layer(from_fn_with_state(state.clone(), csrf::protect))

@@ -9,3 +9,4 @@ mod account;
 mod auth;
 mod sections;
 mod security;
+mod tables;

@@ -1,0 +1,178 @@
+//! The table explorer: `dashboard.list_tables`, `describe_table`,
+//! `table_indexes`, `table_policies`, `browse`, `update_row`, `insert_rows`,
+//! `update_rows`, `delete_rows`, `watch_table`, `unwatch_table` (extension
+//! `src/explorer.rs`). A table is named by schema and name, both bound; the
+//! database turns them into a regclass (`format('%I.%I')`), so no name is
+//! ever pasted into SQL.
+//!
+//! `browse` rows are read as raw JSON text per column (`RawRow`): a numeric
+//! keeps every digit and the export can rebuild each value's text exactly.
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::rows;
+use crate::db::Tx;
+use crate::error::WebError;
+
+/// The regclass of `$1`.`$2`.
+const REL: &str = "pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text)::pg_catalog.regclass";
+
+/// Largest page `browse` takes (core/src/explorer.rs MAX_PAGE_SIZE) and the
+/// most keys an edit function takes at once (MAX_BATCH).
+pub const MAX_PAGE: i32 = 1000;
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct TableInfo {
+    pub schema: String,
+    pub name: String,
+    pub kind: String,
+    pub row_estimate: i64,
+    pub total_bytes: i64,
+    pub rls_enabled: bool,
+    pub primary_key: Vec<String>,
+    pub comment: Option<String>,
+}
+
+pub async fn list_tables(tx: &Tx<'_>, schema: Option<&str>) -> Result<Vec<TableInfo>, WebError> {
+    rows(tx, "SELECT to_json(t) FROM dashboard.list_tables($1) t", &[&schema]).await
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct ColumnInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub typ: String,
+    pub nullable: bool,
+    pub default: Option<String>,
+    pub primary_key: bool,
+    pub generated: Option<String>,
+    pub foreign_key: Option<String>,
+}
+
+pub async fn describe(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<ColumnInfo>, WebError> {
+    rows(tx, &format!("SELECT to_json(t) FROM dashboard.describe_table({REL}) t"), &[&schema, &table]).await
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct IndexInfo {
+    pub name: String,
+    pub definition: String,
+    pub is_primary: bool,
+    pub is_unique: bool,
+}
+
+pub async fn indexes(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<IndexInfo>, WebError> {
+    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_indexes({REL}) t"), &[&schema, &table]).await
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub command: String,
+    pub permissive: bool,
+    pub roles: Vec<String>,
+    pub using_expr: Option<String>,
+    pub check_expr: Option<String>,
+}
+
+pub async fn policies(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<PolicyInfo>, WebError> {
+    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_policies({REL}) t"), &[&schema, &table]).await
+}
+
+/// One row of `browse`: (column, its JSON text) in the order `to_jsonb` gave.
+#[derive(Debug)]
+pub struct RawRow(pub Vec<(String, Box<RawValue>)>);
+
+impl RawRow {
+    pub fn get(&self, column: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(k, _)| k == column).map(|(_, v)| &**v)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawRow, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a row object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawRow, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, Box<RawValue>>()? {
+                    out.push((k, v));
+                }
+                Ok(RawRow(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One page of `browse`.
+#[derive(Deserialize, Debug)]
+pub struct Page {
+    pub rows: Vec<RawRow>,
+    pub next_cursor: Option<Value>,
+    pub estimated_total: i64,
+}
+
+/// What a view asks `browse` for (filters and sort in browse's JSON shapes).
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub filters: Value,
+    pub sort: Value,
+    pub search: Option<String>,
+}
+
+pub async fn browse(
+    tx: &Tx<'_>,
+    schema: &str,
+    table: &str,
+    q: &Query,
+    page_size: i32,
+    after: Option<&Value>,
+) -> Result<Page, WebError> {
+    let row = tx
+        .query_one(
+            &format!("SELECT dashboard.browse({REL}, $3, $4, $5, $6, $7)::pg_catalog.text"),
+            &[&schema, &table, &q.filters, &q.sort, &q.search, &page_size, &after],
+        )
+        .await?;
+    let text: String = row.get(0);
+    serde_json::from_str(&text).map_err(|e| WebError::internal(format!("unexpected answer from browse: {e}")))
+}
+
+pub async fn update_row(tx: &Tx<'_>, schema: &str, table: &str, pk: &Value, changes: &Value) -> Result<Value, WebError> {
+    let row = tx
+        .query_one(&format!("SELECT dashboard.update_row({REL}, $3, $4)"), &[&schema, &table, pk, changes])
+        .await?;
+    Ok(row.get(0))
+}
+
+pub async fn insert_rows(tx: &Tx<'_>, schema: &str, table: &str, new_rows: &Value) -> Result<i32, WebError> {
+    let row = tx.query_one(&format!("SELECT dashboard.insert_rows({REL}, $3)"), &[&schema, &table, new_rows]).await?;
+    Ok(row.get(0))
+}
+
+pub async fn update_rows(tx: &Tx<'_>, schema: &str, table: &str, pks: &Value, changes: &Value) -> Result<i32, WebError> {
+    let row = tx
+        .query_one(&format!("SELECT dashboard.update_rows({REL}, $3, $4)"), &[&schema, &table, pks, changes])
+        .await?;
+    Ok(row.get(0))
+}
+
+pub async fn delete_rows(tx: &Tx<'_>, schema: &str, table: &str, pks: &Value) -> Result<i32, WebError> {
+    let row = tx.query_one(&format!("SELECT dashboard.delete_rows({REL}, $3)"), &[&schema, &table, pks]).await?;
+    Ok(row.get(0))
+}
+
+pub async fn watch(tx: &Tx<'_>, schema: &str, table: &str, on: bool) -> Result<(), WebError> {
+    let f = if on { "watch_table" } else { "unwatch_table" };
+    tx.execute(&format!("SELECT dashboard.{f}({REL})"), &[&schema, &table]).await?;
+    Ok(())
+}
