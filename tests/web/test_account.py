@@ -4,6 +4,7 @@ import subprocess
 import time
 
 from conftest import BIN, PASSWORD, AccountPage, LoginPage, SetupPage, Shell, db_url
+from section_pages import StepUp
 
 
 def signed_up(page, **kw):
@@ -79,6 +80,9 @@ def test_disable_2fa_asks_for_a_code(page):
     page.watch.accept_confirm = True  # the data-confirm prompt
     page.fill("form[action$='disable'] input[name=code]", "000000")
     page.click("button:has-text('Turn off')")
+    # Turning 2FA off is a step-up action: the database asks for a fresh
+    # re-authentication first (FBR01), then the form is sent again.
+    StepUp(page).wait_open().confirm(PASSWORD)
     assert "not valid" in account.message("twofa")
     page.watch.accept_confirm = True
     page.fill("form[action$='disable'] input[name=code]", next_code(totp))

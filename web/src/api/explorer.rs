@@ -17,8 +17,19 @@ use super::rows;
 use crate::db::Tx;
 use crate::error::WebError;
 
-/// The regclass of `$1`.`$2`.
-const REL: &str = "pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text)::pg_catalog.regclass";
+/// The regclass of `$1`, bound as text: the table's schema and name, each
+/// double-quoted here (`qualified`), read by regclass's own input function.
+/// A plain cast of a parameter, because while an impersonation is applied the
+/// extension accepts a client's API call only with plain arguments (constants,
+/// parameters, built-in casts of them: src/confine.rs).
+const REL: &str = "$1::pg_catalog.text::pg_catalog.regclass";
+
+/// `"schema"."table"` as `format('%I.%I')` would write it, but always quoted:
+/// a value bound as `$1`, never pasted into SQL.
+pub fn qualified(schema: &str, table: &str) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    format!("{}.{}", q(schema), q(table))
+}
 
 /// Largest page `browse` takes (core/src/explorer.rs MAX_PAGE_SIZE) and the
 /// most keys an edit function takes at once (MAX_BATCH).
@@ -54,7 +65,7 @@ pub struct ColumnInfo {
 }
 
 pub async fn describe(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<ColumnInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.describe_table({REL}) t"), &[&schema, &table]).await
+    rows(tx, &format!("SELECT to_json(t) FROM dashboard.describe_table({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -66,7 +77,7 @@ pub struct IndexInfo {
 }
 
 pub async fn indexes(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<IndexInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_indexes({REL}) t"), &[&schema, &table]).await
+    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_indexes({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -80,7 +91,7 @@ pub struct PolicyInfo {
 }
 
 pub async fn policies(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<PolicyInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_policies({REL}) t"), &[&schema, &table]).await
+    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_policies({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 /// One row of `browse`: (column, its JSON text) in the order `to_jsonb` gave.
@@ -139,40 +150,59 @@ pub async fn browse(
 ) -> Result<Page, WebError> {
     let row = tx
         .query_one(
-            &format!("SELECT dashboard.browse({REL}, $3, $4, $5, $6, $7)::pg_catalog.text"),
-            &[&schema, &table, &q.filters, &q.sort, &q.search, &page_size, &after],
+            &format!("SELECT dashboard.browse({REL}, $2, $3, $4, $5, $6)"),
+            &[&qualified(schema, table), &q.filters, &q.sort, &q.search, &page_size, &after],
         )
         .await?;
-    let text: String = row.get(0);
-    serde_json::from_str(&text).map_err(|e| WebError::internal(format!("unexpected answer from browse: {e}")))
+    let text: JsonbText = row.get(0);
+    serde_json::from_str(&text.0).map_err(|e| WebError::internal(format!("unexpected answer from browse: {e}")))
 }
 
 pub async fn update_row(tx: &Tx<'_>, schema: &str, table: &str, pk: &Value, changes: &Value) -> Result<Value, WebError> {
     let row = tx
-        .query_one(&format!("SELECT dashboard.update_row({REL}, $3, $4)"), &[&schema, &table, pk, changes])
+        .query_one(&format!("SELECT dashboard.update_row({REL}, $2, $3)"), &[&qualified(schema, table), pk, changes])
         .await?;
     Ok(row.get(0))
 }
 
 pub async fn insert_rows(tx: &Tx<'_>, schema: &str, table: &str, new_rows: &Value) -> Result<i32, WebError> {
-    let row = tx.query_one(&format!("SELECT dashboard.insert_rows({REL}, $3)"), &[&schema, &table, new_rows]).await?;
+    let row = tx.query_one(&format!("SELECT dashboard.insert_rows({REL}, $2)"), &[&qualified(schema, table), new_rows]).await?;
     Ok(row.get(0))
 }
 
 pub async fn update_rows(tx: &Tx<'_>, schema: &str, table: &str, pks: &Value, changes: &Value) -> Result<i32, WebError> {
     let row = tx
-        .query_one(&format!("SELECT dashboard.update_rows({REL}, $3, $4)"), &[&schema, &table, pks, changes])
+        .query_one(&format!("SELECT dashboard.update_rows({REL}, $2, $3)"), &[&qualified(schema, table), pks, changes])
         .await?;
     Ok(row.get(0))
 }
 
 pub async fn delete_rows(tx: &Tx<'_>, schema: &str, table: &str, pks: &Value) -> Result<i32, WebError> {
-    let row = tx.query_one(&format!("SELECT dashboard.delete_rows({REL}, $3)"), &[&schema, &table, pks]).await?;
+    let row = tx.query_one(&format!("SELECT dashboard.delete_rows({REL}, $2)"), &[&qualified(schema, table), pks]).await?;
     Ok(row.get(0))
 }
 
 pub async fn watch(tx: &Tx<'_>, schema: &str, table: &str, on: bool) -> Result<(), WebError> {
     let f = if on { "watch_table" } else { "unwatch_table" };
-    tx.execute(&format!("SELECT dashboard.{f}({REL})"), &[&schema, &table]).await?;
+    tx.execute(&format!("SELECT dashboard.{f}({REL})"), &[&qualified(schema, table)]).await?;
     Ok(())
+}
+
+/// A jsonb value read as its text, unparsed (jsonb's binary form is a version
+/// byte, 1, and the text), so that `RawRow` keeps every digit of a numeric.
+pub struct JsonbText(pub String);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for JsonbText {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        match raw.split_first() {
+            Some((1, text)) => Ok(JsonbText(std::str::from_utf8(text)?.to_owned())),
+            _ => Err("unsupported jsonb version".into()),
+        }
+    }
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::JSONB
+    }
 }
