@@ -5,6 +5,12 @@
 # (wrk), against the same SQL sequence sent straight to PostgreSQL by pgbench
 # (BEGIN; use_session; get_admin; COMMIT, prepared, 4 clients) in the same
 # run. Target: ratio >= 0.7. Prints wrk's p50/p99 latency.
+#
+# Measured on 2 cores shared with other builds (load average ~15): 0.74
+# (4906 req/s vs 6672 tps, p50 0.76 ms, p99 67 ms) in one release run. Two
+# things mattered: TCP_NODELAY on accepted connections (without it a debug
+# build's p50 was 22 ms, with it 9 ms) and statements prepared once per pooled
+# connection (one round trip per call instead of two).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DB=bench_dashboard
