@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The dashboard, from a fresh machine: install what is missing, build and install
-# the extension and the `fluxbase` binary, start an embedded PostgreSQL 15 cluster
-# whose data directory persists between runs ($FLUXBASE_DATA, default .pgdata/ in
-# the checkout), create the extension and a non-superuser login role for the web
+# the extension and the `fluxbase` binary, start an embedded PostgreSQL cluster
+# (15, or 18 with PG_MAJOR=18; see scripts/pg-env.sh) whose data directory
+# persists between runs ($FLUXBASE_DATA, default .pgdata/ in the checkout, or
+# .pgdata-18/ for PostgreSQL 18), create the extension and a non-superuser login role for the web
 # server, and run `fluxbase serve`:
 #
 #   Fluxbase dashboard: http://localhost:8080/admin
@@ -16,7 +17,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-export PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
+source scripts/pg-env.sh
 LISTEN=${FLUXBASE_LISTEN:-127.0.0.1:8080}
 FLUXBASE="$ROOT/target/debug/fluxbase"
 LOG=$(mktemp /tmp/fluxbase-dashboard.XXXXXX.log)
@@ -27,13 +28,14 @@ if [ -n "${DATABASE_URL:-}" ]; then
     exec "$FLUXBASE" serve --listen "$LISTEN"
 fi
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh "$PG_MAJOR"
 echo "==> building and installing fluxbase_admin (log: $LOG)"
 bash scripts/install.sh >"$LOG" 2>&1 || { cat "$LOG"; exit 1; }
 cargo build -q -p fluxbase
 
 PG_BIN=$("$PG_CONFIG" --bindir)
-DATA=${FLUXBASE_DATA:-$ROOT/.pgdata}
+DEFAULT_DATA=$ROOT/.pgdata; [ "$PG_MAJOR" = 15 ] || DEFAULT_DATA=$ROOT/.pgdata-$PG_MAJOR
+DATA=${FLUXBASE_DATA:-$DEFAULT_DATA}
 PGPORT=${FLUXBASE_PGPORT:-54329}
 SOCK=$(mktemp -d /tmp/fluxbase-dashboard.XXXXXX)
 chown postgres:postgres "$SOCK"

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # A PNG of every dashboard page (desktop and phone width) into target/screenshots/,
-# by the browser test tests/web/test_screenshots.py on a throwaway cluster; then
-# copies the desktop ones the README shows into docs/screenshots/.
+# made by the browser tests that take them (tests/web/test_screenshots.py: sign-in
+# and account pages; test_section_screenshots.py: Users, Admins, Settings, Audit,
+# Analytics, the step-up dialog; test_tables.py: the Tables section) on a throwaway
+# PostgreSQL 15 cluster; then copies the desktop ones the README shows into
+# docs/screenshots/.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-bash scripts/test.sh -k test_screenshots_of_every_page
+PG_MAJOR=${PG_MAJOR:-15} bash scripts/test.sh -k "screenshots or test_tables"
 mkdir -p docs/screenshots
-for p in setup login login-2fa home account account-2fa; do
-    cp "target/screenshots/$p.png" docs/screenshots/
+for p in setup login login-2fa home account account-2fa \
+         tables table table-edit-error table-view-as sql-console \
+         users user admins settings audit audit-entry analytics reauth-dialog; do
+    if [ -f "target/screenshots/$p.png" ]; then
+        cp "target/screenshots/$p.png" docs/screenshots/
+    else
+        echo "!! no screenshot of $p" >&2
+    fi
 done
 ls target/screenshots/

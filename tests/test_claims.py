@@ -83,9 +83,14 @@ def test_a_value_handed_out_keeps_its_value_after_a_change(db):
     assert row == (U1, "one@x.io", U2, "two@x.io")
     # many changes inside one transaction, then more work after it ends
     c.execute("BEGIN")
-    got = one(c, """SELECT array_agg(auth.uid()::text ORDER BY g) FROM generate_series(1, 50) g,
+    # (auth.uid() read in its own lateral subquery, after its row's set_config:
+    # from PostgreSQL 16 on, an ordered aggregate's arguments are evaluated
+    # after the sort, i.e. after every row's set_config)
+    got = one(c, """SELECT array_agg(y.u ORDER BY g) FROM generate_series(1, 50) g,
                     LATERAL (SELECT set_config('request.jwt.claims',
-                             json_build_object('sub', '00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::text, true)) s""")
+                             json_build_object('sub', '00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::text, true)
+                             AS v OFFSET 0) s,
+                    LATERAL (SELECT auth.uid()::text AS u, s.v OFFSET 0) y""")
     assert got == [f"00000000-0000-4000-8000-{g:012d}" for g in range(1, 51)]
     c.execute("COMMIT")
     assert str(one(c, "SELECT auth.uid()")) == U1

@@ -2,7 +2,7 @@
 import psycopg
 import pytest
 
-from conftest import PASSWORD, one, setup_admin
+from conftest import PASSWORD, connect, one, setup_admin
 
 API_SCHEMAS = ("dashboard_auth", "dashboard")
 
@@ -137,7 +137,6 @@ def test_roles_exist_with_supabase_attributes(su):
 
 def test_second_database_of_the_cluster_installs_too(db):
     import uuid
-    from conftest import connect
     name = "second_" + uuid.uuid4().hex[:8]
     with connect("postgres") as c:
         c.execute(f"CREATE DATABASE {name}")

