@@ -136,6 +136,7 @@ struct AccountPartial {
 
 /// The account page with what `v` adds; 400 when a form was refused.
 async fn show(app: &App, s: &Session, hx: HxRequest, v: View) -> Result<Response, WebError> {
+    let htmx = hx.0;
     let refused = [&v.password, &v.mfa, &v.sessions].iter().any(|m| m.as_ref().is_some_and(|m| !m.ok));
     let mut resp = page(app, s, hx, Url::Account, "My account", async |tx, me| {
         let admin = api::accounts::get_admin(tx, me).await?;
@@ -169,7 +170,9 @@ async fn show(app: &App, s: &Session, hx: HxRequest, v: View) -> Result<Response
         })
     })
     .await?;
-    if refused {
+    // A plain form post that was refused answers 400 (the page shows why);
+    // htmx swaps the same page in with a 200, its message in the card.
+    if refused && !htmx {
         *resp.status_mut() = StatusCode::BAD_REQUEST;
     }
     Ok(resp)
