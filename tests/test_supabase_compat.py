@@ -324,9 +324,11 @@ def test_confirmed_at_is_generated_and_listed(su, web):
 
 def test_search_by_email_phone_or_id(su, web):
     ids = {}
-    for email, phone in [("ann@example.com", "15550101234"), ("bob@example.com", "447700900123"),
-                         ("cy@example.org", None)]:
-        ids[email] = one(su, "INSERT INTO auth.users (email, phone) VALUES (%s, %s) RETURNING id", (email, phone))
+    # (fixed ids: a random one starting with "12" would match the search for "12")
+    for email, phone, uid in [("ann@example.com", "15550101234", "a3c1e0d2-5b7f-4e11-9a0b-3c5d7e9f1a2b"),
+                              ("bob@example.com", "447700900123", "b4d2f1e3-6c80-4f22-8b1c-4d6e8fa02b3c"),
+                              ("cy@example.org", None, "c5e30204-7d91-4033-9c2d-5e7f90b13c4d")]:
+        ids[email] = one(su, "INSERT INTO auth.users (id, email, phone) VALUES (%s, %s, %s) RETURNING id", (uid, email, phone))
 
     def got(s):
         return [r[0] for r in web.execute("SELECT email FROM dashboard.list_users(%s)", (s,)).fetchall()]
