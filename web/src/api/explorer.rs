@@ -8,6 +8,7 @@
 //! `browse` rows are read as raw JSON text per column (`RawRow`): a numeric
 //! keeps every digit and the export can rebuild each value's text exactly.
 
+use fluxbase_core::explorer::quote_ident;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -24,11 +25,10 @@ use crate::error::WebError;
 /// parameters, built-in casts of them: src/confine.rs).
 const REL: &str = "$1::pg_catalog.text::pg_catalog.regclass";
 
-/// `"schema"."table"` as `format('%I.%I')` would write it, but always quoted:
-/// a value bound as `$1`, never pasted into SQL.
+/// `"schema"."table"`, each part always quoted (the extension's own
+/// `quote_ident`): a value bound as `$1`, never pasted into SQL.
 pub fn qualified(schema: &str, table: &str) -> String {
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    format!("{}.{}", q(schema), q(table))
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
 }
 
 /// Largest page `browse` takes (core/src/explorer.rs MAX_PAGE_SIZE) and the
