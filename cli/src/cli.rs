@@ -384,4 +384,8 @@ pub struct ServeArgs {
     /// Database connections in the pool
     #[arg(long, default_value_t = 16)]
     pub pool_size: usize,
+    /// A read replica (hot standby of the same database) for the read-only pages;
+    /// what the URL leaves out comes from --database-url's settings
+    #[arg(long, env = "FLUXBASE_READ_REPLICA_URL", hide_env_values = true, value_name = "URL")]
+    pub read_replica_url: Option<String>,
 }

@@ -3,12 +3,18 @@
 //! ...; COMMIT` (as the CLI's `query_with`): every check and audit entry is the
 //! database's, under the admin's name. SQLSTATE 28000 from use_session means
 //! the session expired or was revoked (`WebError::Expired`).
+//!
+//! With a read replica (`fluxbase serve --read-replica-url`), a request that
+//! `replica::route_reads` marked read-only runs its session transaction on
+//! the replica, READ ONLY; everything else, and every fallback, on the
+//! primary. See `replica` for the rules and why.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::error::WebError;
+use crate::replica::{Replica, Route};
 
 /// Who a request acts as: the admin, and the impersonation it runs under.
 pub struct Viewer {
@@ -20,14 +26,20 @@ pub struct Viewer {
 pub type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
 pub struct Db {
+    /// The primary: every write, and every read not sent to the replica.
     pub pool: Pool,
+    /// The read replica, when configured (`replica`).
+    pub replica: Option<crate::replica::Replica>,
+}
+
+pub(crate) fn pool(pg: tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> {
+    let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Ok(Pool::builder(mgr).max_size(size.max(1)).build()?)
 }
 
 impl Db {
     pub fn new(pg: tokio_postgres::Config, size: usize) -> anyhow::Result<Db> {
-        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(mgr).max_size(size.max(1)).build()?;
-        Ok(Db { pool })
+        Ok(Db { pool: pool(pg, size)?, replica: None })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, WebError> {
@@ -52,36 +64,122 @@ impl Db {
     /// in the one transaction. An ended or expired `imp` is dropped
     /// (`Viewer::imp` is None: the caller clears its cookie) and `f` runs as
     /// the admin.
-    pub async fn with_session_as<P, T>(
+    ///
+    /// On a read-only request with a replica configured and no impersonation
+    /// (`apply_impersonation` records an audit entry: a write), the
+    /// transaction runs on the replica, READ ONLY (`on_replica`); when the
+    /// replica cannot take it, on the primary.
+    pub async fn with_session_as<P, T, Pre, F>(
         &self,
         token: &str,
         imp: Option<Uuid>,
-        pre: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<P, WebError>,
-        f: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<T, WebError>,
-    ) -> Result<(Viewer, P, T), WebError> {
+        pre: Pre,
+        f: F,
+    ) -> Result<(Viewer, P, T), WebError>
+    where
+        Pre: AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<P, WebError>,
+        F: AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<T, WebError>,
+    {
+        let route = crate::replica::current();
+        let (pre, f) = match (&self.replica, route, imp) {
+            (Some(rep), Route::Replica, None) => match self.on_replica(rep, token, pre, f).await {
+                Tried::Done(out) => return out,
+                Tried::Back(pre, f) => (pre, f),
+            },
+            _ => (pre, f),
+        };
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let stmt = tx.prepare_cached("SELECT dashboard_auth.use_session($1)").await?;
-        let me: Uuid = match tx.query_one(&stmt, &[&token]).await {
-            Ok(row) => row.get(0),
-            Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Err(WebError::Expired),
-            Err(e) => return Err(e.into()),
-        };
-        let imp = match imp {
-            Some(id) => crate::api::impersonation::live(&tx, me, id).await?,
-            None => None,
-        };
-        let viewer = Viewer { me, imp };
-        let p = pre(&tx, &viewer).await?;
-        if let Some(live) = &viewer.imp {
-            crate::api::impersonation::apply(&tx, live.id).await?;
-        }
-        let out = f(&tx, &viewer).await?;
+        let out = session_tx(&tx, token, imp, pre, f).await?;
         tx.commit().await?;
-        Ok((viewer, p, out))
+        if let (Some(rep), Route::Write) = (&self.replica, route) {
+            // Read-your-writes: this session's next reads wait for the
+            // replica to have replayed this far (or go to the primary).
+            // The insert position is at or past the commit record just written.
+            if let Ok(row) = client.query_one("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &[]).await {
+                rep.wrote(token, row.get(0));
+            }
+        }
+        Ok(out)
     }
 
-    /// Run `f` in a transaction with no admin session (setup, login, health).
+    /// A read-only request's session transaction on the replica, READ ONLY.
+    /// `pre` and `f` come back (`Tried::Back`), not yet run, when the primary
+    /// must answer instead: the replica is down or marked down (logged); the
+    /// primary does not know the session as live (it answers with authority:
+    /// revoked, expired); the replica does not know it yet (a login it has
+    /// not replayed) or has not replayed this session's own last write. Once
+    /// `f` has started on the replica its answer is final (a closure runs
+    /// once): a replica failing in the middle of a request (a recovery
+    /// conflict, a crash) costs that request a 500 page; the next goes to
+    /// the primary.
+    async fn on_replica<P, T, Pre, F>(&self, rep: &Replica, token: &str, pre: Pre, f: F) -> Tried<Result<(Viewer, P, T), WebError>, Pre, F>
+    where
+        Pre: AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<P, WebError>,
+        F: AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<T, WebError>,
+    {
+        if !rep.up() {
+            return Tried::Back(pre, f);
+        }
+        // The session is checked on the primary first (validate_session, the
+        // hot path; it also keeps the idle timer going, which a standby
+        // cannot): a revocation or expiry holds at once, not after the
+        // replica's lag. Only the data a page shows can lag.
+        let live = async {
+            let client = self.client().await.ok()?;
+            let stmt = client.prepare_cached("SELECT 1 FROM dashboard_auth.validate_session($1)").await.ok()?;
+            Some(!client.query(&stmt, &[&token]).await.ok()?.is_empty())
+        };
+        if live.await != Some(true) {
+            return Tried::Back(pre, f);
+        }
+        let mut client = match rep.pool.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                rep.failed(&format!("cannot connect: {e}"));
+                return Tried::Back(pre, f);
+            }
+        };
+        let tx = match client.build_transaction().read_only(true).start().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                rep.failed(&format!("cannot begin a transaction: {e}"));
+                return Tried::Back(pre, f);
+            }
+        };
+        // The session's own last write, and use_session, in one round trip.
+        let lsn = rep.own_write(token).unwrap_or_else(|| "0/0".into());
+        let check = "SELECT dashboard_auth.use_session($1),
+                            coalesce(pg_catalog.pg_last_wal_replay_lsn() >= $2::text::pg_catalog.pg_lsn, true)";
+        let me: Uuid = match tx.query_one(check, &[&token, &lsn]).await {
+            Ok(row) if row.get::<_, bool>(1) => row.get(0),
+            // Behind this session's own write: the primary has it.
+            Ok(_) => return Tried::Back(pre, f),
+            // Not known there (yet): a login the replica has not replayed.
+            // The primary said the session is live; it decides.
+            Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Tried::Back(pre, f),
+            Err(e) => {
+                rep.failed(&format!("{e}"));
+                return Tried::Back(pre, f);
+            }
+        };
+        let viewer = Viewer { me, imp: None };
+        let out = async {
+            let p = pre(&tx, &viewer).await?;
+            let out = f(&tx, &viewer).await?;
+            tx.commit().await?;
+            Ok((p, out))
+        }
+        .await;
+        Tried::Done(out.map(|(p, t)| (viewer, p, t)).inspect_err(|e| {
+            if let WebError::Internal(detail) = e {
+                rep.refused(detail);
+            }
+        }))
+    }
+
+    /// Run `f` in a transaction with no admin session (setup, login, health),
+    /// always on the primary.
     pub async fn without_session<T>(&self, f: impl AsyncFnOnce(&Tx<'_>) -> Result<T, WebError>) -> Result<T, WebError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -98,4 +196,38 @@ impl Db {
         let row = client.query_one("SELECT current_setting('is_superuser') = 'on'", &[]).await?;
         Ok(row.get(0))
     }
+}
+
+/// What `Db::on_replica` did: answered, or handed the closures back unrun.
+enum Tried<R, A, B> {
+    Done(R),
+    Back(A, B),
+}
+
+/// The body of a session transaction, on either server: `use_session`, the
+/// impersonation (if any), `pre`, `f`. The caller begins and commits `tx`.
+pub(crate) async fn session_tx<P, T>(
+    tx: &Tx<'_>,
+    token: &str,
+    imp: Option<Uuid>,
+    pre: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<P, WebError>,
+    f: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<T, WebError>,
+) -> Result<(Viewer, P, T), WebError> {
+    let stmt = tx.prepare_cached("SELECT dashboard_auth.use_session($1)").await?;
+    let me: Uuid = match tx.query_one(&stmt, &[&token]).await {
+        Ok(row) => row.get(0),
+        Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Err(WebError::Expired),
+        Err(e) => return Err(e.into()),
+    };
+    let imp = match imp {
+        Some(id) => crate::api::impersonation::live(tx, me, id).await?,
+        None => None,
+    };
+    let viewer = Viewer { me, imp };
+    let p = pre(tx, &viewer).await?;
+    if let Some(live) = &viewer.imp {
+        crate::api::impersonation::apply(tx, live.id).await?;
+    }
+    let out = f(tx, &viewer).await?;
+    Ok((viewer, p, out))
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod form;
 pub mod headers;
 pub mod qr;
+pub mod replica;
 pub mod metrics;
 pub mod live;
 pub mod render;
@@ -80,11 +81,19 @@ impl std::ops::Deref for App {
 impl App {
     /// Build the state: a connection pool (connections open lazily).
     pub fn new(cfg: Config) -> anyhow::Result<App> {
+        App::with_replica(cfg, None)
+    }
+
+    /// The state with a read replica (`replica`): read-only requests run
+    /// there, through a pool of the same size.
+    pub fn with_replica(cfg: Config, replica: Option<tokio_postgres::Config>) -> anyhow::Result<App> {
+        let mut db = db::Db::new(cfg.pg.clone(), cfg.pool_size)?;
+        db.replica = replica.map(|pg| replica::Replica::new(pg, cfg.pool_size)).transpose()?;
         let mut csrf_key = [0u8; 32];
         getrandom::fill(&mut csrf_key).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
         Ok(App(Arc::new(Inner {
             live: live::Live::new(cfg.pg.clone()),
-            db: db::Db::new(cfg.pg, cfg.pool_size)?,
+            db,
             csrf_key,
             setup_done: AtomicBool::new(false),
             behind_proxy: cfg.behind_proxy,

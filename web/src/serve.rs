@@ -15,6 +15,8 @@ pub struct ServeOpts {
     pub behind_proxy: bool,
     pub allow_superuser: bool,
     pub pool_size: usize,
+    /// A read replica (hot standby) for read-only requests (`replica`).
+    pub replica: Option<tokio_postgres::Config>,
 }
 
 /// Refusals that need no database: plain HTTP beyond loopback, half a TLS pair.
@@ -37,7 +39,7 @@ pub fn check_opts(o: &ServeOpts) -> anyhow::Result<bool> {
 pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
     let tls = check_opts(&o)?;
     let _ = assets::links(); // a missing asset stops startup here
-    let app = App::new(Config { pg: o.pg, behind_proxy: o.behind_proxy, tls, pool_size: o.pool_size })?;
+    let app = App::with_replica(Config { pg: o.pg, behind_proxy: o.behind_proxy, tls, pool_size: o.pool_size }, o.replica)?;
     let su = app.db.login_is_superuser().await.map_err(|e| anyhow::anyhow!("cannot use the database: {e:?}"))?;
     if su && !o.allow_superuser {
         bail!(
@@ -45,6 +47,18 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
              Create a dedicated login role and connect as it, e.g.\n  CREATE ROLE fluxbase_web LOGIN PASSWORD '...';\n  GRANT fluxbase_dashboard TO fluxbase_web;\n\
              (or pass --allow-superuser to accept the risk)"
         );
+    }
+    if let Some(rep) = &app.db.replica {
+        // A replica that is down at startup is not fatal (reads fall back to
+        // the primary); say so at once.
+        match rep.pool.get().await {
+            Ok(c) => match c.query_one("SELECT pg_catalog.pg_is_in_recovery()", &[]).await {
+                Ok(row) if row.get::<_, bool>(0) => println!("read replica: connected (a hot standby)"),
+                Ok(_) => println!("read replica: connected, but it is not in recovery (not a standby); reads run there READ ONLY"),
+                Err(e) => rep.failed(&format!("{e}")),
+            },
+            Err(e) => rep.failed(&format!("cannot connect: {e}")),
+        }
     }
     crate::metrics::spawn_sampler(app.clone());
     app.needs_setup()
