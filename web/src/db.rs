@@ -151,7 +151,11 @@ impl Db {
         let lsn = rep.own_write(token).unwrap_or_else(|| "0/0".into());
         let check = "SELECT dashboard_auth.use_session($1),
                             coalesce(pg_catalog.pg_last_wal_replay_lsn() >= $2::text::pg_catalog.pg_lsn, true)";
-        let me: Uuid = match tx.query_one(check, &[&token, &lsn]).await {
+        let checked = match tx.prepare_cached(check).await {
+            Ok(stmt) => tx.query_one(&stmt, &[&token, &lsn]).await,
+            Err(e) => Err(e),
+        };
+        let me: Uuid = match checked {
             Ok(row) if row.get::<_, bool>(1) => row.get(0),
             // Behind this session's own write: the primary has it.
             Ok(_) => return Tried::Back(pre, f),

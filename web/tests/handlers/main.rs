@@ -8,5 +8,6 @@ mod common;
 mod account;
 mod auth;
 mod sections;
+mod replica;
 mod security;
 mod tables;

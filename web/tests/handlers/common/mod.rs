@@ -10,7 +10,7 @@ use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct-horse-battery-staple";
 
-fn pg(user: &str, db: &str) -> PgConfig {
+pub fn pg(user: &str, db: &str) -> PgConfig {
     let mut c = PgConfig::new();
     let host = std::env::var("PGHOST").expect("PGHOST: run these tests through scripts/test.sh");
     if host.starts_with('/') {
@@ -90,6 +90,12 @@ impl TestDb {
         self.app.db.pool.close();
         su("postgres").await.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await.unwrap();
     }
+}
+
+/// Send `req` to an app of the test's own making (`App::with_replica`).
+pub async fn send_to(app: &App, req: Request<Body>) -> Res {
+    let resp = fluxbase_web::app(app.clone()).oneshot(req).await.unwrap();
+    Res::read(resp).await
 }
 
 pub fn form(fields: &[(&str, &str)]) -> String {
