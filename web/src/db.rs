@@ -210,7 +210,7 @@ enum Tried<R, A, B> {
 
 /// The body of a session transaction, on either server: `use_session`, the
 /// impersonation (if any), `pre`, `f`. The caller begins and commits `tx`.
-pub(crate) async fn session_tx<P, T>(
+async fn session_tx<P, T>(
     tx: &Tx<'_>,
     token: &str,
     imp: Option<Uuid>,

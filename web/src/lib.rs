@@ -10,6 +10,7 @@
 //!   navigation list and the `Url` enum live in `routes/mod.rs`.
 //! - `render`: the shell (top bar) and full page vs htmx fragment.
 //! - `error`: SQLSTATE → pages; `csrf`, `cookies`, `headers`: web security.
+//! - `replica`: which requests a read replica serves (`--read-replica-url`).
 
 pub mod api;
 pub mod assets;
