@@ -237,3 +237,15 @@ def test_pages_still_work_with_the_replica_stopped(rig):
                     "start")
         # reconnect the test's own connection to the restarted standby
         r.ssu = r.standby.conn()
+
+
+def test_a_bad_replica_url_is_a_usage_error():
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RUST_BACKTRACE"}
+    r = subprocess.run([_web.BIN, "serve", "--read-replica-url", "mysql://replica/db"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "--read-replica-url: invalid database URL" in r.stderr
+    # The environment variable is read the same way.
+    r = subprocess.run([_web.BIN, "serve"], env=dict(env, FLUXBASE_READ_REPLICA_URL="mysql://replica/db"),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--read-replica-url: invalid database URL" in r.stderr, r.stderr
