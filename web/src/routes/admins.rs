@@ -1,4 +1,4 @@
-//! Admins: admin accounts (role, 2FA, last login, sessions), invitations
+//! Admins: admin accounts (role, 2FA, last login, sessions, lockout with unlock), invitations
 //! with revoke, every admin session with revoke and revoke-all, role change,
 //! delete. A viewer sees it read-only; the database refuses its writes.
 
@@ -27,6 +27,7 @@ pub fn router() -> Router<App> {
         .route("/admin/admins/sessions/{id}/revoke", post(revoke_session_post))
         .route("/admin/admins/{id}/revoke-all", post(revoke_all_post))
         .route("/admin/admins/{id}/role", post(role_post))
+        .route("/admin/admins/{id}/unlock", post(unlock_post))
         .route("/admin/admins/{id}/delete", post(delete_post))
 }
 
@@ -129,6 +130,14 @@ async fn role_post(
     act(&app, &s, hx, async |tx| {
         api::admins::update_role(tx, id, &f.role).await?;
         Ok((None, "Role changed.".into()))
+    })
+    .await
+}
+
+async fn unlock_post(State(app): State<App>, s: Session, hx: HxRequest, Path(id): Path<Uuid>) -> Result<Response, WebError> {
+    act(&app, &s, hx, async |tx| {
+        let was_locked = api::admins::unlock(tx, id).await?;
+        Ok((None, if was_locked { "Admin unlocked." } else { "The admin was not locked; failed attempts cleared." }.into()))
     })
     .await
 }
