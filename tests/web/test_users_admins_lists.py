@@ -148,3 +148,38 @@ def test_admins_locked_by_failed_logins_then_unlocked_with_step_up(page, db):
     assert forged_post(page, f"/admin/admins/{other}/unlock", {}) == 403
     assert one(web, "SELECT status FROM dashboard_auth.login('locked@example.com', %s)", (PASSWORD,)) == "locked"
     allow_refusals(page)
+
+
+def test_admin_invitation_link_creates_the_account(page, db):
+    su = db.conn()
+    sign_in_first_admin(page)
+    admins = AdminsPage(page).open()
+    token = admins.invite("new.admin@example.com", "dashboard_admin")
+    link = page.locator("#invite-link").inner_text().strip()
+    assert link.endswith("/admin/invitation#token=" + token)
+    page.click(".topbar button:has-text('Sign out')")
+    page.wait_for_url("**/admin/login*")
+    page.goto(link)
+    # The token came from the fragment, which then left the address.
+    assert page.locator("input[name=token]").input_value() == token
+    assert "#" not in page.url
+    page.fill("input[name=full_name]", "Nina New")
+    page.fill("input[name=password]", "aaaaaaaaaaaaaaaa")
+    page.click("button:has-text('Create my account')")
+    assert "different characters" in page.locator("#form-error").inner_text()
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Create my account')")
+    page.wait_for_url("**/admin/login?reason=invited")
+    assert one(su, "SELECT role FROM dashboard_auth.users WHERE email = 'new.admin@example.com'") == "dashboard_admin"
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action = 'invitation.accept' AND success") == 1
+    sign_in(page, "new.admin@example.com")
+    # A used token is refused, with the database's reason on the form.
+    page.click(".topbar button:has-text('Sign out')")
+    page.wait_for_url("**/admin/login*")
+    page.goto(link)
+    page.fill("input[name=full_name]", "Mallory")
+    page.fill("input[name=password]", PASSWORD + "x")
+    page.click("button:has-text('Create my account')")
+    assert "already been used" in page.locator("#form-error").inner_text()
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users") == 2
+    allow_refusals(page)

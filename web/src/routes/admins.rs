@@ -4,6 +4,7 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -42,6 +43,8 @@ struct AdminsPartial {
     invitations: Vec<Invitation>,
     sessions: Vec<SessionRow>,
     shown: Option<Shown>,
+    /// After an invitation: the link to hand to the invitee (token in the fragment).
+    invite_link: Option<String>,
     notice: Option<String>,
 }
 
@@ -54,6 +57,7 @@ async fn partial(tx: &Tx<'_>, me: Uuid, s: &Session, shown: Option<Shown>, notic
         invitations: api::admins::invitations(tx).await?,
         sessions: api::admins::sessions(tx).await?,
         shown,
+        invite_link: None,
         notice,
     })
 }
@@ -82,11 +86,23 @@ struct InviteInput {
     role: String,
 }
 
-async fn invite_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f): WebForm<InviteInput>) -> Result<Response, WebError> {
-    act(&app, &s, hx, async |tx| {
+async fn invite_post(
+    State(app): State<App>,
+    s: Session,
+    hx: HxRequest,
+    headers: HeaderMap,
+    WebForm(f): WebForm<InviteInput>,
+) -> Result<Response, WebError> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
+    let origin = format!("{}://{host}", crate::headers::scheme(&app, &headers));
+    page(&app, &s, hx, Url::Admins, "Admins", async |tx, me| {
         let token = api::admins::invite(tx, f.email.trim(), &f.role).await?;
+        // The token rides in the fragment: no server, log or Referer sees it.
+        let link = format!("{origin}/admin/invitation#token={token}");
         let shown = Shown { label: "Invitation token (shown once): send it to the new admin", value: token };
-        Ok((Some(shown), format!("Invitation created for {}.", f.email.trim())))
+        let mut p = partial(tx, me, &s, Some(shown), Some(format!("Invitation created for {}.", f.email.trim()))).await?;
+        p.invite_link = Some(link);
+        Ok(p)
     })
     .await
 }
