@@ -9,15 +9,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import PASSWORD, as_session, one, setup_admin
+from test_app_users import INJECTIONS as APP_USER_INJECTIONS
 
-INJECTIONS = [
-    "x'; DROP TABLE auth.users; --",
-    "' OR '1'='1",
-    "\"; SELECT pg_sleep(1); --",
-    "%' OR 1=1 --",
-    "$$; DROP TABLE auth.users; $$",
-    "email DESC; DROP TABLE auth.users",
-]
+INJECTIONS = APP_USER_INJECTIONS + ["email DESC; DROP TABLE auth.users"]
 
 SORTS = ["email", "created_at", "last_sign_in_at"]
 COLS = ["id", "email", "phone", "role", "created_at", "last_sign_in_at", "confirmed_at", "email_confirmed_at",
