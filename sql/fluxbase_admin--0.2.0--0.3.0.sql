@@ -342,3 +342,95 @@ GRANT EXECUTE ON FUNCTION dashboard.list_users(text, integer, uuid), dashboard.g
 CREATE OR REPLACE FUNCTION auth."uid"() RETURNS uuid STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'uid_fast';
 CREATE OR REPLACE FUNCTION auth."role"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'role_fast';
 CREATE OR REPLACE FUNCTION auth."email"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'email_fast';
+
+-- == users filters and admin lockout (issue 20) ==
+-- The Users list's filters, sorts and session counts: a new function,
+-- dashboard.search_users (list_users keeps its signature).
+CREATE  FUNCTION dashboard."search_users"(
+	"search" TEXT DEFAULT NULL, /* Option < & str > */
+	"confirmed" bool DEFAULT NULL, /* Option < bool > */
+	"role" TEXT DEFAULT NULL, /* Option < & str > */
+	"sort" TEXT DEFAULT 'email', /* Option < & str > */
+	"descending" bool DEFAULT false, /* Option < bool > */
+	"page_size" INT DEFAULT 50, /* Option < i32 > */
+	"after" jsonb DEFAULT NULL /* Option < JsonArg > */
+) RETURNS TABLE (
+	"id" uuid,  /* Uuid */
+	"email" TEXT,  /* Option < String > */
+	"phone" TEXT,  /* Option < String > */
+	"role" TEXT,  /* String */
+	"created_at" timestamp with time zone,  /* TimestampWithTimeZone */
+	"last_sign_in_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"confirmed_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"email_confirmed_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"phone_confirmed_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"confirmation_sent_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"invited_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"banned_until" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"is_anonymous" bool,  /* bool */
+	"app_metadata" jsonb,  /* JsonB */
+	"user_metadata" jsonb,  /* JsonB */
+	"active_sessions" bigint,  /* Option < i64 > */
+	"active_impersonations" bigint,  /* i64 */
+	"cursor" jsonb  /* JsonB */
+)
+STABLE SECURITY DEFINER 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'search_users_wrapper';
+REVOKE ALL ON FUNCTION dashboard.search_users(text, boolean, text, text, boolean, integer, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.search_users(text, boolean, text, text, boolean, integer, jsonb) TO fluxbase_dashboard;
+
+-- list_admins and get_admin show the login lockout (locked_until,
+-- failed_attempts appended: SPEC's columns stay a prefix): new result columns,
+-- so new Rust symbols (list_admins_v3, get_admin_v3); the 0.2.0 symbols stay in
+-- the library (docs/RELEASING.md).
+DROP FUNCTION dashboard_auth.list_admins();
+DROP FUNCTION dashboard_auth.get_admin(uuid);
+CREATE  FUNCTION dashboard_auth."list_admins"() RETURNS TABLE (
+	"id" uuid,  /* Uuid */
+	"email" TEXT,  /* String */
+	"full_name" TEXT,  /* String */
+	"role" TEXT,  /* String */
+	"totp_enabled" bool,  /* bool */
+	"last_login_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"created_at" timestamp with time zone,  /* TimestampWithTimeZone */
+	"active_sessions" bigint,  /* i64 */
+	"locked_until" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"failed_attempts" INT  /* i32 */
+)
+STRICT STABLE SECURITY DEFINER  
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'list_admins_v3_wrapper';
+CREATE  FUNCTION dashboard_auth."get_admin"(
+	"id" uuid /* Option < Uuid > */
+) RETURNS TABLE (
+	"id" uuid,  /* Uuid */
+	"email" TEXT,  /* String */
+	"full_name" TEXT,  /* String */
+	"role" TEXT,  /* String */
+	"totp_enabled" bool,  /* bool */
+	"last_login_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"created_at" timestamp with time zone,  /* TimestampWithTimeZone */
+	"active_sessions" bigint,  /* i64 */
+	"locked_until" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"failed_attempts" INT  /* i32 */
+)
+STABLE SECURITY DEFINER  
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'get_admin_v3_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.list_admins(), dashboard_auth.get_admin(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.list_admins(), dashboard_auth.get_admin(uuid) TO fluxbase_dashboard;
+
+-- An owner (dashboard_admin) lifts an admin's lockout; a step-up action.
+CREATE  FUNCTION dashboard_auth."unlock_admin"(
+	"id" uuid /* Option < Uuid > */
+) RETURNS bool /* bool */
+SECURITY DEFINER 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unlock_admin_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.unlock_admin(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.unlock_admin(uuid) TO fluxbase_dashboard;

@@ -7,10 +7,13 @@ use fluxbase_core::phone::{normalize_phone, phone_search_digits};
 use fluxbase_core::error::{check_len, require_text};
 use fluxbase_core::sqlguard::contains_pattern;
 use fluxbase_core::token::{self, TokenKind};
+use fluxbase_core::user_list::{self, UserSort};
 use fluxbase_core::{Code, FbError};
 use pgrx::datum::{JsonB, TimestampWithTimeZone, Uuid};
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
+use std::str::FromStr;
 
 use crate::json::JsonArg;
 use crate::actor;
@@ -142,6 +145,40 @@ fn user_email(id: Uuid) -> Option<String> {
     }
 }
 
+fn check_page_size(page_size: Option<i32>) -> i32 {
+    let page_size = page_size.unwrap_or(50);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        raise(FbError::invalid(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
+    }
+    page_size
+}
+
+/// The bound values of a search: a substring of the lower-cased email, of the
+/// phone (when the text can only be a phone number) or a prefix of the id
+/// (when it can only be one); with `email_only` the email only.
+struct SearchTerms {
+    pattern: Option<String>,
+    phone: Option<String>,
+    id_prefix: Option<String>,
+}
+
+impl SearchTerms {
+    fn new(search: Option<&str>, email_only: bool) -> Self {
+        let search = search.map(str::trim).filter(|s| !s.is_empty());
+        if let Some(s) = search {
+            check_len("search", s, 254).or_raise();
+        }
+        let lower = search.map(str::to_lowercase);
+        let phone = search.filter(|_| !email_only).and_then(phone_search_digits).map(|d| contains_pattern(&d));
+        let id_prefix = lower
+            .as_deref()
+            .filter(|_| !email_only)
+            .filter(|s| s.len() <= 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+            .map(|s| format!("{s}%"));
+        SearchTerms { pattern: lower.as_deref().map(contains_pattern), phone, id_prefix }
+    }
+}
+
 /// One page of live users in (lower(email), id) order, after the user `after`;
 /// `search` matches a substring of the email, of the phone (when it can only
 /// be a phone number) or a prefix of the id (when it can only be one); with
@@ -155,29 +192,16 @@ fn user_page<T>(
     (columns, map, email_only): (&str, RowMap<T>, bool),
 ) -> Vec<T> {
     actor::reader();
-    let page_size = page_size.unwrap_or(50);
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        raise(FbError::invalid(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
-    }
-    let search = search.map(str::trim).filter(|s| !s.is_empty());
-    if let Some(s) = search {
-        check_len("search", s, 254).or_raise();
-    }
-    let lower = search.map(str::to_lowercase);
-    let phone = search.filter(|_| !email_only).and_then(phone_search_digits).map(|d| contains_pattern(&d));
-    let id_prefix = lower
-        .as_deref()
-        .filter(|_| !email_only)
-        .filter(|s| s.len() <= 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
-        .map(|s| format!("{s}%"));
+    let page_size = check_page_size(page_size);
+    let terms = SearchTerms::new(search, email_only);
     // Constant SQL per case (so each plan fits its case); values are bound.
     let mut sql = format!("SELECT {columns} FROM auth.users u WHERE u.deleted_at IS NULL");
-    if search.is_some() {
+    if terms.pattern.is_some() {
         sql.push_str(" AND (lower(u.email) COLLATE \"C\" LIKE $2");
-        if phone.is_some() {
+        if terms.phone.is_some() {
             sql.push_str(" OR u.phone LIKE $4");
         }
-        if id_prefix.is_some() {
+        if terms.id_prefix.is_some() {
             sql.push_str(" OR u.id::text LIKE $5");
         }
         sql.push(')');
@@ -192,7 +216,7 @@ fn user_page<T>(
         );
     }
     sql.push_str(" ORDER BY lower(u.email) COLLATE \"C\", u.id LIMIT $1");
-    let pattern = lower.as_deref().map(contains_pattern);
+    let SearchTerms { pattern, phone, id_prefix } = terms;
     db::select(&sql, &[page_size.into(), pattern.into(), after.into(), phone.into(), id_prefix.into()], map)
 }
 
@@ -260,6 +284,157 @@ fn get_user_v3(id: Option<Uuid>) -> TableIterator<'static, (
         name!(user_metadata, JsonB),
     )> {
     TableIterator::new(one_user(id, CURRENT))
+}
+
+/// App users' live sessions: the extension keeps none of its own (app users
+/// sign in through an auth server such as Supabase's GoTrue, which keeps them
+/// in `auth.sessions`: user_id, not_after). When that table is there — a plain
+/// table (not a view: nothing of the caller's runs), owned by the owner of
+/// schema `auth` or a superuser, readable, with those columns — its live rows
+/// are counted; without it the count is NULL (unknown).
+fn app_sessions_sql() -> &'static str {
+    let usable = db::one::<bool>(
+        "SELECT true FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'auth' AND c.relname = 'sessions' AND c.relkind IN ('r', 'p')
+            AND (c.relowner = n.nspowner OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = c.relowner))
+            AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+            AND (SELECT count(*) FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = c.oid AND NOT a.attisdropped
+                    AND ((a.attname = 'user_id' AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype)
+                      OR (a.attname = 'not_after' AND a.atttypid = 'pg_catalog.timestamptz'::pg_catalog.regtype))) = 2",
+        &[],
+    )
+    .unwrap_or(false);
+    if usable {
+        "(SELECT count(*) FROM auth.sessions s WHERE s.user_id = u.id AND (s.not_after IS NULL OR s.not_after > now()))"
+    } else {
+        "NULL::bigint"
+    }
+}
+
+type SearchRow = (
+    Uuid,
+    Option<String>,
+    Option<String>,
+    String,
+    TimestampWithTimeZone,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    bool,
+    JsonB,
+    JsonB,
+    Option<i64>,
+    i64,
+    JsonB,
+);
+
+/// The Users list of the dashboard (issue 20): `list_users`' columns plus the
+/// user's live sessions and live impersonations and the row's cursor, with
+/// filters (confirmed or not, role) and a sort (email, created_at,
+/// last_sign_in_at; NULLs last in both directions; ties by id), keyset-paged:
+/// `after` is the `cursor` of the last row of the previous page.
+#[pg_extern(schema = "dashboard", security_definer, stable)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn search_users(
+    search: default!(Option<&str>, "NULL"),
+    confirmed: default!(Option<bool>, "NULL"),
+    role: default!(Option<&str>, "NULL"),
+    sort: default!(Option<&str>, "'email'"),
+    descending: default!(Option<bool>, false),
+    page_size: default!(Option<i32>, 50),
+    after: default!(Option<JsonArg>, "NULL"),
+) -> TableIterator<'static, (
+        name!(id, Uuid),
+        name!(email, Option<String>),
+        name!(phone, Option<String>),
+        name!(role, String),
+        name!(created_at, TimestampWithTimeZone),
+        name!(last_sign_in_at, Option<TimestampWithTimeZone>),
+        name!(confirmed_at, Option<TimestampWithTimeZone>),
+        name!(email_confirmed_at, Option<TimestampWithTimeZone>),
+        name!(phone_confirmed_at, Option<TimestampWithTimeZone>),
+        name!(confirmation_sent_at, Option<TimestampWithTimeZone>),
+        name!(invited_at, Option<TimestampWithTimeZone>),
+        name!(banned_until, Option<TimestampWithTimeZone>),
+        name!(is_anonymous, bool),
+        name!(app_metadata, JsonB),
+        name!(user_metadata, JsonB),
+        name!(active_sessions, Option<i64>),
+        name!(active_impersonations, i64),
+        name!(cursor, JsonB),
+    )> {
+    actor::reader();
+    let sort = UserSort::parse(sort).or_raise();
+    let descending = descending.unwrap_or(false);
+    let page_size = check_page_size(page_size);
+    let terms = SearchTerms::new(search, false);
+    let role = role.map(str::trim).filter(|r| !r.is_empty());
+    if let Some(r) = role {
+        check_len("role", r, 63).or_raise();
+    }
+    let cursor = after
+        .map(|j| j.into_value("after"))
+        .filter(|v| !v.is_null())
+        .map(|v| user_list::parse_cursor(&v, sort, descending).or_raise());
+    let after_id = cursor.as_ref().map(|c| {
+        Uuid::from_bytes(fluxbase_core::parse_uuid(&c.id).unwrap_or_else(|| raise(FbError::invalid("after: id is not a uuid"))))
+    });
+    let key = cursor.as_ref().and_then(|c| c.key.clone());
+    // The key after which to continue, typed as the sort's key is.
+    let (key_text, key_time) = if sort.is_timestamp() {
+        let t = key.as_deref().map(|k| {
+            TimestampWithTimeZone::from_str(k)
+                .unwrap_or_else(|_| raise(FbError::invalid("after: the cursor's key is not a timestamp")))
+        });
+        (None, t)
+    } else {
+        (key, None)
+    };
+    let parts = user_list::Parts {
+        search: terms.pattern.is_some(),
+        phone: terms.phone.is_some(),
+        id_prefix: terms.id_prefix.is_some(),
+        confirmed,
+        role: role.is_some(),
+        after_null_key: cursor.as_ref().map(|c| c.key.is_none()),
+    };
+    // Constant SQL per case; every value is bound. The counts are taken for
+    // the page's rows only (outside the inner LIMIT).
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, {sessions},
+                (SELECT count(*) FROM auth.impersonation_sessions i
+                  WHERE i.target_user_id = u.id AND i.ended_at IS NULL AND i.expires_at > now()),
+                pg_catalog.jsonb_build_object('sort', $8::text, 'desc', $9::bool, 'key', u.sort_key, 'id', u.id)
+           FROM ({inner}) u {order}",
+        sessions = app_sessions_sql(),
+        inner = user_list::page_sql(sort, descending, parts),
+        order = user_list::outer_order(descending),
+    );
+    let key_arg: DatumWithOid = if sort.is_timestamp() { key_time.into() } else { key_text.into() };
+    let SearchTerms { pattern, phone, id_prefix } = terms;
+    let rows: Vec<SearchRow> = db::select(
+        &sql,
+        &[
+            page_size.into(), pattern.into(), phone.into(), id_prefix.into(), role.into(),
+            key_arg, after_id.into(), sort.as_str().into(), descending.into(),
+        ],
+        |r| {
+            let (id, email, phone, role, created, last, conf, econf, pconf, csent, invited, banned, anon, app, user) = map_user(r)?;
+            Ok((
+                id, email, phone, role, created, last, conf, econf, pconf, csent, invited, banned, anon, app, user,
+                r.get::<i64>(16)?,
+                r.get::<i64>(17)?.unwrap_or(0),
+                JsonB(r.get::<JsonArg>(18)?.map(|j| j.into_value("cursor")).unwrap_or(Value::Null)),
+            ))
+        },
+    );
+    TableIterator::new(rows)
 }
 
 // `list_users` and `get_user` as 0.2.0 defined them (ten columns). Their C

@@ -100,6 +100,7 @@ row("dashboard_auth.get_admin(uuid)", "SELECT * FROM dashboard_auth.get_admin(%(
 row("dashboard_auth.update_admin_role(uuid,text)",
     "SELECT dashboard_auth.update_admin_role(%(victim_id)s, 'dashboard_viewer')", WRITE)
 row("dashboard_auth.delete_admin(uuid)", "SELECT dashboard_auth.delete_admin(%(victim_id)s)", WRITE)
+row("dashboard_auth.unlock_admin(uuid)", "SELECT dashboard_auth.unlock_admin(%(victim_id)s)", WRITE)
 row("dashboard_auth.login(text,text,inet,text)",
     "SELECT * FROM dashboard_auth.login('victim@example.com', %(pw)s, '10.0.0.1', 'matrix')", MEMBERS)
 # step-up re-authentication: any full admin session, viewers included
@@ -192,6 +193,8 @@ row("dashboard.largest_indexes(integer)", "SELECT * FROM dashboard.largest_index
 # ---- app users
 row("dashboard.list_users(text,integer,uuid)", "SELECT * FROM dashboard.list_users()", READ)
 row("dashboard.get_user(uuid)", "SELECT * FROM dashboard.get_user(%(app_user_id)s)", READ)
+row("dashboard.search_users(text,boolean,text,text,boolean,integer,jsonb)",
+    "SELECT * FROM dashboard.search_users('a', false, 'authenticated', 'created_at', true, 10)", READ)
 row("dashboard.invite_user(text,text,jsonb)", "SELECT * FROM dashboard.invite_user('new-app-user@example.com')", WRITE)
 row("dashboard.update_user_role(uuid,text)", "SELECT dashboard.update_user_role(%(app_user_id)s, 'service_role')", WRITE)
 row("dashboard.reset_user_password(uuid)", "SELECT dashboard.reset_user_password(%(app_user_id)s)", WRITE)

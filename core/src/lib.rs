@@ -19,6 +19,7 @@ pub mod row_image;
 pub mod session;
 pub mod stepup;
 pub mod audit_search;
+pub mod user_list;
 
 pub use error::{Code, FbError, FbResult};
 

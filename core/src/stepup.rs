@@ -31,6 +31,9 @@ pub enum Action {
     ChangeSecuritySetting,
     PurgeAudit,
     DisableAudit,
+    /// `unlock_admin`: lifting a login lockout lets guessing at that
+    /// account's password start again.
+    UnlockAdmin,
 }
 
 impl Action {
@@ -46,6 +49,7 @@ impl Action {
             Action::ChangeSecuritySetting => "changing a security setting",
             Action::PurgeAudit => "purging the audit trail",
             Action::DisableAudit => "disabling auditing of a table",
+            Action::UnlockAdmin => "lifting an admin's login lockout",
         }
     }
 }

@@ -48,6 +48,19 @@ class UsersPage:
         self.page.fill("input[name=q]", text)
         self.page.click("button:has-text('Search')")
 
+    def filter(self, q="", confirmed="", role="", sort="email", direction="asc"):
+        """Set the search, filter and sort controls and submit them."""
+        form = self.page.locator("#user-filters")
+        form.locator("input[name=q]").fill(q)
+        form.locator("select[name=confirmed]").select_option(confirmed)
+        form.locator("input[name=role]").fill(role)
+        form.locator("select[name=sort]").select_option(sort)
+        form.locator("select[name=dir]").select_option(direction)
+        form.locator("button:has-text('Search')").click()
+
+    def ids(self):
+        return self.page.locator("#users tbody tr[data-user]").evaluate_all("rs => rs.map(r => r.dataset.user)")
+
     def invite(self, email, role="authenticated"):
         self.page.click("summary:has-text('Invite a user')")
         self.page.fill("form[action='/admin/users/invite'] input[name=email]", email)
@@ -107,6 +120,9 @@ class AdminsPage:
         row = self.row(email)
         row.locator("select[name=role]").select_option(role)
         row.locator("button:has-text('Set role')").click()
+
+    def unlock(self, email):
+        self.row(email).locator("button:has-text('Unlock')").click()
 
     def revoke_sessions(self, email):
         self.row(email).locator("button:has-text('Revoke sessions')").click()

@@ -16,6 +16,15 @@
     }
   }, true);
 
+  // <input data-from-hash="token">: filled from the address's "#token=..."
+  // (an invitation link keeps its token in the fragment, which no server
+  // sees); the fragment is then removed from the address and the history.
+  var fromHash = document.querySelector("input[data-from-hash]");
+  if (fromHash && location.hash.indexOf("#" + fromHash.getAttribute("data-from-hash") + "=") === 0) {
+    fromHash.value = decodeURIComponent(location.hash.slice(fromHash.getAttribute("data-from-hash").length + 2));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   // <button data-copy="#id">: copy that element's text to the clipboard.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("[data-copy]");

@@ -53,6 +53,20 @@ pub struct Admin {
     pub totp_enabled: bool,
 }
 
+/// An invited admin's account: `dashboard_auth.accept_invitation`. A bad,
+/// used, revoked or expired token (SQLSTATE 28000) is the form's message
+/// here, not a session that ended.
+pub async fn accept_invitation(tx: &Tx<'_>, token: &str, password: &str, full_name: &str) -> Result<Uuid, WebError> {
+    let sql = "SELECT to_json(dashboard_auth.accept_invitation($1, $2, $3))";
+    match tx.query_one(sql, &[&token, &password, &full_name]).await {
+        Ok(row) => serde_json::from_value(row.get(0)).map_err(|e| WebError::internal(format!("unexpected answer: {e}"))),
+        Err(e) => match e.as_db_error() {
+            Some(db) if db.code().code() == "28000" => Err(WebError::BadRequest(db.message().to_string())),
+            _ => Err(e.into()),
+        },
+    }
+}
+
 pub async fn get_admin(tx: &Tx<'_>, id: Uuid) -> Result<Admin, WebError> {
     one(tx, "SELECT to_json(t) FROM dashboard_auth.get_admin($1) t", &[&id]).await
 }

@@ -1,5 +1,5 @@
 //! Admin accounts, invitations and sessions: `dashboard_auth.list_admins`,
-//! `update_admin_role`, `delete_admin` (extension `src/accounts.rs`),
+//! `update_admin_role`, `unlock_admin`, `delete_admin` (extension `src/accounts.rs`),
 //! `invite_admin`, `list_invitations`, `revoke_invitation`
 //! (`src/invitations.rs`), `list_sessions`, `revoke_session`,
 //! `revoke_all_sessions` (`src/sessions.rs`).
@@ -21,6 +21,10 @@ pub struct AdminRow {
     pub last_login_at: Ts,
     pub created_at: Ts,
     pub active_sessions: i64,
+    /// Until when the login is locked (failed attempts); unset when it is not.
+    pub locked_until: Ts,
+    /// Failed attempts counted since the last lock or success.
+    pub failed_attempts: i32,
 }
 
 pub async fn list(tx: &Tx<'_>) -> Result<Vec<AdminRow>, WebError> {
@@ -30,6 +34,11 @@ pub async fn list(tx: &Tx<'_>) -> Result<Vec<AdminRow>, WebError> {
 pub async fn update_role(tx: &Tx<'_>, id: Uuid, role: &str) -> Result<(), WebError> {
     tx.execute("SELECT dashboard_auth.update_admin_role($1, $2)", &[&id, &role]).await?;
     Ok(())
+}
+
+/// Lift an admin's login lockout (a step-up action); true when it was locked.
+pub async fn unlock(tx: &Tx<'_>, id: Uuid) -> Result<bool, WebError> {
+    one(tx, "SELECT to_json(t) FROM dashboard_auth.unlock_admin($1) t", &[&id]).await
 }
 
 pub async fn delete(tx: &Tx<'_>, id: Uuid) -> Result<(), WebError> {

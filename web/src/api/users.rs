@@ -1,4 +1,4 @@
-//! App users: `dashboard.list_users`, `get_user`, `invite_user`,
+//! App users: `dashboard.search_users`, `get_user`, `invite_user`,
 //! `update_user_role`, `reset_user_password`, `delete_user` (extension
 //! `src/app_users.rs`).
 
@@ -41,8 +41,36 @@ impl AppUser {
     }
 }
 
-pub async fn list(tx: &Tx<'_>, search: Option<&str>, page_size: i32, after: Option<Uuid>) -> Result<Vec<AppUser>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.list_users($1, $2, $3) t", &[&search, &page_size, &after]).await
+/// A row of `dashboard.search_users`: the user, their live sessions (None:
+/// unknown, no `auth.sessions` table) and impersonations, and the cursor to
+/// pass as `after` to continue after this row.
+#[derive(Deserialize, Clone)]
+pub struct ListedUser {
+    #[serde(flatten)]
+    pub user: AppUser,
+    pub active_sessions: Option<i64>,
+    pub active_impersonations: i64,
+    pub cursor: serde_json::Value,
+}
+
+/// What the Users list shows: search, filters, sort, page.
+pub struct UserFilter<'a> {
+    pub search: Option<&'a str>,
+    pub confirmed: Option<bool>,
+    pub role: Option<&'a str>,
+    pub sort: &'a str,
+    pub descending: bool,
+    pub page_size: i32,
+    pub after: Option<serde_json::Value>,
+}
+
+pub async fn search(tx: &Tx<'_>, f: &UserFilter<'_>) -> Result<Vec<ListedUser>, WebError> {
+    rows(
+        tx,
+        "SELECT to_json(t) FROM dashboard.search_users($1, $2, $3, $4, $5, $6, $7) t",
+        &[&f.search, &f.confirmed, &f.role, &f.sort, &f.descending, &f.page_size, &f.after],
+    )
+    .await
 }
 
 pub async fn get(tx: &Tx<'_>, id: Uuid) -> Result<AppUser, WebError> {

@@ -1,9 +1,10 @@
-//! Admins: admin accounts (role, 2FA, last login, sessions), invitations
+//! Admins: admin accounts (role, 2FA, last login, sessions, lockout with unlock), invitations
 //! with revoke, every admin session with revoke and revoke-all, role change,
 //! delete. A viewer sees it read-only; the database refuses its writes.
 
 use askama::Template;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -27,6 +28,7 @@ pub fn router() -> Router<App> {
         .route("/admin/admins/sessions/{id}/revoke", post(revoke_session_post))
         .route("/admin/admins/{id}/revoke-all", post(revoke_all_post))
         .route("/admin/admins/{id}/role", post(role_post))
+        .route("/admin/admins/{id}/unlock", post(unlock_post))
         .route("/admin/admins/{id}/delete", post(delete_post))
 }
 
@@ -41,6 +43,8 @@ struct AdminsPartial {
     invitations: Vec<Invitation>,
     sessions: Vec<SessionRow>,
     shown: Option<Shown>,
+    /// After an invitation: the link to hand to the invitee (token in the fragment).
+    invite_link: Option<String>,
     notice: Option<String>,
 }
 
@@ -53,6 +57,7 @@ async fn partial(tx: &Tx<'_>, me: Uuid, s: &Session, shown: Option<Shown>, notic
         invitations: api::admins::invitations(tx).await?,
         sessions: api::admins::sessions(tx).await?,
         shown,
+        invite_link: None,
         notice,
     })
 }
@@ -81,11 +86,23 @@ struct InviteInput {
     role: String,
 }
 
-async fn invite_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f): WebForm<InviteInput>) -> Result<Response, WebError> {
-    act(&app, &s, hx, async |tx| {
+async fn invite_post(
+    State(app): State<App>,
+    s: Session,
+    hx: HxRequest,
+    headers: HeaderMap,
+    WebForm(f): WebForm<InviteInput>,
+) -> Result<Response, WebError> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
+    let origin = format!("{}://{host}", crate::headers::scheme(&app, &headers));
+    page(&app, &s, hx, Url::Admins, "Admins", async |tx, me| {
         let token = api::admins::invite(tx, f.email.trim(), &f.role).await?;
+        // The token rides in the fragment: no server, log or Referer sees it.
+        let link = format!("{origin}/admin/invitation#token={token}");
         let shown = Shown { label: "Invitation token (shown once): send it to the new admin", value: token };
-        Ok((Some(shown), format!("Invitation created for {}.", f.email.trim())))
+        let mut p = partial(tx, me, &s, Some(shown), Some(format!("Invitation created for {}.", f.email.trim()))).await?;
+        p.invite_link = Some(link);
+        Ok(p)
     })
     .await
 }
@@ -129,6 +146,14 @@ async fn role_post(
     act(&app, &s, hx, async |tx| {
         api::admins::update_role(tx, id, &f.role).await?;
         Ok((None, "Role changed.".into()))
+    })
+    .await
+}
+
+async fn unlock_post(State(app): State<App>, s: Session, hx: HxRequest, Path(id): Path<Uuid>) -> Result<Response, WebError> {
+    act(&app, &s, hx, async |tx| {
+        let was_locked = api::admins::unlock(tx, id).await?;
+        Ok((None, if was_locked { "Admin unlocked." } else { "The admin was not locked; failed attempts cleared." }.into()))
     })
     .await
 }

@@ -1,4 +1,5 @@
-//! First run, login (password, then TOTP or backup code), logout. The
+//! First run, an invited admin's first visit, login (password, then TOTP or
+//! backup code), logout. The
 //! database answers each step; these pages only show its answer in words,
 //! never whether an email exists.
 
@@ -26,6 +27,7 @@ pub fn router() -> Router<App> {
         .route(Url::Login.path(), get(login_get).post(login_post))
         .route(Url::Login2fa.path(), get(twofa_get).post(twofa_post))
         .route(Url::Logout.path(), post(logout_post))
+        .route("/admin/invitation", get(invitation_get).post(invitation_post))
 }
 
 /// Signed in: the session cookie set, the 2FA cookie cleared, to the home page.
@@ -116,6 +118,59 @@ async fn setup_post(State(app): State<App>, csrf: CsrfToken, WebForm(f): WebForm
     }
 }
 
+// ---- an invited admin's first visit ----
+
+#[derive(Template)]
+#[template(path = "login/invitation.html")]
+struct InvitationForm<'a> {
+    csrf: Option<&'a str>,
+    /// Kept after a refusal only; the link an admin hands out carries the
+    /// token in its fragment (`#token=...`: never sent to a server, never in
+    /// a log or a Referer), which app.js copies into the field.
+    token: &'a str,
+    full_name: &'a str,
+    min_length: i64,
+    error: Option<&'a str>,
+}
+
+async fn invitation_get(State(app): State<App>, csrf: CsrfToken) -> Result<Response, WebError> {
+    let min_length = min_password_length(&app).await;
+    let form = InvitationForm { csrf: csrf.0.as_deref(), token: "", full_name: "", min_length, error: None };
+    full("Accept your invitation", None, csrf.0.as_deref(), &form)
+}
+
+#[derive(Deserialize)]
+struct InvitationInput {
+    token: String,
+    password: String,
+    full_name: String,
+}
+
+/// `dashboard_auth.accept_invitation`; then to the sign-in page. A refusal
+/// (unknown, used, revoked or expired token; a weak password) is the
+/// database's message on the form.
+async fn invitation_post(State(app): State<App>, csrf: CsrfToken, WebForm(f): WebForm<InvitationInput>) -> Result<Response, WebError> {
+    let answer = app
+        .db
+        .without_session(async |tx| api::accounts::accept_invitation(tx, f.token.trim(), &f.password, f.full_name.trim()).await)
+        .await;
+    match answer {
+        Ok(_) => Ok(Redirect::to(&format!("{}?reason=invited", Url::Login.path())).into_response()),
+        Err(WebError::BadRequest(msg)) | Err(WebError::NotFound(msg)) | Err(WebError::Denied(msg)) => {
+            let min_length = min_password_length(&app).await;
+            let form = InvitationForm {
+                csrf: csrf.0.as_deref(),
+                token: &f.token,
+                full_name: &f.full_name,
+                min_length,
+                error: Some(&msg),
+            };
+            refused("Accept your invitation", &csrf, &form)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 // ---- login ----
 
 #[derive(Template)]
@@ -139,6 +194,7 @@ fn reason_text(reason: Option<&str>) -> Option<&'static str> {
         "signed_out" => "You have signed out.",
         "mfa_expired" => "The sign-in step expired. Enter your password again.",
         "locked" => LOCKED,
+        "invited" => "Your account is ready. Sign in with your email and the password you chose.",
         _ => return None,
     })
 }

@@ -1,4 +1,5 @@
-//! Users (app users, `auth.users`): keyset-paged list with search, a user's
+//! Users (app users, `auth.users`): keyset-paged list with search, filters
+//! (confirmed, role) and sort kept in the URL, live sessions; a user's
 //! page with all metadata, invite, change role, reset password, delete.
 
 use askama::Template;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{can_write, go_to, Shown, Url};
-use crate::api::users::AppUser;
+use crate::api::users::{AppUser, ListedUser, UserFilter};
 use crate::db::Tx;
 use crate::error::WebError;
 use crate::form::WebForm;
@@ -36,25 +37,90 @@ struct ListPartial {
     /// The session's CSRF token for the forms (htmx sends it as a header too).
     csrf: String,
     can_write: bool,
-    q: String,
-    users: Vec<AppUser>,
-    next: Option<Uuid>,
+    q: ListQuery,
+    /// The filters or search narrow the list (for the "no users" line).
+    filtered: bool,
+    users: Vec<ListedUser>,
+    /// The next page's address (same search, filters and sort), when there may be one.
+    next: Option<String>,
     shown: Option<Shown>,
     notice: Option<&'static str>,
 }
 
-#[derive(Deserialize, Default)]
+/// The list's state, all in the URL (bookmarkable): search `q`, `confirmed`
+/// (yes / no / all), `role`, `sort` (email, created_at, last_sign_in_at),
+/// `dir` (asc / desc) and `after`, the cursor of the previous page's last row.
+#[derive(Deserialize, Default, Clone)]
 struct ListQuery {
-    q: Option<String>,
-    after: Option<Uuid>,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    confirmed: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    dir: String,
+    after: Option<String>,
     deleted: Option<u8>,
 }
 
+impl ListQuery {
+    fn sort(&self) -> &str {
+        if self.sort.is_empty() { "email" } else { &self.sort }
+    }
+    fn descending(&self) -> bool {
+        self.dir == "desc"
+    }
+    fn confirmed(&self) -> Option<bool> {
+        match self.confirmed.as_str() {
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        }
+    }
+    /// This list's address continuing after `cursor`.
+    fn href_after(&self, cursor: &serde_json::Value) -> String {
+        let pairs = [
+            ("q", self.q.trim()), ("confirmed", self.confirmed.as_str()), ("role", self.role.trim()),
+            ("sort", self.sort()), ("dir", if self.descending() { "desc" } else { "asc" }),
+        ];
+        let mut pairs: Vec<(&str, String)> =
+            pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (*k, v.to_string())).collect();
+        pairs.push(("after", cursor.to_string()));
+        format!("{}?{}", Url::Users.path(), serde_urlencoded::to_string(&pairs).unwrap_or_default())
+    }
+}
+
 async fn list_partial(tx: &Tx<'_>, me: Uuid, s: &Session, q: &ListQuery, shown: Option<Shown>) -> Result<ListPartial, WebError> {
-    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let users = api::users::list(tx, search, PAGE_SIZE, q.after).await?;
-    let next = (users.len() == PAGE_SIZE as usize).then(|| users.last().map(|u| u.id)).flatten();
-    Ok(ListPartial { csrf: s.csrf.clone(), can_write: can_write(tx, me).await?, q: search.unwrap_or("").to_string(), users, next, shown, notice: q.deleted.map(|_| "The user was deleted.") })
+    let nonempty = |v: &str| Some(v.trim()).filter(|v| !v.is_empty()).map(str::to_string);
+    let (search, role) = (nonempty(&q.q), nonempty(&q.role));
+    let after = match q.after.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(serde_json::from_str(a).map_err(|_| WebError::BadRequest("after is not a cursor of this list".into()))?),
+        None => None,
+    };
+    let filter = UserFilter {
+        search: search.as_deref(),
+        confirmed: q.confirmed(),
+        role: role.as_deref(),
+        sort: q.sort(),
+        descending: q.descending(),
+        page_size: PAGE_SIZE,
+        after,
+    };
+    let users = api::users::search(tx, &filter).await?;
+    let next = (users.len() == PAGE_SIZE as usize).then(|| users.last().map(|u| q.href_after(&u.cursor))).flatten();
+    Ok(ListPartial {
+        csrf: s.csrf.clone(),
+        can_write: can_write(tx, me).await?,
+        filtered: search.is_some() || role.is_some() || filter.confirmed.is_some(),
+        q: q.clone(),
+        users,
+        next,
+        shown,
+        notice: q.deleted.map(|_| "The user was deleted."),
+    })
 }
 
 async fn list_get(State(app): State<App>, s: Session, hx: HxRequest, Query(q): Query<ListQuery>) -> Result<Response, WebError> {
