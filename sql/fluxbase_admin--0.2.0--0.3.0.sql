@@ -342,3 +342,20 @@ GRANT EXECUTE ON FUNCTION dashboard.list_users(text, integer, uuid), dashboard.g
 CREATE OR REPLACE FUNCTION auth."uid"() RETURNS uuid STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'uid_fast';
 CREATE OR REPLACE FUNCTION auth."role"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'role_fast';
 CREATE OR REPLACE FUNCTION auth."email"() RETURNS text STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'email_fast';
+
+-- == tables enum editor (issue 19) ==
+-- dashboard.column_choices(regclass): the labels of a table's enum columns
+-- (and domains over enums), in order, for the dashboard's enum select editor
+-- (src/explorer.rs). A reader of the explorer like table_policies: SECURITY
+-- INVOKER, callable while an impersonation is applied (sql/grants.sql).
+CREATE FUNCTION dashboard."column_choices"(
+	"tbl" regclass /* Option < PgRelation > */
+) RETURNS TABLE (
+	"column_name" TEXT,  /* String */
+	"labels" TEXT[]  /* Vec < String > */
+)
+STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'column_choices_wrapper';
+REVOKE ALL ON FUNCTION dashboard.column_choices(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.column_choices(regclass) TO fluxbase_dashboard, anon, authenticated, service_role;
