@@ -340,6 +340,8 @@ struct TableRow {
     href: String,
     t: TableInfo,
     size: String,
+    /// How many RLS policies the table has (asked only when RLS is on).
+    policies: Option<usize>,
 }
 
 pub fn human_bytes(n: i64) -> String {
@@ -356,9 +358,14 @@ pub fn human_bytes(n: i64) -> String {
 async fn list_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
     section_page(&app, &s, hx.0, "Tables", async |tx, v| {
         let tables = ex::list_tables(tx, None).await?;
+        // (one pipelined call per table with RLS on)
+        let policies = futures_util::future::try_join_all(tables.iter().map(async |t| {
+            Ok::<_, WebError>(if t.rls_enabled { Some(ex::policies(tx, &t.schema, &t.name).await?.len()) } else { None })
+        }))
+        .await?;
         let mut schemas: Vec<(String, Vec<TableRow>)> = Vec::new();
-        for t in tables {
-            let row = TableRow { href: table_path(&t.schema, &t.name), size: human_bytes(t.total_bytes), t };
+        for (t, policies) in tables.into_iter().zip(policies) {
+            let row = TableRow { href: table_path(&t.schema, &t.name), size: human_bytes(t.total_bytes), t, policies };
             match schemas.last_mut() {
                 Some((name, rows)) if *name == row.t.schema => rows.push(row),
                 _ => schemas.push((row.t.schema.clone(), vec![row])),

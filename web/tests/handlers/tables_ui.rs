@@ -143,3 +143,31 @@ async fn view_as_and_stop_return_to_the_page_they_came_from_and_nowhere_else() {
     assert_eq!(keys(&db.send(a.get("/admin/tables/public/feelings")).await.body).len(), 2);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn the_list_says_how_many_policies_a_table_with_rls_has() {
+    let db = TestDb::new().await;
+    let a = Admin::new(&db).await;
+    db.su()
+        .await
+        .batch_execute(
+            "CREATE TABLE guarded (id int PRIMARY KEY); ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY p1 ON guarded USING (true); CREATE POLICY p2 ON guarded FOR DELETE USING (false);
+             CREATE TABLE single (id int PRIMARY KEY); ALTER TABLE single ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY p_only ON single USING (true);
+             CREATE TABLE open (id int PRIMARY KEY);
+             GRANT SELECT ON guarded, single, open TO fluxbase_dashboard",
+        )
+        .await
+        .unwrap();
+    let r = db.send(a.get("/admin/tables")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let row = |name: &str| {
+        let i = r.body.find(&format!(">{name}</a>")).unwrap();
+        r.body[i..i + r.body[i..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row("guarded").contains("2 policies"), "{}", row("guarded"));
+    assert!(row("single").contains("1 policy<"), "{}", row("single"));
+    assert!(row("open").contains(">off<") && !row("open").contains("polic"), "{}", row("open"));
+    db.drop().await;
+}
