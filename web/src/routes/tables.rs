@@ -401,6 +401,22 @@ struct TablePartial {
     here: String,
 }
 
+/// A table's page, or why the impersonated viewer can't see it.
+#[derive(Template)]
+#[template(source = "{% match page %}{% when Ok with (p) %}{{ p|safe }}{% when Err with (d) %}{{ d|safe }}{% endmatch %}", ext = "html")]
+struct TableOrDenied {
+    page: Result<TablePartial, DeniedPartial>,
+}
+
+#[derive(Template)]
+#[template(path = "tables/denied_partial.html")]
+struct DeniedPartial {
+    schema: String,
+    table: String,
+    viewer: String,
+    message: String,
+}
+
 #[derive(Template)]
 #[template(path = "tables/grid_partial.html")]
 pub struct GridPartial {
@@ -550,11 +566,19 @@ async fn table_get(
     let view = View::parse(raw.as_deref());
     let title = format!("{schema}.{table}");
     section_page(&app, &s, hx.0, &title, async |tx, v| {
-        let l = load_grid(tx, &schema, &table, &view).await?;
+        let l = match load_grid(tx, &schema, &table, &view).await {
+            // The impersonated user may not read it: say so inside the
+            // section, under the banner (its Stop comes back here).
+            Err(WebError::Denied(message)) if v.imp.is_some() => {
+                let (schema, table, viewer) = (schema.clone(), table.clone(), viewer_label(v));
+                return Ok(TableOrDenied { page: Err(DeniedPartial { schema, table, viewer, message }) });
+            }
+            l => l?,
+        };
         let indexes = ex::indexes(tx, &schema, &table).await?;
         let policies = ex::policies(tx, &schema, &table).await?;
         let grid = grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf);
-        Ok(TablePartial {
+        Ok(TableOrDenied { page: Ok(TablePartial {
             csrf: s.csrf.clone(),
             base: table_path(&schema, &table),
             schema: schema.clone(),
@@ -570,7 +594,7 @@ async fn table_get(
             viewer: viewer_label(v),
             impersonating: v.imp.is_some(),
             here: format!("{}?{}", table_path(&schema, &table), view.query(view.after.as_deref(), view.p)),
-        })
+        }) })
     })
     .await
 }

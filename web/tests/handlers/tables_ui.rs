@@ -139,6 +139,17 @@ async fn view_as_and_stop_return_to_the_page_they_came_from_and_nowhere_else() {
         assert_eq!(r.header("location"), Some("/admin/tables"), "stop, {evil:?}");
         a.imp = None;
     }
+    // A viewer who may not read the table sees why, under the banner (its
+    // Stop is there), instead of a bare error page.
+    let r = db.send(a.post("/admin/tables/view-as", &form(&[("target", "anon"), ("reason", "r"), ("back", here)]))).await;
+    a.imp = r.cookie("__Host-fluxbase_imp");
+    let r = db.send(a.get(here)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("imp-banner") && r.body.contains("class=\"error denied\""), "{}", r.body);
+    assert!(r.body.contains("permission denied for table feelings"), "{}", r.body);
+    let r = db.send(a.post("/admin/tables/view-as/stop", &form(&[("back", here)]))).await;
+    assert_eq!(r.header("location"), Some(here));
+    a.imp = None;
     // (the admin's own view again)
     assert_eq!(keys(&db.send(a.get("/admin/tables/public/feelings")).await.body).len(), 2);
     db.drop().await;
