@@ -38,6 +38,7 @@ pub fn router() -> Router<App> {
         .route(Url::Tables.path(), get(list_get))
         .route("/admin/tables/view-as", post(view_as_post))
         .route("/admin/tables/view-as/stop", post(stop_post))
+        .route("/admin/tables/view-as/users", get(view_as_users_get))
         .route(SQL_PATH, get(sql_get).post(sql_post))
         .route("/admin/tables/{schema}/{table}", get(table_get))
         .route("/admin/tables/{schema}/{table}/grid", get(grid_get))
@@ -1370,6 +1371,41 @@ async fn view_as_post(State(app): State<App>, s: Session, WebForm(f): WebForm<Vi
     let mut resp = Redirect::to(&back_to(&f.back)).into_response();
     resp.headers_mut().append(header::SET_COOKIE, cookies::set(cookies::IMPERSONATION, &id.to_string(), None));
     Ok(resp)
+}
+
+/// Options of the *View as…* field: the app users whose email or id matches
+/// what was typed (`dashboard.list_users`, as the admin), then `anon` and
+/// `service_role`.
+#[derive(Template)]
+#[template(
+    source = "{% for (value, label) in users %}<option value=\"{{ value }}\">{{ label }}</option>{% endfor %}<option value=\"anon\"><option value=\"service_role\">",
+    ext = "html"
+)]
+struct ViewAsOptions {
+    users: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct ViewAsQuery {
+    #[serde(default)]
+    target: String,
+}
+
+async fn view_as_users_get(
+    State(app): State<App>,
+    s: Session,
+    axum::extract::Query(q): axum::extract::Query<ViewAsQuery>,
+) -> Result<Response, WebError> {
+    let search = Some(q.target.trim()).filter(|t| !t.is_empty());
+    let users = app.db.with_session(&s.token, async |tx, _| crate::api::users::list(tx, search, 10, None).await).await?;
+    let users = users
+        .into_iter()
+        .map(|u| {
+            let value = u.email.clone().unwrap_or_else(|| u.id.to_string());
+            (value, format!("{} · {} · {}", u.email.as_deref().unwrap_or("(no email)"), u.role, u.id))
+        })
+        .collect();
+    html(&ViewAsOptions { users })
 }
 
 #[derive(Deserialize)]

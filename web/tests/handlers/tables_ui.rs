@@ -182,3 +182,23 @@ async fn the_list_says_how_many_policies_a_table_with_rls_has() {
     assert!(row("open").contains(">off<") && !row("open").contains("polic"), "{}", row("open"));
     db.drop().await;
 }
+
+#[tokio::test]
+async fn view_as_finds_app_users_by_email() {
+    let db = TestDb::new().await;
+    let a = Admin::new(&db).await;
+    db.su()
+        .await
+        .batch_execute(
+            "SELECT dashboard.invite_user('alice@example.com'); SELECT dashboard.invite_user('bob@example.com')",
+        )
+        .await
+        .unwrap();
+    let r = db.send(a.get("/admin/tables/view-as/users?target=alice")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("<option value=\"alice@example.com\">alice@example.com · authenticated · "), "{}", r.body);
+    assert!(!r.body.contains("bob@") && r.body.contains("value=\"anon\"") && r.body.contains("value=\"service_role\""), "{}", r.body);
+    let r = db.send(a.get("/admin/tables/view-as/users")).await;
+    assert_eq!(r.body.matches("@example.com\">").count(), 2, "{}", r.body);
+    db.drop().await;
+}
