@@ -72,6 +72,7 @@ def test_insert_form_offers_the_labels(feelings, page, su):
     page.goto("/admin/tables/public/feelings/insert")
     page.fill("input[name='c:id']", "100")
     page.locator("select[name='e:m']").select_option(label="ok")
+    feelings.shot("table-insert")
     page.click("button:has-text('Insert')")
     page.wait_for_url("**/admin/tables/public/feelings")
     assert su.execute("SELECT m::text FROM feelings WHERE id = 100").fetchone()[0] == "ok"
@@ -90,3 +91,12 @@ def test_view_as_and_stop_come_back_to_the_same_view(feelings, page):
     page.click(".imp-banner button:has-text('Stop')")
     page.wait_for_function("() => !document.querySelector('.imp-banner')")
     assert page.url == here, "Stop too"
+
+
+def test_view_as_offers_app_users_as_you_type(feelings, page, su):
+    su.execute("SELECT dashboard.invite_user('alice@example.com')")
+    feelings.open_list()
+    page.click("details.view-as summary")
+    page.fill("input[name=target]", "ali")
+    page.wait_for_selector("#view-as-targets option[value='alice@example.com']", state="attached")
+    feelings.shot("tables-view-as-search")
