@@ -434,3 +434,20 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unlock_admin_wrapper';
 REVOKE ALL ON FUNCTION dashboard_auth.unlock_admin(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dashboard_auth.unlock_admin(uuid) TO fluxbase_dashboard;
+
+-- == tables enum editor (issue 19) ==
+-- dashboard.column_choices(regclass): the labels of a table's enum columns
+-- (and domains over enums), in order, for the dashboard's enum select editor
+-- (src/explorer.rs). A reader of the explorer like table_policies: SECURITY
+-- INVOKER, callable while an impersonation is applied (sql/grants.sql).
+CREATE FUNCTION dashboard."column_choices"(
+	"tbl" regclass /* Option < PgRelation > */
+) RETURNS TABLE (
+	"column_name" TEXT,  /* String */
+	"labels" TEXT[]  /* Vec < String > */
+)
+STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'column_choices_wrapper';
+REVOKE ALL ON FUNCTION dashboard.column_choices(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.column_choices(regclass) TO fluxbase_dashboard, anon, authenticated, service_role;

@@ -53,6 +53,7 @@ GRANT EXECUTE ON FUNCTION
     dashboard.describe_table(regclass),
     dashboard.table_indexes(regclass),
     dashboard.table_policies(regclass),
+    dashboard.column_choices(regclass),
     dashboard.browse(regclass, jsonb, jsonb, text, integer, jsonb),
     dashboard.update_row(regclass, jsonb, jsonb),
     dashboard.update_rows(regclass, jsonb, jsonb),

@@ -420,6 +420,38 @@ fn table_policies(
     })
 }
 
+/// The labels of every enum column of a table (also a domain over an enum, at
+/// any depth), in the enum's order: the dashboard's cell editor and insert
+/// form offer them as a choice. The type is followed by OID through pg_type
+/// and pg_enum; no name is read back into SQL.
+#[pg_extern(schema = "dashboard", stable)]
+fn column_choices(
+    tbl: Option<PgRelation>,
+) -> TableIterator<'static, (name!(column_name, String), name!(labels, Vec<String>))> {
+    reading_table(tbl, |rel| {
+        // (search_path pinned: the query's operators are pg_catalog's)
+        let rows = pinned_path(|| db::select(
+            "SELECT a.attname::pg_catalog.text,
+                    ARRAY(SELECT e.enumlabel::pg_catalog.text FROM pg_catalog.pg_enum e
+                          WHERE e.enumtypid = b.oid ORDER BY e.enumsortorder)
+             FROM pg_catalog.pg_attribute a
+             CROSS JOIN LATERAL (
+                 WITH RECURSIVE chain(oid, typtype, typbasetype, depth) AS (
+                     SELECT t.oid, t.typtype, t.typbasetype, 0 FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
+                     UNION ALL
+                     SELECT t.oid, t.typtype, t.typbasetype, c.depth + 1
+                     FROM chain c JOIN pg_catalog.pg_type t ON t.oid = c.typbasetype
+                     WHERE c.typtype = 'd' AND c.depth < 32)
+                 SELECT chain.oid FROM chain WHERE chain.typtype = 'e') b
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+            &[rel.oid().into()],
+            |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<Vec<String>>(2)?.unwrap_or_default())),
+        ));
+        TableIterator::new(rows)
+    })
+}
+
 #[pg_extern(schema = "dashboard", stable)]
 fn browse(
     tbl: Option<PgRelation>,

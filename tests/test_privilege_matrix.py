@@ -211,6 +211,7 @@ row("dashboard.list_tables(text)", "SELECT * FROM dashboard.list_tables('public'
 row("dashboard.describe_table(regclass)", "SELECT dashboard.describe_table('public.notes')", EXPLORER_READ)
 row("dashboard.table_indexes(regclass)", "SELECT * FROM dashboard.table_indexes('public.notes')", EXPLORER_READ)
 row("dashboard.table_policies(regclass)", "SELECT * FROM dashboard.table_policies('public.notes')", EXPLORER_READ)
+row("dashboard.column_choices(regclass)", "SELECT * FROM dashboard.column_choices('public.notes')", EXPLORER_READ)
 row("dashboard.browse(regclass,jsonb,jsonb,text,integer,jsonb)", "SELECT dashboard.browse('public.notes')", EXPLORER_READ)
 row("dashboard.update_row(regclass,jsonb,jsonb)",
     """SELECT dashboard.update_row('public.notes', '{"id": 1}', '{"body": "edited"}')""", EXPLORER_WRITE)

@@ -112,6 +112,13 @@
     form.querySelectorAll("input[name=pk]").forEach(function (b) { b.checked = all.checked; });
   });
 
+  // Tables, View as… and Stop: come back to this page (path and query; the
+  // server takes only a path of the dashboard, see back_to in tables.rs).
+  document.addEventListener("submit", function (ev) {
+    var here = ev.target.querySelector("input[data-here]");
+    if (here) here.value = window.location.pathname + window.location.search;
+  }, true);
+
   // Tables: a JSON editor says at once when its text is not JSON (the
   // server and the database check again).
   document.addEventListener("input", function (ev) {

@@ -1,5 +1,5 @@
 //! The table explorer: `dashboard.list_tables`, `describe_table`,
-//! `table_indexes`, `table_policies`, `browse`, `update_row`, `insert_rows`,
+//! `table_indexes`, `table_policies`, `column_choices`, `browse`, `update_row`, `insert_rows`,
 //! `update_rows`, `delete_rows`, `watch_table`, `unwatch_table` (extension
 //! `src/explorer.rs`). A table is named by schema and name, both bound; the
 //! database turns them into a regclass (`format('%I.%I')`), so no name is
@@ -92,6 +92,14 @@ pub struct PolicyInfo {
 
 pub async fn policies(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<PolicyInfo>, WebError> {
     rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_policies({REL}) t"), &[&qualified(schema, table)]).await
+}
+
+/// The labels of each enum column (domains over enums too), in the enum's
+/// order: `dashboard.column_choices`.
+pub async fn choices(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<(String, Vec<String>)>, WebError> {
+    let stmt = tx.prepare_cached(&format!("SELECT column_name, labels FROM dashboard.column_choices({REL})")).await?;
+    let rs = tx.query(&stmt, &[&qualified(schema, table)]).await?;
+    Ok(rs.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// One row of `browse`: (column, its JSON text) in the order `to_jsonb` gave.

@@ -38,7 +38,8 @@ pub fn router() -> Router<App> {
         .route(Url::Tables.path(), get(list_get))
         .route("/admin/tables/view-as", post(view_as_post))
         .route("/admin/tables/view-as/stop", post(stop_post))
-        .route("/admin/tables/sql", get(sql_get).post(sql_post))
+        .route("/admin/tables/view-as/users", get(view_as_users_get))
+        .route(SQL_PATH, get(sql_get).post(sql_post))
         .route("/admin/tables/{schema}/{table}", get(table_get))
         .route("/admin/tables/{schema}/{table}/grid", get(grid_get))
         .route("/admin/tables/{schema}/{table}/count", get(count_get))
@@ -50,6 +51,8 @@ pub fn router() -> Router<App> {
         .route("/admin/tables/{schema}/{table}/events", get(events_get))
         .route("/admin/tables/{schema}/{table}/export", get(export_get))
 }
+
+const SQL_PATH: &str = "/admin/tables/sql";
 
 /// Page sizes offered (browse takes up to 1000).
 pub const PAGE_SIZES: [i32; 4] = [25, 50, 100, 500];
@@ -330,12 +333,16 @@ struct ListPartial {
     schemas: Vec<(String, Vec<TableRow>)>,
     viewer: String,
     impersonating: bool,
+    /// This page's address, where *View as…* returns (see `back_to`).
+    here: String,
 }
 
 struct TableRow {
     href: String,
     t: TableInfo,
     size: String,
+    /// How many RLS policies the table has (asked only when RLS is on).
+    policies: Option<usize>,
 }
 
 pub fn human_bytes(n: i64) -> String {
@@ -352,15 +359,21 @@ pub fn human_bytes(n: i64) -> String {
 async fn list_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
     section_page(&app, &s, hx.0, "Tables", async |tx, v| {
         let tables = ex::list_tables(tx, None).await?;
+        // (one pipelined call per table with RLS on)
+        let policies = futures_util::future::try_join_all(tables.iter().map(async |t| {
+            Ok::<_, WebError>(if t.rls_enabled { Some(ex::policies(tx, &t.schema, &t.name).await?.len()) } else { None })
+        }))
+        .await?;
         let mut schemas: Vec<(String, Vec<TableRow>)> = Vec::new();
-        for t in tables {
-            let row = TableRow { href: table_path(&t.schema, &t.name), size: human_bytes(t.total_bytes), t };
+        for (t, policies) in tables.into_iter().zip(policies) {
+            let row = TableRow { href: table_path(&t.schema, &t.name), size: human_bytes(t.total_bytes), t, policies };
             match schemas.last_mut() {
                 Some((name, rows)) if *name == row.t.schema => rows.push(row),
                 _ => schemas.push((row.t.schema.clone(), vec![row])),
             }
         }
-        Ok(ListPartial { csrf: s.csrf.clone(), schemas, viewer: viewer_label(v), impersonating: v.imp.is_some() })
+        let here = Url::Tables.path().to_string();
+        Ok(ListPartial { csrf: s.csrf.clone(), schemas, viewer: viewer_label(v), impersonating: v.imp.is_some(), here })
     })
     .await
 }
@@ -385,6 +398,24 @@ struct TablePartial {
     sizes: &'static [i32],
     viewer: String,
     impersonating: bool,
+    /// This page's address, where *View as…* returns (see `back_to`).
+    here: String,
+}
+
+/// A table's page, or why the impersonated viewer can't see it.
+#[derive(Template)]
+#[template(source = "{% match page %}{% when Ok with (p) %}{{ p|safe }}{% when Err with (d) %}{{ d|safe }}{% endmatch %}", ext = "html")]
+struct TableOrDenied {
+    page: Result<TablePartial, DeniedPartial>,
+}
+
+#[derive(Template)]
+#[template(path = "tables/denied_partial.html")]
+struct DeniedPartial {
+    schema: String,
+    table: String,
+    viewer: String,
+    message: String,
 }
 
 #[derive(Template)]
@@ -536,11 +567,19 @@ async fn table_get(
     let view = View::parse(raw.as_deref());
     let title = format!("{schema}.{table}");
     section_page(&app, &s, hx.0, &title, async |tx, v| {
-        let l = load_grid(tx, &schema, &table, &view).await?;
+        let l = match load_grid(tx, &schema, &table, &view).await {
+            // The impersonated user may not read it: say so inside the
+            // section, under the banner (its Stop comes back here).
+            Err(WebError::Denied(message)) if v.imp.is_some() => {
+                let (schema, table, viewer) = (schema.clone(), table.clone(), viewer_label(v));
+                return Ok(TableOrDenied { page: Err(DeniedPartial { schema, table, viewer, message }) });
+            }
+            l => l?,
+        };
         let indexes = ex::indexes(tx, &schema, &table).await?;
         let policies = ex::policies(tx, &schema, &table).await?;
         let grid = grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf);
-        Ok(TablePartial {
+        Ok(TableOrDenied { page: Ok(TablePartial {
             csrf: s.csrf.clone(),
             base: table_path(&schema, &table),
             schema: schema.clone(),
@@ -555,7 +594,8 @@ async fn table_get(
             sizes: &PAGE_SIZES,
             viewer: viewer_label(v),
             impersonating: v.imp.is_some(),
-        })
+            here: format!("{}?{}", table_path(&schema, &table), view.query(view.after.as_deref(), view.p)),
+        }) })
     })
     .await
 }
@@ -652,12 +692,30 @@ struct EditorPartial {
     pk: String,
     col: String,
     typ: String,
-    /// `bool`, `number`, `date`, `time`, `datetime`, `json`, `text`.
+    /// `bool`, `number`, `date`, `time`, `datetime`, `json`, `text`, or
+    /// `enum` (a select of `choices`).
     editor: &'static str,
     value: String,
     is_null: bool,
     nullable: bool,
+    /// An enum column's labels, in the enum's order.
+    choices: Vec<String>,
     error: Option<String>,
+}
+
+/// The labels of column `col` when it is an enum (or a domain over one).
+fn choices_of(all: &[(String, Vec<String>)], col: &str) -> Option<Vec<String>> {
+    all.iter().find(|(c, _)| c == col).map(|(_, l)| l.clone())
+}
+
+/// What an enum select sent: `null`, or `l:` and the label (a label may be
+/// any text, so NULL can't be one of them).
+fn choice_value(choice: &str) -> Result<Value, WebError> {
+    match (choice, choice.strip_prefix("l:")) {
+        ("null", _) => Ok(Value::Null),
+        (_, Some(label)) => Ok(Value::String(label.to_string())),
+        _ => Err(WebError::BadRequest("invalid choice".into())),
+    }
 }
 
 fn editor_for(typ: &str) -> &'static str {
@@ -699,8 +757,15 @@ fn column<'a>(columns: &'a [ColumnInfo], name: &str) -> Result<&'a ColumnInfo, W
     columns.iter().find(|c| c.name == name).ok_or_else(|| WebError::NotFound(format!("no column {name}")))
 }
 
-fn editor(base: &str, q: &CellQuery, c: &ColumnInfo, value: Option<String>, error: Option<String>) -> EditorPartial {
-    let editor = editor_for(&c.typ);
+fn editor(
+    base: &str,
+    q: &CellQuery,
+    c: &ColumnInfo,
+    choices: Option<Vec<String>>,
+    value: Option<String>,
+    error: Option<String>,
+) -> EditorPartial {
+    let editor = if choices.is_some() { "enum" } else { editor_for(&c.typ) };
     let mut v = value.clone().unwrap_or_default();
     if editor == "datetime" && v.len() >= 19 {
         v = v.replacen('T', " ", 1);
@@ -715,6 +780,7 @@ fn editor(base: &str, q: &CellQuery, c: &ColumnInfo, value: Option<String>, erro
         value: v,
         is_null: value.is_none(),
         nullable: c.nullable,
+        choices: choices.unwrap_or_default(),
         error,
     }
 }
@@ -732,15 +798,16 @@ async fn cell_get(
         let columns = ex::describe(tx, &schema, &table).await?;
         let c = column(&columns, &q.col)?.clone();
         let row = row_by_pk(tx, &schema, &table, &pk).await?.ok_or_else(|| WebError::NotFound("the row is gone (or not visible to this viewer)".into()))?;
-        Ok((c, row.get(&q.col).and_then(raw_text)))
+        let choices = if q.show.is_none() { choices_of(&ex::choices(tx, &schema, &table).await?, &q.col) } else { None };
+        Ok((c, row.get(&q.col).and_then(raw_text), choices))
     })
     .await?;
-    let (c, value) = out;
+    let (c, value, choices) = out;
     if q.show.is_some() {
         let raw = value.map(|v| serde_json::value::RawValue::from_string(serde_json::to_string(&v).unwrap_or_default()).ok()).flatten();
         return html(&CellPartial { c: cell(&c.name, raw.as_deref(), None) });
     }
-    html(&editor(&base, &q, &c, value, None))
+    html(&editor(&base, &q, &c, choices, value, None))
 }
 
 #[derive(Deserialize)]
@@ -751,6 +818,9 @@ struct CellForm {
     value: String,
     #[serde(default)]
     null: Option<String>,
+    /// An enum select's answer (see `choice_value`).
+    #[serde(default)]
+    choice: Option<String>,
 }
 
 /// Save one cell through `dashboard.update_row` (as the viewer). A refusal
@@ -765,14 +835,26 @@ async fn cell_post(
     let pk = parse_pk(&f.pk)?;
     let base = table_path(&schema, &table);
     let q = CellQuery { pk: f.pk.clone(), col: f.col.clone(), show: None };
-    let columns = as_viewer(&app, &s, async |tx, _| ex::describe(tx, &schema, &table).await).await?.1;
+    let (columns, choices) = as_viewer(&app, &s, async |tx, _| {
+        Ok((ex::describe(tx, &schema, &table).await?, ex::choices(tx, &schema, &table).await?))
+    })
+    .await?
+    .1;
     let c = column(&columns, &f.col)?.clone();
+    let choices = choices_of(&choices, &f.col);
+    // (the value typed, shown again with a refusal)
+    let typed = match &f.choice {
+        Some(ch) => ch.strip_prefix("l:").map(str::to_string),
+        None => Some(f.value.clone()),
+    };
     let value = if f.null.is_some() {
         Value::Null
+    } else if let Some(ch) = &f.choice {
+        choice_value(ch)?
     } else if editor_for(&c.typ) == "json" {
         match serde_json::from_str::<Value>(&f.value) {
             Ok(v) => Value::String(v.to_string()),
-            Err(e) => return html(&editor(&base, &q, &c, Some(f.value.clone()), Some(format!("not valid JSON: {e}")))),
+            Err(e) => return html(&editor(&base, &q, &c, choices, typed, Some(format!("not valid JSON: {e}")))),
         }
     } else {
         Value::String(f.value.clone())
@@ -786,7 +868,7 @@ async fn cell_post(
             html(&CellPartial { c: cell(&c.name, raw.as_deref(), None) })
         }
         Err(WebError::BadRequest(m)) | Err(WebError::Denied(m)) | Err(WebError::NotFound(m)) => {
-            html(&editor(&base, &q, &c, Some(f.value.clone()), Some(m)))
+            html(&editor(&base, &q, &c, choices, typed, Some(m)))
         }
         Err(e) => Err(e),
     }
@@ -801,13 +883,20 @@ struct InsertPartial {
     schema: String,
     table: String,
     columns: Vec<ColumnInfo>,
+    /// Enum columns' labels (a select instead of a text field).
+    choices: Vec<(String, Vec<String>)>,
     error: Option<String>,
+    /// The fields sent (`c:`/`e:` and the column name), shown again with a refusal.
     values: Vec<(String, String)>,
 }
 
 impl InsertPartial {
     fn value_of(&self, col: &str) -> String {
         self.values.iter().find(|(k, _)| k == col).map(|(_, v)| v.clone()).unwrap_or_default()
+    }
+
+    fn labels_of(&self, col: &str) -> Option<&Vec<String>> {
+        self.choices.iter().find(|(c, _)| c == col).map(|(_, l)| l)
     }
 }
 
@@ -827,14 +916,16 @@ async fn insert_page(
 ) -> Result<Response, WebError> {
     section_page(app, s, hx, "Insert row", async |tx, _| {
         let columns = ex::describe(tx, schema, table).await?;
+        let choices = ex::choices(tx, schema, table).await?;
         let (base, schema, table) = (table_path(schema, table), schema.to_string(), table.to_string());
-        Ok(InsertPartial { csrf: s.csrf.clone(), base, schema, table, columns, error, values })
+        Ok(InsertPartial { csrf: s.csrf.clone(), base, schema, table, columns, choices, error, values })
     })
     .await
 }
 
 /// Insert one row: every filled field (`c:<name>`), the others take their
-/// defaults; `n:<name>` sends NULL.
+/// defaults; `n:<name>` sends NULL; an enum select (`e:<name>`) sends its
+/// label (`l:…`), NULL (`null`) or nothing (empty: the default).
 async fn insert_post(
     State(app): State<App>,
     s: Session,
@@ -850,6 +941,10 @@ async fn insert_post(
             }
         } else if let Some(c) = k.strip_prefix("n:") {
             row.insert(c.to_string(), Value::Null);
+        } else if let Some(c) = k.strip_prefix("e:") {
+            if !v.is_empty() {
+                row.insert(c.to_string(), choice_value(v)?);
+            }
         }
     }
     let rows = Value::Array(vec![Value::Object(row)]);
@@ -857,7 +952,10 @@ async fn insert_post(
     match as_viewer(&app, &s, async |tx, _| ex::insert_rows(tx, &schema, &table, &rows).await).await {
         Ok(_) => Ok(Redirect::to(&base).into_response()),
         Err(WebError::BadRequest(m)) | Err(WebError::Denied(m)) => {
-            let values = fields.iter().filter_map(|(k, v)| k.strip_prefix("c:").map(|c| (c.to_string(), v.clone()))).collect();
+            let values = fields
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("c:").or_else(|| k.strip_prefix("e:")).map(|c| (c.to_string(), v.clone())))
+                .collect();
             let mut r = insert_page(&app, &s, hx.0, &schema, &table, Some(m), values).await?;
             *r.status_mut() = StatusCode::BAD_REQUEST;
             Ok(r)
@@ -1215,8 +1313,46 @@ struct ViewAsForm {
     back: String,
 }
 
-fn back_to(back: &str) -> String {
-    if back.starts_with("/admin/tables") && !back.contains("//") { back.to_string() } else { Url::Tables.path().to_string() }
+/// Where starting or stopping *View as…* returns to: the page it was
+/// started from (`back`, the browser's path and query) when that is a path of
+/// this dashboard, else the tables list. Only `/admin` or `/admin/...` is
+/// taken, made of visible ASCII (a Location header's), with no `//`, no
+/// backslash (browsers read `/\` as `//`, another host) and no `.`/`..`
+/// segment, also percent-encoded (`/admin/%2e%2e/x` is `/x`).
+pub fn back_to(back: &str) -> String {
+    let fallback = || Url::Tables.path().to_string();
+    if !back.bytes().all(|b| b.is_ascii_graphic()) {
+        return fallback();
+    }
+    let path = back.split(['?', '#']).next().unwrap_or("");
+    if path != "/admin" && !path.starts_with("/admin/") {
+        return fallback();
+    }
+    let decoded = percent_decode(path);
+    if decoded.contains("//") || decoded.contains('\\') || decoded.split('/').any(|seg| seg == "." || seg == "..") {
+        return fallback();
+    }
+    back.to_string()
+}
+
+/// `%XX` sequences decoded (bytes kept as Latin-1: only ASCII is compared).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(char::from((h * 16 + l) as u8));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
 }
 
 /// Start *View as…*: one impersonation per admin session (a running one
@@ -1235,6 +1371,41 @@ async fn view_as_post(State(app): State<App>, s: Session, WebForm(f): WebForm<Vi
     let mut resp = Redirect::to(&back_to(&f.back)).into_response();
     resp.headers_mut().append(header::SET_COOKIE, cookies::set(cookies::IMPERSONATION, &id.to_string(), None));
     Ok(resp)
+}
+
+/// Options of the *View as…* field: the app users whose email or id matches
+/// what was typed (`dashboard.list_users`, as the admin), then `anon` and
+/// `service_role`.
+#[derive(Template)]
+#[template(
+    source = "{% for (value, label) in users %}<option value=\"{{ value }}\">{{ label }}</option>{% endfor %}<option value=\"anon\"><option value=\"service_role\">",
+    ext = "html"
+)]
+struct ViewAsOptions {
+    users: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct ViewAsQuery {
+    #[serde(default)]
+    target: String,
+}
+
+async fn view_as_users_get(
+    State(app): State<App>,
+    s: Session,
+    axum::extract::Query(q): axum::extract::Query<ViewAsQuery>,
+) -> Result<Response, WebError> {
+    let search = Some(q.target.trim()).filter(|t| !t.is_empty());
+    let users = app.db.with_session(&s.token, async |tx, _| crate::api::users::list(tx, search, 10, None).await).await?;
+    let users = users
+        .into_iter()
+        .map(|u| {
+            let value = u.email.clone().unwrap_or_else(|| u.id.to_string());
+            (value, format!("{} · {} · {}", u.email.as_deref().unwrap_or("(no email)"), u.role, u.id))
+        })
+        .collect();
+    html(&ViewAsOptions { users })
 }
 
 #[derive(Deserialize)]
@@ -1275,6 +1446,8 @@ struct SqlPartial {
     cap: usize,
     ran: bool,
     error: Option<String>,
+    /// Where *View as…* returns: this console.
+    here: &'static str,
 }
 
 fn sql_result(rows: Vec<Box<serde_json::value::RawValue>>) -> (Vec<String>, Vec<Vec<Cell>>, bool) {
@@ -1294,7 +1467,7 @@ fn sql_result(rows: Vec<Box<serde_json::value::RawValue>>) -> (Vec<String>, Vec<
 
 async fn sql_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
     section_page(&app, &s, hx.0, "SQL as user", async |_, v| {
-        Ok(SqlPartial { csrf: s.csrf.clone(), sql: String::new(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns: vec![], rows: vec![], capped: false, cap: QUERY_CAP, ran: false, error: None })
+        Ok(SqlPartial { csrf: s.csrf.clone(), sql: String::new(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns: vec![], rows: vec![], capped: false, cap: QUERY_CAP, ran: false, error: None, here: SQL_PATH })
     })
     .await
 }
@@ -1325,7 +1498,7 @@ async fn sql_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f):
     };
     let ran = error.is_none();
     section_page(&app, &s, hx.0, "SQL as user", async |_, v| {
-        Ok(SqlPartial { csrf: s.csrf.clone(), sql: f.sql.clone(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns, rows, capped, cap: QUERY_CAP, ran, error })
+        Ok(SqlPartial { csrf: s.csrf.clone(), sql: f.sql.clone(), impersonating: v.imp.is_some(), viewer: viewer_label(v), columns, rows, capped, cap: QUERY_CAP, ran, error, here: SQL_PATH })
     })
     .await
 }

@@ -11,3 +11,4 @@ mod sections;
 mod replica;
 mod security;
 mod tables;
+mod tables_ui;

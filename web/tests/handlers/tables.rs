@@ -7,14 +7,14 @@ use axum::http::{header, Request, StatusCode};
 use crate::common::*;
 
 /// A signed-in admin (and the impersonation cookie, once started).
-struct Admin {
-    token: String,
-    csrf: String,
-    imp: Option<String>,
+pub(crate) struct Admin {
+    pub(crate) token: String,
+    pub(crate) csrf: String,
+    pub(crate) imp: Option<String>,
 }
 
 impl Admin {
-    async fn new(db: &TestDb) -> Admin {
+    pub(crate) async fn new(db: &TestDb) -> Admin {
         let token = db.setup().await;
         let r = db.send(get("/admin", Some(&token))).await;
         Admin { csrf: r.csrf(), token, imp: None }
@@ -27,11 +27,11 @@ impl Admin {
         }
     }
 
-    fn get(&self, path: &str) -> Request<Body> {
+    pub(crate) fn get(&self, path: &str) -> Request<Body> {
         Request::get(path).header(header::HOST, "localhost:8080").header(header::COOKIE, self.cookie()).body(Body::empty()).unwrap()
     }
 
-    fn post(&self, path: &str, body: &str) -> Request<Body> {
+    pub(crate) fn post(&self, path: &str, body: &str) -> Request<Body> {
         Request::post(path)
             .header(header::HOST, "localhost:8080")
             .header("sec-fetch-site", "same-origin")
@@ -43,7 +43,7 @@ impl Admin {
     }
 }
 
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#34;", "\"")
         .replace("&#39;", "'")
@@ -56,7 +56,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The row keys (`data-key`) of a grid page, in order.
-fn keys(body: &str) -> Vec<serde_json::Value> {
+pub(crate) fn keys(body: &str) -> Vec<serde_json::Value> {
     body.split("data-key=\"")
         .skip(1)
         .map(|rest| serde_json::from_str(&unescape(&rest[..rest.find('"').unwrap()])).unwrap())
