@@ -1397,9 +1397,19 @@ async fn view_as_users_get(
     axum::extract::Query(q): axum::extract::Query<ViewAsQuery>,
 ) -> Result<Response, WebError> {
     let search = Some(q.target.trim()).filter(|t| !t.is_empty());
-    let users = app.db.with_session(&s.token, async |tx, _| crate::api::users::list(tx, search, 10, None).await).await?;
+    let filter = crate::api::users::UserFilter {
+        search,
+        confirmed: None,
+        role: None,
+        sort: "email",
+        descending: false,
+        page_size: 10,
+        after: None,
+    };
+    let users = app.db.with_session(&s.token, async |tx, _| crate::api::users::search(tx, &filter).await).await?;
     let users = users
         .into_iter()
+        .map(|l| l.user)
         .map(|u| {
             let value = u.email.clone().unwrap_or_else(|| u.id.to_string());
             (value, format!("{} · {} · {}", u.email.as_deref().unwrap_or("(no email)"), u.role, u.id))
