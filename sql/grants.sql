@@ -54,6 +54,8 @@ GRANT EXECUTE ON FUNCTION
     dashboard.table_indexes(regclass),
     dashboard.table_policies(regclass),
     dashboard.browse(regclass, jsonb, jsonb, text, integer, jsonb),
+    dashboard.export_rows(regclass, jsonb, jsonb, text, text, jsonb, integer),
+    dashboard.count_rows(regclass, jsonb, text),
     dashboard.update_row(regclass, jsonb, jsonb),
     dashboard.update_rows(regclass, jsonb, jsonb),
     dashboard.insert_rows(regclass, jsonb),

@@ -43,6 +43,9 @@ use crate::errors::{raise, OrRaise};
 use crate::impersonation::pinned_path;
 use crate::json::JsonArg;
 
+/// dashboard.export_rows and dashboard.count_rows (issue 19).
+mod export;
+
 /// Refuse unless the login behind this connection is a dashboard member (see
 /// the module comment); returns the acting admin or database role.
 fn gate() -> Actor {

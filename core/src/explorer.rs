@@ -22,6 +22,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{check_len, Code, FbError, FbResult};
 
+/// Export and exact count (issue 19): their plans and COPY's CSV rules.
+pub mod export;
+
 /// The alias every generated query gives the browsed table. Whole-row
 /// references are written `_fb_t.*`, so a column named `_fb_t` can't capture them.
 const T: &str = "_fb_t";
@@ -634,6 +637,29 @@ pub fn like_escape(s: &str) -> String {
     out
 }
 
+/// The view's WHERE conditions (filters, then search), ANDed by the caller:
+/// shared by browse, export and count, so they select the same rows.
+pub fn conditions(t: &Table, filters: &[Filter], search: Option<&str>, p: &mut Params) -> FbResult<Vec<String>> {
+    let mut conds = Vec::new();
+    for f in filters {
+        conds.push(filter_sql(t, f, p)?);
+    }
+    if let Some(s) = search.filter(|s| !s.is_empty()) {
+        check_len("search", s, 500)?;
+        let text_cols: Vec<usize> = (0..t.columns.len()).filter(|&i| t.columns[i].text_like).collect();
+        if text_cols.is_empty() {
+            return Err(FbError::invalid(format!("{} has no text columns to search", t.display())));
+        }
+        let b = p.bind(Some(format!("%{}%", like_escape(s))), "pg_catalog.text")?;
+        let ors: Vec<String> = text_cols
+            .iter()
+            .map(|&i| format!("{}::pg_catalog.text {} {b}", t.col_ref(i), pg_op("~~*")))
+            .collect();
+        conds.push(format!("({})", ors.join(" OR ")));
+    }
+    Ok(conds)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowsePlan {
     /// One statement returning one jsonb: {rows, next_cursor, estimated_total}
@@ -668,23 +694,7 @@ pub fn plan_browse(
     let cursor = parse_cursor(&keys, after)?;
     let mut p = Params::default();
 
-    let mut conds = Vec::new();
-    for f in &filters {
-        conds.push(filter_sql(t, f, &mut p)?);
-    }
-    if let Some(s) = search.filter(|s| !s.is_empty()) {
-        check_len("search", s, 500)?;
-        let text_cols: Vec<usize> = (0..t.columns.len()).filter(|&i| t.columns[i].text_like).collect();
-        if text_cols.is_empty() {
-            return Err(FbError::invalid(format!("{} has no text columns to search", t.display())));
-        }
-        let b = p.bind(Some(format!("%{}%", like_escape(s))), "pg_catalog.text")?;
-        let ors: Vec<String> = text_cols
-            .iter()
-            .map(|&i| format!("{}::pg_catalog.text {} {b}", t.col_ref(i), pg_op("~~*")))
-            .collect();
-        conds.push(format!("({})", ors.join(" OR ")));
-    }
+    let mut conds = conditions(t, &filters, search, &mut p)?;
     // The filtered count (small tables only) must not see the cursor.
     let where_filters = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
     if let Some(vals) = &cursor {
@@ -954,7 +964,7 @@ mod tests {
         }
     }
 
-    fn table() -> Table {
+    pub(crate) fn table() -> Table {
         let mut g = col("full", "text", false);
         g.generated = true;
         Table {
