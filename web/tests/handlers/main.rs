@@ -10,3 +10,4 @@ mod auth;
 mod sections;
 mod security;
 mod tables;
+mod tables_export;

@@ -7,14 +7,14 @@ use axum::http::{header, Request, StatusCode};
 use crate::common::*;
 
 /// A signed-in admin (and the impersonation cookie, once started).
-struct Admin {
+pub(crate) struct Admin {
     token: String,
     csrf: String,
-    imp: Option<String>,
+    pub(crate) imp: Option<String>,
 }
 
 impl Admin {
-    async fn new(db: &TestDb) -> Admin {
+    pub(crate) async fn new(db: &TestDb) -> Admin {
         let token = db.setup().await;
         let r = db.send(get("/admin", Some(&token))).await;
         Admin { csrf: r.csrf(), token, imp: None }
@@ -27,11 +27,11 @@ impl Admin {
         }
     }
 
-    fn get(&self, path: &str) -> Request<Body> {
+    pub(crate) fn get(&self, path: &str) -> Request<Body> {
         Request::get(path).header(header::HOST, "localhost:8080").header(header::COOKIE, self.cookie()).body(Body::empty()).unwrap()
     }
 
-    fn post(&self, path: &str, body: &str) -> Request<Body> {
+    pub(crate) fn post(&self, path: &str, body: &str) -> Request<Body> {
         Request::post(path)
             .header(header::HOST, "localhost:8080")
             .header("sec-fetch-site", "same-origin")
@@ -181,7 +181,7 @@ fn urlenc(s: &str) -> String {
 }
 
 /// alice and bob, each owning notes under an RLS policy on auth.uid().
-async fn notes(db: &TestDb) -> (String, String) {
+pub(crate) async fn notes(db: &TestDb) -> (String, String) {
     let su = db.su().await;
     let alice: uuid::Uuid = su.query_one("SELECT user_id FROM dashboard.invite_user('alice@example.com')", &[]).await.unwrap().get(0);
     let bob: uuid::Uuid = su.query_one("SELECT user_id FROM dashboard.invite_user('bob@example.com')", &[]).await.unwrap().get(0);
