@@ -29,24 +29,7 @@ fn same(export: &str, copy: &str) {
 }
 
 /// Every kind of value COPY prints its own way, and a hostile column name.
-const RICH: &str = r#"
-CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy, "very"');
-CREATE TABLE rich (
-    id int PRIMARY KEY, n numeric, b bool, t text, arr int[], tarr text[], j json, jb jsonb,
-    tz timetz, ts timestamptz, iv interval, by bytea, u uuid, m mood, """; drop table x; --" text);
-INSERT INTO rich VALUES
- (1, 1.50, true, 'plain', '{1,2,NULL}', '{"a b","c,d","q\"x",NULL,""}', '{"a":  1, "b":[1, 2]}', '{"b": 2,  "a": [1,2]}',
-  '12:34:56+02', '2024-02-29 23:59:59.123456+00', '1 year 2 mons 3 days 04:05:06.7', '\x00ff10', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-  'happy, "very"', 'x'),
- (2, -0.000001, false, '', '{}', '{}', 'null', '"s"', '00:00:00-11:30', '-infinity', '-1 days +02:00', '\x', NULL, 'sad', ''),
- (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
- (4, 1e20, true, E'a,b "q"\nline\rcr', '{{1,2},{3,4}}', '{"\\back"}', '[]', '{}', '23:59:59.999999+14', 'infinity', '0', '\x5c2e', NULL, 'ok', E'\\.'),
- (5, 'NaN', false, E'\\.', NULL, '{NULL}', '"\u00e9"', '{"é": "ü"}', NULL, '1999-01-08 04:05:06 PST', '-178000000 years', NULL, NULL, NULL, 'ünïcödé');
-INSERT INTO rich (id, t, n, ts) SELECT g, 'row ' || g || CASE WHEN g % 3 = 0 THEN ',"' ELSE '' END, g / 7.0, now() FROM generate_series(6, 3000) g;
-CREATE TABLE one (v text);
-INSERT INTO one VALUES ('\.'), ('a'), (''), (NULL), ('\.x');
-GRANT SELECT ON rich, one TO fluxbase_dashboard;
-"#;
+const RICH: &str = include_str!("../../../tests/fixtures/export_rich.sql");
 
 #[tokio::test]
 async fn csv_export_of_every_kind_of_value_equals_copy_and_json_is_one_object_per_row() {
