@@ -168,7 +168,7 @@ fn run_export(plan: &ex::ExportPlan) -> Chunk {
 
 /// One chunk of the view's rows: `data` (CSV as COPY writes it, or JSON
 /// objects joined by ",\n"), how many rows it holds, and the cursor to pass as
-/// `after` for the next chunk (NULL after the last). See docs/EXPLORER.md.
+/// `after` for the next chunk (NULL after the last). See docs/TABLES_EXPORT.md.
 #[pg_extern(schema = "dashboard", stable)]
 #[allow(clippy::too_many_arguments)]
 fn export_rows(
