@@ -660,6 +660,38 @@ pub fn conditions(t: &Table, filters: &[Filter], search: Option<&str>, p: &mut P
     Ok(conds)
 }
 
+/// A view (filters, sort, search, cursor) as SQL pieces shared by browse,
+/// export and count: the keyset keys, the bound values, and the WHERE clause
+/// (" WHERE ..." or "") without and with the cursor's condition.
+pub struct ViewSql {
+    pub keys: Vec<Key>,
+    pub params: Params,
+    pub where_filters: String,
+    pub where_all: String,
+}
+
+pub fn view_sql(
+    t: &Table,
+    filters: Option<&Value>,
+    sort: Option<&Value>,
+    search: Option<&str>,
+    after: Option<&Value>,
+) -> FbResult<ViewSql> {
+    let filters = parse_filters(t, filters)?;
+    let sort = parse_sort(t, sort)?;
+    let keys = keys(t, &sort);
+    let cursor = parse_cursor(&keys, after)?;
+    let mut params = Params::default();
+    let mut conds = conditions(t, &filters, search, &mut params)?;
+    let clause = |conds: &[String]| if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let where_filters = clause(&conds);
+    if let Some(vals) = &cursor {
+        conds.push(after_condition(&keys, vals, &mut params)?);
+    }
+    let where_all = clause(&conds);
+    Ok(ViewSql { keys, params, where_filters, where_all })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowsePlan {
     /// One statement returning one jsonb: {rows, next_cursor, estimated_total}
@@ -688,19 +720,8 @@ pub fn plan_browse(
     after: Option<&Value>,
 ) -> FbResult<BrowsePlan> {
     let page_size = check_page_size(page_size)?;
-    let filters = parse_filters(t, filters)?;
-    let sort = parse_sort(t, sort)?;
-    let keys = keys(t, &sort);
-    let cursor = parse_cursor(&keys, after)?;
-    let mut p = Params::default();
-
-    let mut conds = conditions(t, &filters, search, &mut p)?;
-    // The filtered count (small tables only) must not see the cursor.
-    let where_filters = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    if let Some(vals) = &cursor {
-        conds.push(after_condition(&keys, vals, &mut p)?);
-    }
-    let where_all = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    // (The filtered count, small tables only, must not see the cursor.)
+    let ViewSql { keys, params: mut p, where_filters, where_all } = view_sql(t, filters, sort, search, after)?;
 
     let select_keys: Vec<String> = keys.iter().enumerate().map(|(i, k)| format!("{} AS s{i}", k.expr)).collect();
     let inner_order: Vec<String> = keys.iter().map(|k| k.order_sql(&k.expr)).collect();

@@ -22,8 +22,7 @@ use pgrx::datum::JsonB;
 use pgrx::prelude::*;
 use pgrx::{PgMemoryContexts, PgRelation};
 
-use super::{args, kept_plan, load, required_rel, text_types};
-use crate::actor;
+use super::{args, kept_plan, reading_view, text_types, view_args};
 use crate::errors::{raise, OrRaise};
 use crate::json::JsonArg;
 
@@ -180,14 +179,9 @@ fn export_rows(
     after: default!(Option<JsonArg>, "NULL"),
     max_rows: default!(Option<i32>, 10000),
 ) -> TableIterator<'static, (name!(data, String), name!(row_count, i32), name!(next_cursor, Option<JsonB>))> {
-    let filters = filters.map(|j| j.into_value("filters"));
-    let sort = sort.map(|j| j.into_value("sort"));
-    let after = after.map(|j| j.into_value("after"));
-    actor::reader();
-    crate::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
-        let t = load(&rel);
-        let plan = ex::plan_export(&t, filters.as_ref(), sort.as_ref(), search, format, after.as_ref(), max_rows).or_raise();
+    let [filters, sort, after] = view_args([(filters, "filters"), (sort, "sort"), (after, "after")]);
+    reading_view(tbl, |t| {
+        let plan = ex::plan_export(t, filters.as_ref(), sort.as_ref(), search, format, after.as_ref(), max_rows).or_raise();
         let chunk = run_export(&plan);
         let data = String::from_utf8(chunk.data)
             .unwrap_or_else(|_| raise(FbError::invalid("the export needs a UTF8 database (its text is not UTF-8)")));
@@ -204,12 +198,9 @@ fn count_rows(
     filters: default!(Option<JsonArg>, "'[]'"),
     search: default!(Option<&str>, "NULL"),
 ) -> i64 {
-    let filters = filters.map(|j| j.into_value("filters"));
-    actor::reader();
-    crate::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
-        let t = load(&rel);
-        let (sql, params) = ex::plan_count(&t, filters.as_ref(), search).or_raise();
+    let [filters] = view_args([(filters, "filters")]);
+    reading_view(tbl, |t| {
+        let (sql, params) = ex::plan_count(t, filters.as_ref(), search).or_raise();
         let stmt = kept_plan(&sql, &text_types(params.0.len()));
         Spi::connect(|c| c.select(&*stmt, Some(1), &args(&params))?.first().get::<i64>(1))
             .or_raise()

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::{conditions, keys, parse_cursor, parse_filters, parse_sort, Key, Params, Table, T};
+use super::{view_sql, Key, Params, Table, ViewSql, T};
 use crate::error::{FbError, FbResult};
 
 /// Most rows one `export_rows` call returns.
@@ -74,16 +74,7 @@ pub fn plan_export(
 ) -> FbResult<ExportPlan> {
     let format = Format::parse(format)?;
     let max_rows = check_export_rows(max_rows)?;
-    let filters = parse_filters(t, filters)?;
-    let sort = parse_sort(t, sort)?;
-    let keys = keys(t, &sort);
-    let cursor = parse_cursor(&keys, after)?;
-    let mut p = Params::default();
-    let mut conds = conditions(t, &filters, search, &mut p)?;
-    if let Some(vals) = &cursor {
-        conds.push(super::after_condition(&keys, vals, &mut p)?);
-    }
-    let where_all = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let ViewSql { keys, params: p, where_all, .. } = view_sql(t, filters, sort, search, after)?;
     let mut select: Vec<String> = match format {
         Format::Csv => (0..t.columns.len()).map(|i| t.col_ref(i)).collect(),
         Format::Json => vec![format!("pg_catalog.to_json({T}.*)")],
@@ -105,11 +96,8 @@ pub fn plan_export(
 
 /// `SELECT count(*)` of the view (filters and search; no order, no cursor).
 pub fn plan_count(t: &Table, filters: Option<&Value>, search: Option<&str>) -> FbResult<(String, Params)> {
-    let filters = parse_filters(t, filters)?;
-    let mut p = Params::default();
-    let conds = conditions(t, &filters, search, &mut p)?;
-    let where_all = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    Ok((format!("SELECT pg_catalog.count(*) FROM {} AS {T}{where_all}", t.qualified()), p))
+    let v = view_sql(t, filters, None, search, None)?;
+    Ok((format!("SELECT pg_catalog.count(*) FROM {} AS {T}{}", t.qualified(), v.where_filters), v.params))
 }
 
 /// One field as `COPY ... TO STDOUT (FORMAT csv)` writes it with its defaults
