@@ -1075,6 +1075,7 @@ const EXPORT_AHEAD: usize = 2;
 /// One chunk of the export as the viewer: its own short transaction
 /// (`with_session_as`: the session checked again, the impersonation applied
 /// again; nothing is held open between chunks).
+#[allow(clippy::too_many_arguments)]
 async fn export_chunk(
     app: &App,
     token: &str,
