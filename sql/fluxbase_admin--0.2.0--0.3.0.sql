@@ -451,3 +451,39 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'column_choices_wrapper';
 REVOKE ALL ON FUNCTION dashboard.column_choices(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dashboard.column_choices(regclass) TO fluxbase_dashboard, anon, authenticated, service_role;
+
+-- == tables export and count (issue 19) ==
+-- dashboard.export_rows: the view's rows (browse's filters, sort, search and
+-- keyset cursor) in chunks, CSV byte for byte as COPY ... TO STDOUT CSV writes
+-- it, or JSON; dashboard.count_rows: the view's exact row count (the web runs
+-- it under a statement timeout). SECURITY INVOKER like the other explorer
+-- functions (src/explorer/export.rs), so RLS and impersonation apply; granted
+-- as they are (sql/grants.sql).
+CREATE FUNCTION dashboard."export_rows"(
+	"tbl" regclass, /* Option < PgRelation > */
+	"filters" jsonb DEFAULT '[]', /* Option < JsonArg > */
+	"sort" jsonb DEFAULT '[]', /* Option < JsonArg > */
+	"search" TEXT DEFAULT NULL, /* Option < & str > */
+	"format" TEXT DEFAULT 'csv', /* Option < & str > */
+	"after" jsonb DEFAULT NULL, /* Option < JsonArg > */
+	"max_rows" INT DEFAULT 10000 /* Option < i32 > */
+) RETURNS TABLE (
+	"data" TEXT,  /* String */
+	"row_count" INT,  /* i32 */
+	"next_cursor" jsonb  /* Option < JsonB > */
+)
+STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'export_rows_wrapper';
+CREATE FUNCTION dashboard."count_rows"(
+	"tbl" regclass, /* Option < PgRelation > */
+	"filters" jsonb DEFAULT '[]', /* Option < JsonArg > */
+	"search" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS bigint /* i64 */
+STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'count_rows_wrapper';
+REVOKE ALL ON FUNCTION dashboard.export_rows(regclass, jsonb, jsonb, text, text, jsonb, integer),
+    dashboard.count_rows(regclass, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.export_rows(regclass, jsonb, jsonb, text, text, jsonb, integer),
+    dashboard.count_rows(regclass, jsonb, text) TO fluxbase_dashboard, anon, authenticated, service_role;

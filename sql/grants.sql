@@ -55,6 +55,8 @@ GRANT EXECUTE ON FUNCTION
     dashboard.table_policies(regclass),
     dashboard.column_choices(regclass),
     dashboard.browse(regclass, jsonb, jsonb, text, integer, jsonb),
+    dashboard.export_rows(regclass, jsonb, jsonb, text, text, jsonb, integer),
+    dashboard.count_rows(regclass, jsonb, text),
     dashboard.update_row(regclass, jsonb, jsonb),
     dashboard.update_rows(regclass, jsonb, jsonb),
     dashboard.insert_rows(regclass, jsonb),

@@ -43,6 +43,9 @@ use crate::errors::{raise, OrRaise};
 use crate::impersonation::pinned_path;
 use crate::json::JsonArg;
 
+/// dashboard.export_rows and dashboard.count_rows (issue 19).
+mod export;
+
 /// Refuse unless the login behind this connection is a dashboard member (see
 /// the module comment); returns the acting admin or database role.
 fn gate() -> Actor {
@@ -230,6 +233,19 @@ fn reading_table<R>(tbl: Option<PgRelation>, f: impl FnOnce(&PgRelation) -> R) -
         load(&rel);
         f(&rel)
     })
+}
+
+/// A view's reader (browse, export, count): the caller may read (actor);
+/// then, confined, the table is loaded (visible to them) and `f` gets it.
+fn reading_view<R>(tbl: Option<PgRelation>, f: impl FnOnce(&Table) -> R) -> R {
+    actor::reader();
+    crate::confine::run_untrusted(|| f(&load(&required_rel(tbl))))
+}
+
+/// A view's JSON arguments as values (each refused with 22023, naming it,
+/// when it can't be used).
+fn view_args<const N: usize>(args: [(Option<JsonArg>, &str); N]) -> [Option<Value>; N] {
+    args.map(|(a, what)| a.map(|j| j.into_value(what)))
 }
 
 fn required_rel(tbl: Option<PgRelation>) -> PgRelation {
@@ -461,16 +477,11 @@ fn browse(
     page_size: default!(Option<i32>, 50),
     after: default!(Option<JsonArg>, "NULL"),
 ) -> RawJsonb {
-    let filters = filters.map(|j| j.into_value("filters"));
-    let sort = sort.map(|j| j.into_value("sort"));
-    let after = after.map(|j| j.into_value("after"));
-    actor::reader();
-    crate::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
-        let t = load(&rel);
+    let [filters, sort, after] = view_args([(filters, "filters"), (sort, "sort"), (after, "after")]);
+    reading_view(tbl, |t| {
         // Checked before the table is read (plan_browse checks it again).
         ex::check_page_size(page_size).or_raise();
-        let plan = ex::plan_browse(&t, filters.as_ref(), sort.as_ref(), search, page_size, after.as_ref()).or_raise();
+        let plan = ex::plan_browse(t, filters.as_ref(), sort.as_ref(), search, page_size, after.as_ref()).or_raise();
         let stmt = kept_plan(&plan.sql, &text_types(plan.params.0.len()));
         // The statement builds the whole answer; hand its jsonb datum straight
         // back (copied out of SPI's memory) rather than parsing and re-encoding it.

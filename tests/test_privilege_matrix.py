@@ -213,6 +213,9 @@ row("dashboard.table_indexes(regclass)", "SELECT * FROM dashboard.table_indexes(
 row("dashboard.table_policies(regclass)", "SELECT * FROM dashboard.table_policies('public.notes')", EXPLORER_READ)
 row("dashboard.column_choices(regclass)", "SELECT * FROM dashboard.column_choices('public.notes')", EXPLORER_READ)
 row("dashboard.browse(regclass,jsonb,jsonb,text,integer,jsonb)", "SELECT dashboard.browse('public.notes')", EXPLORER_READ)
+row("dashboard.export_rows(regclass,jsonb,jsonb,text,text,jsonb,integer)",
+    "SELECT * FROM dashboard.export_rows('public.notes')", EXPLORER_READ)
+row("dashboard.count_rows(regclass,jsonb,text)", "SELECT dashboard.count_rows('public.notes')", EXPLORER_READ)
 row("dashboard.update_row(regclass,jsonb,jsonb)",
     """SELECT dashboard.update_row('public.notes', '{"id": 1}', '{"body": "edited"}')""", EXPLORER_WRITE)
 row("dashboard.update_rows(regclass,jsonb,jsonb)",

@@ -22,6 +22,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{check_len, Code, FbError, FbResult};
 
+/// Export and exact count (issue 19): their plans and COPY's CSV rules.
+pub mod export;
+
 /// The alias every generated query gives the browsed table. Whole-row
 /// references are written `_fb_t.*`, so a column named `_fb_t` can't capture them.
 const T: &str = "_fb_t";
@@ -634,6 +637,61 @@ pub fn like_escape(s: &str) -> String {
     out
 }
 
+/// The view's WHERE conditions (filters, then search), ANDed by the caller:
+/// shared by browse, export and count, so they select the same rows.
+pub fn conditions(t: &Table, filters: &[Filter], search: Option<&str>, p: &mut Params) -> FbResult<Vec<String>> {
+    let mut conds = Vec::new();
+    for f in filters {
+        conds.push(filter_sql(t, f, p)?);
+    }
+    if let Some(s) = search.filter(|s| !s.is_empty()) {
+        check_len("search", s, 500)?;
+        let text_cols: Vec<usize> = (0..t.columns.len()).filter(|&i| t.columns[i].text_like).collect();
+        if text_cols.is_empty() {
+            return Err(FbError::invalid(format!("{} has no text columns to search", t.display())));
+        }
+        let b = p.bind(Some(format!("%{}%", like_escape(s))), "pg_catalog.text")?;
+        let ors: Vec<String> = text_cols
+            .iter()
+            .map(|&i| format!("{}::pg_catalog.text {} {b}", t.col_ref(i), pg_op("~~*")))
+            .collect();
+        conds.push(format!("({})", ors.join(" OR ")));
+    }
+    Ok(conds)
+}
+
+/// A view (filters, sort, search, cursor) as SQL pieces shared by browse,
+/// export and count: the keyset keys, the bound values, and the WHERE clause
+/// (" WHERE ..." or "") without and with the cursor's condition.
+pub struct ViewSql {
+    pub keys: Vec<Key>,
+    pub params: Params,
+    pub where_filters: String,
+    pub where_all: String,
+}
+
+pub fn view_sql(
+    t: &Table,
+    filters: Option<&Value>,
+    sort: Option<&Value>,
+    search: Option<&str>,
+    after: Option<&Value>,
+) -> FbResult<ViewSql> {
+    let filters = parse_filters(t, filters)?;
+    let sort = parse_sort(t, sort)?;
+    let keys = keys(t, &sort);
+    let cursor = parse_cursor(&keys, after)?;
+    let mut params = Params::default();
+    let mut conds = conditions(t, &filters, search, &mut params)?;
+    let clause = |conds: &[String]| if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let where_filters = clause(&conds);
+    if let Some(vals) = &cursor {
+        conds.push(after_condition(&keys, vals, &mut params)?);
+    }
+    let where_all = clause(&conds);
+    Ok(ViewSql { keys, params, where_filters, where_all })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrowsePlan {
     /// One statement returning one jsonb: {rows, next_cursor, estimated_total}
@@ -662,35 +720,8 @@ pub fn plan_browse(
     after: Option<&Value>,
 ) -> FbResult<BrowsePlan> {
     let page_size = check_page_size(page_size)?;
-    let filters = parse_filters(t, filters)?;
-    let sort = parse_sort(t, sort)?;
-    let keys = keys(t, &sort);
-    let cursor = parse_cursor(&keys, after)?;
-    let mut p = Params::default();
-
-    let mut conds = Vec::new();
-    for f in &filters {
-        conds.push(filter_sql(t, f, &mut p)?);
-    }
-    if let Some(s) = search.filter(|s| !s.is_empty()) {
-        check_len("search", s, 500)?;
-        let text_cols: Vec<usize> = (0..t.columns.len()).filter(|&i| t.columns[i].text_like).collect();
-        if text_cols.is_empty() {
-            return Err(FbError::invalid(format!("{} has no text columns to search", t.display())));
-        }
-        let b = p.bind(Some(format!("%{}%", like_escape(s))), "pg_catalog.text")?;
-        let ors: Vec<String> = text_cols
-            .iter()
-            .map(|&i| format!("{}::pg_catalog.text {} {b}", t.col_ref(i), pg_op("~~*")))
-            .collect();
-        conds.push(format!("({})", ors.join(" OR ")));
-    }
-    // The filtered count (small tables only) must not see the cursor.
-    let where_filters = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    if let Some(vals) = &cursor {
-        conds.push(after_condition(&keys, vals, &mut p)?);
-    }
-    let where_all = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    // (The filtered count, small tables only, must not see the cursor.)
+    let ViewSql { keys, params: mut p, where_filters, where_all } = view_sql(t, filters, sort, search, after)?;
 
     let select_keys: Vec<String> = keys.iter().enumerate().map(|(i, k)| format!("{} AS s{i}", k.expr)).collect();
     let inner_order: Vec<String> = keys.iter().map(|k| k.order_sql(&k.expr)).collect();
@@ -954,7 +985,7 @@ mod tests {
         }
     }
 
-    fn table() -> Table {
+    pub(crate) fn table() -> Table {
         let mut g = col("full", "text", false);
         g.generated = true;
         Table {

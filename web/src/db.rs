@@ -182,6 +182,33 @@ impl Db {
         }))
     }
 
+    /// Run `f` inside `tx` under a statement timeout: in a savepoint, after
+    /// `SET LOCAL statement_timeout`. Ok(None) when the timeout cancelled a
+    /// statement of `f` (SQLSTATE 57014): the savepoint is rolled back (which
+    /// also ends the setting) and the transaction goes on. The setting holds
+    /// no authority: it only shortens what the caller may run anyway, and a
+    /// plain SET is allowed under `apply_impersonation`'s confinement.
+    pub async fn with_timeout<T>(
+        tx: &Tx<'_>,
+        timeout: std::time::Duration,
+        f: impl AsyncFnOnce(&Tx<'_>) -> Result<T, WebError>,
+    ) -> Result<Option<T>, WebError> {
+        // (a number this function formats: nothing of the caller's)
+        tx.batch_execute(&format!("SAVEPOINT fluxbase_timed; SET LOCAL statement_timeout = {}", timeout.as_millis().max(1)))
+            .await?;
+        match f(tx).await {
+            Ok(out) => {
+                tx.batch_execute("RELEASE SAVEPOINT fluxbase_timed; SET LOCAL statement_timeout TO DEFAULT").await?;
+                Ok(Some(out))
+            }
+            Err(WebError::Internal(m)) if m.starts_with("database 57014:") => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT fluxbase_timed; RELEASE SAVEPOINT fluxbase_timed").await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Run `f` in a transaction with no admin session (setup, login, health),
     /// always on the primary.
     pub async fn without_session<T>(&self, f: impl AsyncFnOnce(&Tx<'_>) -> Result<T, WebError>) -> Result<T, WebError> {

@@ -1,5 +1,6 @@
 //! The table explorer: `dashboard.list_tables`, `describe_table`,
-//! `table_indexes`, `table_policies`, `column_choices`, `browse`, `update_row`, `insert_rows`,
+//! `table_indexes`, `table_policies`, `column_choices`, `browse`, `export_rows`, `count_rows`,
+//! `update_row`, `insert_rows`,
 //! `update_rows`, `delete_rows`, `watch_table`, `unwatch_table` (extension
 //! `src/explorer.rs`). A table is named by schema and name, both bound; the
 //! database turns them into a regclass (`format('%I.%I')`), so no name is
@@ -164,6 +165,44 @@ pub async fn browse(
         .await?;
     let text: JsonbText = row.get(0);
     serde_json::from_str(&text.0).map_err(|e| WebError::internal(format!("unexpected answer from browse: {e}")))
+}
+
+/// One chunk of `dashboard.export_rows`: `data` (CSV as COPY writes it, or
+/// the JSON objects of the rows joined by ",\n"), its row count, and the
+/// cursor of the next chunk (None after the last).
+pub struct ExportChunk {
+    pub data: String,
+    pub rows: i32,
+    pub next: Option<Value>,
+}
+
+/// Rows an export chunk may hold (the extension also ends a chunk after
+/// about 1 MiB of text, whatever the rows' width).
+pub const EXPORT_ROWS: i32 = 100_000;
+
+pub async fn export_rows(
+    tx: &Tx<'_>,
+    schema: &str,
+    table: &str,
+    q: &Query,
+    format: &str,
+    after: Option<&Value>,
+) -> Result<ExportChunk, WebError> {
+    let row = tx
+        .query_one(
+            &format!("SELECT data, row_count, next_cursor FROM dashboard.export_rows({REL}, $2, $3, $4, $5, $6, $7)"),
+            &[&qualified(schema, table), &q.filters, &q.sort, &q.search, &format, &after, &EXPORT_ROWS],
+        )
+        .await?;
+    Ok(ExportChunk { data: row.get(0), rows: row.get(1), next: row.get(2) })
+}
+
+/// The exact number of rows of the view (filters and search), as the viewer.
+pub async fn count_rows(tx: &Tx<'_>, schema: &str, table: &str, q: &Query) -> Result<i64, WebError> {
+    let row = tx
+        .query_one(&format!("SELECT dashboard.count_rows({REL}, $2, $3)"), &[&qualified(schema, table), &q.filters, &q.search])
+        .await?;
+    Ok(row.get(0))
 }
 
 pub async fn update_row(tx: &Tx<'_>, schema: &str, table: &str, pk: &Value, changes: &Value) -> Result<Value, WebError> {

@@ -72,8 +72,8 @@ pub const OPS: [(&str, &str); 11] = [
 ];
 /// Characters of a value shown in a cell before "…" (click shows the rest).
 const CELL_CHARS: usize = 60;
-/// How long the exact count may browse before it gives up.
-const COUNT_BUDGET: Duration = Duration::from_secs(5);
+/// The exact count's statement timeout.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(5);
 
 // ------------------------------------------------------------ helpers
 
@@ -618,14 +618,16 @@ async fn grid_get(
 #[derive(Template)]
 #[template(path = "tables/count_partial.html")]
 struct CountPartial {
-    count: u64,
-    complete: bool,
+    /// None when the count ran out of time.
+    count: Option<i64>,
+    /// The planner's estimate (pg_class.reltuples) shown instead.
+    estimate: i64,
     seconds: u64,
 }
 
-/// The exact count of the view's rows, as the viewer: every page of the
-/// view browsed by keyset (1000 rows a call) in one transaction, for at most
-/// COUNT_BUDGET; past it the count says "at least".
+/// The exact count of the view's rows, as the viewer: `dashboard.count_rows`
+/// under a statement timeout of COUNT_TIMEOUT; past it the page says so and
+/// shows the planner's estimate instead.
 async fn count_get(
     State(app): State<App>,
     s: Session,
@@ -634,8 +636,13 @@ async fn count_get(
 ) -> Result<Response, WebError> {
     let view = View::parse(raw.as_deref());
     section_page(&app, &s, true, "", async |tx, _| {
-        let (count, complete) = walk(tx, &schema, &table, &view, Some(COUNT_BUDGET), |_| ()).await?;
-        Ok(CountPartial { count, complete, seconds: COUNT_BUDGET.as_secs() })
+        let q = view.browse_query();
+        let count = crate::db::Db::with_timeout(tx, COUNT_TIMEOUT, async |tx| ex::count_rows(tx, &schema, &table, &q).await).await?;
+        let estimate = match count {
+            Some(_) => 0,
+            None => ex::list_tables(tx, Some(&schema)).await?.iter().find(|t| t.name == table).map_or(0, |t| t.row_estimate),
+        };
+        Ok(CountPartial { count, estimate, seconds: COUNT_TIMEOUT.as_secs() })
     })
     .await
 }
@@ -1158,79 +1165,39 @@ async fn events_get(
 
 // ------------------------------------------------------------ export
 
-/// PostgreSQL's text form of a browsed value of type `typ` (what COPY
-/// prints), rebuilt from its JSON: booleans t/f, timestamps with a space and
-/// a short zone, the rest as JSON gave it.
-pub fn pg_text(typ: &str, v: &serde_json::value::RawValue) -> Option<String> {
-    let s = v.get();
-    match s {
-        "null" => None,
-        "true" => Some("t".into()),
-        "false" => Some("f".into()),
-        _ => {
-            let t = raw_text(v)?;
-            if typ.starts_with("timestamp") && t.len() >= 19 && t.as_bytes()[10] == b'T' {
-                let mut t = t.replacen('T', " ", 1);
-                if typ.contains("with time zone") && t.ends_with(":00") && t.len() >= 25 {
-                    let z = &t[t.len() - 6..];
-                    if z.starts_with('+') || z.starts_with('-') {
-                        t.truncate(t.len() - 3);
-                    }
-                }
-                Some(t)
-            } else {
-                Some(t)
-            }
-        }
-    }
-}
+/// Chunks fetched ahead of the one being sent (each at most ~1 MiB and
+/// EXPORT_ROWS rows): the server's memory stays a few chunks, whatever the
+/// table's size.
+const EXPORT_AHEAD: usize = 2;
 
-/// One CSV field as COPY … CSV writes it.
-pub fn csv_field(v: Option<&str>, single_column: bool, out: &mut String) {
-    let Some(v) = v else { return };
-    let quote = single_column || v.is_empty() || v == "\\." || v.contains([',', '"', '\n', '\r']);
-    if quote {
-        out.push('"');
-        out.push_str(&v.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(v);
-    }
-}
-
-fn export_chunk(rows: &[RawRow], columns: &[ColumnInfo], csv: bool, first: &mut bool) -> String {
-    let mut out = String::new();
-    for r in rows {
-        if csv {
-            for (i, c) in columns.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let text = r.get(&c.name).and_then(|v| pg_text(&c.typ, v));
-                csv_field(text.as_deref(), columns.len() == 1, &mut out);
-            }
-            out.push('\n');
-        } else {
-            out.push_str(if *first { "\n" } else { ",\n" });
-            *first = false;
-            out.push('{');
-            for (i, c) in columns.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&serde_json::to_string(&c.name).unwrap_or_default());
-                out.push_str(": ");
-                out.push_str(r.get(&c.name).map(|v| v.get()).unwrap_or("null"));
-            }
-            out.push('}');
-        }
-    }
-    out
+/// One chunk of the export as the viewer: its own short transaction
+/// (`with_session_as`: the session checked again, the impersonation applied
+/// again; nothing is held open between chunks).
+#[allow(clippy::too_many_arguments)]
+async fn export_chunk(
+    app: &App,
+    token: &str,
+    imp: Option<uuid::Uuid>,
+    schema: &str,
+    table: &str,
+    q: &Query,
+    format: &str,
+    after: Option<&Value>,
+) -> Result<ex::ExportChunk, WebError> {
+    let (_, _, chunk) = app
+        .db
+        .with_session_as(token, imp, async |_, _| Ok(()), async |tx, _| ex::export_rows(tx, schema, table, q, format, after).await)
+        .await?;
+    Ok(chunk)
 }
 
 /// CSV or JSON of the whole view (filters, sort, search; as the viewer),
-/// streamed page by page by keyset: each page is its own short transaction
-/// (nothing is held open between pages), memory stays one page.
+/// streamed chunk by chunk by keyset from `dashboard.export_rows`. The CSV is
+/// COPY's (each value through its type's output function, COPY's quoting);
+/// the JSON an array of one object per row. The first chunk is read before
+/// the answer starts (an error then gets its normal page); later ones are
+/// fetched by a task at most EXPORT_AHEAD chunks ahead of the download, so
+/// memory stays constant; a failure then cuts the download short.
 async fn export_get(
     State(app): State<App>,
     s: Session,
@@ -1239,57 +1206,53 @@ async fn export_get(
 ) -> Result<Response, WebError> {
     let view = View::parse(raw.as_deref());
     let csv = !raw.as_deref().unwrap_or("").split('&').any(|kv| kv == "format=json");
-    let columns = as_viewer(&app, &s, async |tx, _| ex::describe(tx, &schema, &table).await).await?.1;
-    let name: String = table.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    let disposition = format!("attachment; filename=\"{name}.{}\"", if csv { "csv" } else { "json" });
-    struct St {
-        app: App,
-        token: String,
-        imp: Option<uuid::Uuid>,
-        after: Option<Value>,
-        done: bool,
-        first: bool,
-        started: bool,
-    }
-    let st = St { app, token: s.token.clone(), imp: s.imp, after: None, done: false, first: true, started: false };
+    let format = if csv { "csv" } else { "json" };
     let q = view.browse_query();
-    let stream = futures_util::stream::unfold((st, schema, table, columns, q), move |(mut st, schema, table, columns, q)| async move {
-        if st.done {
-            return None;
-        }
-        let mut out = String::new();
-        if !csv && !st.started {
-            out.push('[');
-        }
-        st.started = true;
-        let after = st.after.take();
-        let res = st
-            .app
-            .db
-            .with_session_as(&st.token, st.imp, async |_, _| Ok(()), async |tx, _| {
-                ex::browse(tx, &schema, &table, &q, ex::MAX_PAGE, after.as_ref()).await
-            })
-            .await;
-        match res {
-            Ok((_, _, page)) => {
-                out.push_str(&export_chunk(&page.rows, &columns, csv, &mut st.first));
-                match page.next_cursor {
-                    Some(c) => st.after = Some(c),
-                    None => {
-                        st.done = true;
-                        if !csv {
-                            out.push_str("\n]\n");
-                        }
-                    }
-                }
-                Some((Ok::<_, std::io::Error>(out), (st, schema, table, columns, q)))
+    let first = export_chunk(&app, &s.token, s.imp, &schema, &table, &q, format, None).await?;
+    let name: String = table.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let disposition = format!("attachment; filename=\"{name}.{format}\"");
+    let (send, recv) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(EXPORT_AHEAD);
+    let (token, imp) = (s.token.clone(), s.imp);
+    tokio::spawn(async move {
+        // JSON: "[", the chunks' objects joined by ",\n", "]".
+        let mut wrote = false;
+        let frame = |data: String, wrote: &mut bool| -> String {
+            if csv || data.is_empty() {
+                return data;
             }
-            Err(e) => {
-                st.done = true;
-                Some((Err(std::io::Error::other(format!("export stopped: {e:?}"))), (st, schema, table, columns, q)))
+            let sep = if *wrote { ",\n" } else { "\n" };
+            *wrote = true;
+            let mut out = String::with_capacity(data.len() + 2);
+            out.push_str(sep);
+            out.push_str(&data);
+            out
+        };
+        let mut next = first.next;
+        let mut data = frame(first.data, &mut wrote);
+        if !csv {
+            data.insert(0, '[');
+        }
+        loop {
+            let last = next.is_none();
+            if last && !csv {
+                data.push_str("\n]\n");
+            }
+            if send.send(Ok(data)).await.is_err() || last {
+                return; // the download was dropped, or that was the end
+            }
+            match export_chunk(&app, &token, imp, &schema, &table, &q, format, next.as_ref()).await {
+                Ok(c) => {
+                    next = c.next;
+                    data = frame(c.data, &mut wrote);
+                }
+                Err(e) => {
+                    let _ = send.send(Err(std::io::Error::other(format!("export stopped: {e:?}")))).await;
+                    return;
+                }
             }
         }
     });
+    let stream = futures_util::stream::unfold(recv, |mut r| async move { r.recv().await.map(|c| (c, r)) });
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -12,3 +12,4 @@ mod replica;
 mod security;
 mod tables;
 mod tables_ui;
+mod tables_export;

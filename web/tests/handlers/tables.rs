@@ -181,7 +181,7 @@ fn urlenc(s: &str) -> String {
 }
 
 /// alice and bob, each owning notes under an RLS policy on auth.uid().
-async fn notes(db: &TestDb) -> (String, String) {
+pub(crate) async fn notes(db: &TestDb) -> (String, String) {
     let su = db.su().await;
     let alice: uuid::Uuid = su.query_one("SELECT user_id FROM dashboard.invite_user('alice@example.com')", &[]).await.unwrap().get(0);
     let bob: uuid::Uuid = su.query_one("SELECT user_id FROM dashboard.invite_user('bob@example.com')", &[]).await.unwrap().get(0);
