@@ -1291,31 +1291,11 @@ pub fn back_to(back: &str) -> String {
     if path != "/admin" && !path.starts_with("/admin/") {
         return fallback();
     }
-    let decoded = percent_decode(path);
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     if decoded.contains("//") || decoded.contains('\\') || decoded.split('/').any(|seg| seg == "." || seg == "..") {
         return fallback();
     }
     back.to_string()
-}
-
-/// `%XX` sequences decoded (bytes kept as Latin-1: only ASCII is compared).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(char::from((h * 16 + l) as u8));
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out
 }
 
 /// Start *View as…*: one impersonation per admin session (a running one
