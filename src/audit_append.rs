@@ -152,7 +152,15 @@ impl Entries {
         if let Some((spill, slot, at)) = &mut self.spill {
             while size < SPILL_BYTES {
                 let bytes = unsafe {
-                    if !pg_sys::tuplestore_gettupleslot(spill.store, true, false, *slot) {
+                    // A tuple read back from the file is palloc'd in the
+                    // current context and held by the slot until the next
+                    // read frees it: read it into the transaction's context
+                    // (the store's), not into the caller's chunk context,
+                    // which is reset between chunks (freeing the tuple under
+                    // the slot crashed the append of a third chunk).
+                    let read = pgrx::PgMemoryContexts::TopTransactionContext
+                        .switch_to(|_| pg_sys::tuplestore_gettupleslot(spill.store, true, false, *slot));
+                    if !read {
                         break;
                     }
                     pg_sys::slot_getsomeattrs(*slot, 1);

@@ -113,6 +113,22 @@ def test_spilled_entries_of_a_rolled_back_savepoint_are_dropped(db, su):
     assert verify(su) == (True, None)
 
 
+def test_a_transaction_spilling_many_chunks_appends_them_all(su):
+    """A transaction queuing several spill chunks (16 MB each) of small
+    entries: every chunk is appended at commit and the chain holds. (The
+    third chunk once crashed the server: a tuple read back from the spill
+    file lived in a context reset between chunks.)"""
+    before = one(su, "SELECT count(*) FROM dashboard_auth.audit_log")
+    n = 500_000  # ~100 bytes an entry: four chunks (the crash came from 400,000)
+    su.execute("BEGIN")
+    su.execute("INSERT INTO dashboard_auth.audit_log (actor, action, target_type, target_id) "
+               "SELECT 'db:bench', 'row.update', 'table', 'public.t' || mod(g, 50) FROM generate_series(1, %s) g", (n,))
+    su.execute("COMMIT")
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log") == before + n
+    assert one(su, "SELECT max(id) - min(id) + 1 FROM dashboard_auth.audit_log WHERE actor = 'db:bench'") == n
+    assert verify(su) == (True, None)
+
+
 # ------------------------------------ item 5: auditing cannot be switched off silently
 
 
