@@ -83,7 +83,10 @@ for c in "${cases[@]}"; do
     # (stderr too: every line of a case is labelled with its version)
     if ! bash "bench/cases/$c.sh" 2>&1 | sed -u "s/^/[pg$PG_MAJOR] /"; then
         failed+=("$c")
-        echo "[pg$PG_MAJOR] !! $c FAILED"
+        echo "[pg$PG_MAJOR] !! $c FAILED; the server log's last lines:"
+        tail -n 30 "$CLUSTER_DIR/server.log" | sed "s/^/[pg$PG_MAJOR]   | /"
+        # (a crashed server restarts by itself: the next case waits for it)
+        for _ in $(seq 120); do "$PG_BIN/pg_isready" -q && break; sleep 1; done
     fi
     echo "[pg$PG_MAJOR] ($c: $((SECONDS - t0)) s; load average after: $(load))"
 done
