@@ -7,7 +7,9 @@
 #  - anchor: the same searches as the single ORed condition audit_search ran
 #    before (what a hand-written search of the log does), sent as SQL.
 # Measured here: cost ratios 1.19, 1.57, 2.05 and 1.15, 1.50, 2.19 in two runs;
-#   the single condition 150-425x slower (it reads the whole log).
+#   the single condition 150-425x slower (it reads the whole log). 2026-12-02,
+#   release builds: PG 15 1.10, 1.21, 1.88; PG 18 1.60, 1.73, 2.87 (single
+#   condition 170-526x slower).
 # Run by bench/run.sh (PGBENCH, PGHOST/PGPORT exported; release build).
 set -euo pipefail
 DB=bench_audit_search
