@@ -7,7 +7,9 @@
 #  - anchor: the same searches as the single ORed condition audit_search ran
 #    before (what a hand-written search of the log does), sent as SQL.
 # Measured here: cost ratios 1.19, 1.57, 2.05 and 1.15, 1.50, 2.19 in two runs;
-#   the single condition 150-425x slower (it reads the whole log).
+#   the single condition 150-425x slower (it reads the whole log). 2026-12-02,
+#   release builds: PG 15 1.10, 1.21, 1.88; PG 18 1.60, 1.73, 2.87 (single
+#   condition 170-526x slower).
 # Run by bench/run.sh (PGBENCH, PGHOST/PGPORT exported; release build).
 set -euo pipefail
 DB=bench_audit_search
@@ -22,6 +24,9 @@ SELECT user_id FROM dashboard_auth.setup_first_admin('root@example.com', 'correc
 INSERT INTO dashboard_auth.audit_log (actor, actor_id, action, target_type, target_id)
 SELECT 'root@example.com', (SELECT id FROM dashboard_auth.users), 'admin.bench', 'setting', 'key' || g
   FROM generate_series(1, 1000) g;
+-- (one transaction of 1M entries: it spills to the transaction's file and is
+-- appended in 16 MB chunks at commit; it crashed the server before the fix of
+-- 2026-12-02, tests/test_audit_hardening.py holds the regression test)
 INSERT INTO dashboard_auth.audit_log (actor, action, target_type, target_id)
 SELECT 'db:app', 'row.update', 'table', 'public.t' || mod(g, 50) FROM generate_series(1, 1000000) g;
 VACUUM ANALYZE dashboard_auth.audit_log;

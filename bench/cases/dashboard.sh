@@ -64,4 +64,4 @@ d1=$(direct); w1=$(web); p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.txt"); p9
 d2=$(direct); w2=$(web)
 D=$(best "$d1" "$d2"); W=$(best "$w1" "$w2")
 echo "dashboard fragment over HTTP ($CLIENTS clients): $W req/s (p50 $p50, p99 $p99); same SQL by pgbench: $D tps"
-awk -v w="$W" -v d="$D" 'BEGIN { printf "dashboard: ratio %.2f (target >= 0.70)\n", w / d }'
+awk -v w="$W" -v d="$D" 'BEGIN { r = w / d; printf "dashboard: ratio %.2f (target >= 0.70) %s\n", r, (r >= 0.7 ? "PASS" : "FAIL") }'
