@@ -11,7 +11,7 @@ cd "$ROOT"
 PG_MAJOR=${PG_MAJOR:-15} bash scripts/test.sh -k "screenshots or test_tables"
 mkdir -p docs/screenshots
 for p in setup login login-2fa home account account-2fa \
-         tables table table-edit-error table-view-as sql-console \
+         tables table table-edit-error table-enum-editor table-insert table-view-as sql-console \
          users user admins settings audit audit-entry analytics reauth-dialog; do
     if [ -f "target/screenshots/$p.png" ]; then
         cp "target/screenshots/$p.png" docs/screenshots/
