@@ -176,7 +176,7 @@ impl Db {
         }
         .await;
         Tried::Done(out.map(|(p, t)| (viewer, p, t)).inspect_err(|e| {
-            if let WebError::Internal(detail) = e {
+            if let WebError::Internal(detail) | WebError::Cancelled(detail) = e {
                 rep.refused(detail);
             }
         }))
@@ -201,7 +201,7 @@ impl Db {
                 tx.batch_execute("RELEASE SAVEPOINT fluxbase_timed; SET LOCAL statement_timeout TO DEFAULT").await?;
                 Ok(Some(out))
             }
-            Err(WebError::Internal(m)) if m.starts_with("database 57014:") => {
+            Err(WebError::Cancelled(_)) => {
                 tx.batch_execute("ROLLBACK TO SAVEPOINT fluxbase_timed; RELEASE SAVEPOINT fluxbase_timed").await?;
                 Ok(None)
             }

@@ -2,7 +2,8 @@
 //! 28000 from use_session → clear the cookie, back to the login page with a
 //! reason (htmx: `HX-Redirect`); 42501 → 403; 22023 22004 22P02 23505 28P01
 //! 55000 P0001 (and the step-up code FBR01) → 400 with the database's message;
-//! P0002 → 404; anything else → 500 with a request id, the detail only logged.
+//! P0002 → 404; anything else (57014 too, as `Cancelled`) → 500 with a request
+//! id, the detail only logged.
 
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -32,6 +33,10 @@ pub enum WebError {
     NotFound(String),
     /// 500; the detail is logged, the page shows only the request id.
     Internal(String),
+    /// SQLSTATE 57014: a statement cancelled (a statement timeout). A 500
+    /// like `Internal` (same detail text), told apart so that
+    /// `Db::with_timeout` can catch exactly it.
+    Cancelled(String),
 }
 
 impl WebError {
@@ -64,6 +69,7 @@ impl From<tokio_postgres::Error> for WebError {
             "FBR01" => WebError::Reauth(msg),
             "P0002" => WebError::NotFound(msg),
             "28000" => WebError::Expired,
+            "57014" => WebError::Cancelled(format!("database 57014: {msg}")),
             code => WebError::internal(format!("database {code}: {msg}")),
         }
     }
@@ -150,7 +156,7 @@ impl WebError {
                 false,
             ),
             WebError::NotFound(m) => error_response(StatusCode::NOT_FOUND, &m, htmx),
-            WebError::Internal(detail) => {
+            WebError::Internal(detail) | WebError::Cancelled(detail) => {
                 let id = request_id();
                 eprintln!("fluxbase serve: request {id} failed: {detail}");
                 error_response(

@@ -1445,7 +1445,7 @@ async fn sql_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f):
             (c, r, capped, None)
         }
         Some(Err(WebError::BadRequest(m))) | Some(Err(WebError::Denied(m))) | Some(Err(WebError::NotFound(m))) => (vec![], vec![], false, Some(m)),
-        Some(Err(WebError::Internal(m))) => (vec![], vec![], false, Some(m.split_once(": ").map(|x| x.1.to_string()).unwrap_or(m))),
+        Some(Err(WebError::Internal(m) | WebError::Cancelled(m))) => (vec![], vec![], false, Some(m.split_once(": ").map(|x| x.1.to_string()).unwrap_or(m))),
         Some(Err(e)) => return Err(e),
         None => (vec![], vec![], false, Some("Start “View as…” first: the console runs statements as the impersonated user.".into())),
     };
