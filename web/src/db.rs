@@ -167,15 +167,13 @@ impl Db {
                 return Tried::Back(pre, f);
             }
         };
-        let viewer = Viewer { me, imp: None };
         let out = async {
-            let p = pre(&tx, &viewer).await?;
-            let out = f(&tx, &viewer).await?;
+            let out = as_viewer(&tx, me, None, pre, f).await?;
             tx.commit().await?;
-            Ok((p, out))
+            Ok(out)
         }
         .await;
-        Tried::Done(out.map(|(p, t)| (viewer, p, t)).inspect_err(|e| {
+        Tried::Done(out.inspect_err(|e| {
             if let WebError::Internal(detail) | WebError::Cancelled(detail) = e {
                 rep.refused(detail);
             }
@@ -235,8 +233,8 @@ enum Tried<R, A, B> {
     Back(A, B),
 }
 
-/// The body of a session transaction, on either server: `use_session`, the
-/// impersonation (if any), `pre`, `f`. The caller begins and commits `tx`.
+/// The body of a session transaction on the primary: `use_session`, then
+/// `as_viewer`. The caller begins and commits `tx`.
 async fn session_tx<P, T>(
     tx: &Tx<'_>,
     token: &str,
@@ -250,6 +248,19 @@ async fn session_tx<P, T>(
         Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Err(WebError::Expired),
         Err(e) => return Err(e.into()),
     };
+    as_viewer(tx, me, imp, pre, f).await
+}
+
+/// The rest of a session transaction once `use_session` named the admin `me`
+/// (on the primary by `session_tx`, on the replica by `Db::on_replica`): the
+/// impersonation (if any), `pre`, `f` under it.
+async fn as_viewer<P, T>(
+    tx: &Tx<'_>,
+    me: Uuid,
+    imp: Option<Uuid>,
+    pre: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<P, WebError>,
+    f: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<T, WebError>,
+) -> Result<(Viewer, P, T), WebError> {
     let imp = match imp {
         Some(id) => crate::api::impersonation::live(tx, me, id).await?,
         None => None,
