@@ -197,14 +197,7 @@ fn user_page<T>(
     // Constant SQL per case (so each plan fits its case); values are bound.
     let mut sql = format!("SELECT {columns} FROM auth.users u WHERE u.deleted_at IS NULL");
     if terms.pattern.is_some() {
-        sql.push_str(" AND (lower(u.email) COLLATE \"C\" LIKE $2");
-        if terms.phone.is_some() {
-            sql.push_str(" OR u.phone LIKE $4");
-        }
-        if terms.id_prefix.is_some() {
-            sql.push_str(" OR u.id::text LIKE $5");
-        }
-        sql.push(')');
+        sql.push_str(&user_list::search_sql(2, terms.phone.is_some().then_some(4), terms.id_prefix.is_some().then_some(5)));
     }
     if let Some(a) = after {
         if db::one::<bool>("SELECT true FROM auth.users WHERE id = $1", &[a.into()]).is_none() {

@@ -110,6 +110,21 @@ pub struct Parts {
     pub after_null_key: Option<bool>,
 }
 
+/// The search condition over `auth.users u`, as `AND (...)` (also
+/// `list_users`'): the lower-cased email LIKE the pattern in `$email`, and
+/// when given, the phone LIKE `$phone` and the id's text LIKE `$id`.
+pub fn search_sql(email: u8, phone: Option<u8>, id: Option<u8>) -> String {
+    let mut sql = format!(" AND (lower(u.email) COLLATE \"C\" LIKE ${email}");
+    if let Some(p) = phone {
+        sql.push_str(&format!(" OR u.phone LIKE ${p}"));
+    }
+    if let Some(p) = id {
+        sql.push_str(&format!(" OR u.id::text LIKE ${p}"));
+    }
+    sql.push(')');
+    sql
+}
+
 /// The inner query: one page of users with their `sort_key`, in order.
 /// Parameters: $1 page size, $2 email pattern, $3 phone pattern, $4 id
 /// prefix, $5 role, $6 the key after which to continue (text or timestamptz,
@@ -120,14 +135,7 @@ pub fn page_sql(sort: UserSort, descending: bool, p: Parts) -> String {
     let (cmp, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
     let mut sql = format!("SELECT u.*, {key} AS sort_key FROM auth.users u WHERE u.deleted_at IS NULL");
     if p.search {
-        sql.push_str(" AND (lower(u.email) COLLATE \"C\" LIKE $2");
-        if p.phone {
-            sql.push_str(" OR u.phone LIKE $3");
-        }
-        if p.id_prefix {
-            sql.push_str(" OR u.id::text LIKE $4");
-        }
-        sql.push(')');
+        sql.push_str(&search_sql(2, p.phone.then_some(3), p.id_prefix.then_some(4)));
     }
     match p.confirmed {
         Some(true) => sql.push_str(" AND u.confirmed_at IS NOT NULL"),
@@ -187,6 +195,15 @@ mod tests {
                     json!({"sort": "email", "desc": false, "key": "a", "id": id, "sql": "x"})] {
             assert_eq!(parse_cursor(&bad, UserSort::Email, false).unwrap_err().code.sqlstate(), "22023", "{bad}");
         }
+    }
+
+    #[test]
+    fn search_condition_names_only_its_parameters() {
+        assert_eq!(search_sql(2, None, None), " AND (lower(u.email) COLLATE \"C\" LIKE $2)");
+        assert_eq!(
+            search_sql(2, Some(4), Some(5)),
+            " AND (lower(u.email) COLLATE \"C\" LIKE $2 OR u.phone LIKE $4 OR u.id::text LIKE $5)"
+        );
     }
 
     #[test]
