@@ -1,0 +1,11 @@
+-- fluxbase_admin 0.3.0 -> 0.4.0 (ALTER EXTENSION fluxbase_admin UPDATE)
+--
+-- Every change to the extension's objects between the archived 0.3.0 install
+-- script (sql/versions/fluxbase_admin--0.3.0.sql) and what `CREATE EXTENSION
+-- fluxbase_admin` installs at 0.4.0 belongs here (see docs/RELEASING.md). One
+-- section per topic, headed `-- == <topic> (issue N) ==`. tests/test_upgrade.py
+-- compares an updated database with a fresh one, object by object, and fails on
+-- any difference.
+--
+-- Runs inside the extension script machinery: no BEGIN/COMMIT, schema-qualify
+-- everything. Once 0.4.0 is released this file is never edited again.
