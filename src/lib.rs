@@ -12,32 +12,15 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
-pub mod accounts;
-pub mod actor;
-pub mod app_users;
+// Layers (docs/ARCHITECTURE.md; scripts/check-layers.py keeps them acyclic):
+// runtime under everything; audit on runtime; admin and users above audit;
+// explorer and monitoring on top.
+pub mod runtime;
 pub mod audit;
-pub mod claims;
-pub mod confine;
-pub mod db;
-pub mod errors;
-pub mod json;
-pub mod invitations;
-pub mod mfa;
-pub mod password_resets;
-pub mod impersonation;
+pub mod admin;
+pub mod users;
 pub mod explorer;
-pub mod audit_triggers;
-pub mod audit_append;
-pub mod direct_table;
-pub mod row_capture;
 pub mod monitoring;
-pub mod analytics;
-pub mod sessions;
-pub mod fastpath;
-pub mod settings;
-pub mod refusals;
-pub mod stepup;
-pub mod pgcompat;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 
@@ -53,24 +36,24 @@ extension_sql_file!("../sql/accounts.sql", name = "accounts_schema");
 extension_sql_file!("../sql/sessions.sql", name = "sessions_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = ["sessions_schema"]);
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
-extension_sql_file!("../sql/settings_view.sql", name = "settings_view", requires = ["settings_schema", settings::setting_definitions]);
+extension_sql_file!("../sql/settings_view.sql", name = "settings_view", requires = ["settings_schema", admin::settings::setting_definitions]);
 extension_sql_file!("../sql/mfa.sql", name = "mfa_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/invitations.sql", name = "invitations_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/app_users.sql", name = "app_users_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/explorer.sql", name = "explorer_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/monitoring.sql", name = "monitoring_schema", requires = ["accounts_schema"]);
-extension_sql_file!("../sql/validate_session.sql", name = "validate_session_sql", requires = ["sessions_schema", sessions::token_digest, sessions::session_live]);
+extension_sql_file!("../sql/validate_session.sql", name = "validate_session_sql", requires = ["sessions_schema", admin::sessions::token_digest, admin::sessions::session_live]);
 extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     // Forget any `use_session` identity when its transaction ends.
     unsafe {
-        pg_sys::RegisterXactCallback(Some(actor::on_xact_event), std::ptr::null_mut());
+        pg_sys::RegisterXactCallback(Some(runtime::actor::on_xact_event), std::ptr::null_mut());
         // Audit entries are appended to the chain at commit.
-        pg_sys::RegisterXactCallback(Some(audit_append::on_xact_event), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(audit_append::on_subxact_event), std::ptr::null_mut());
+        pg_sys::RegisterXactCallback(Some(audit::append::on_xact_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(audit::append::on_subxact_event), std::ptr::null_mut());
         // What the audit trigger and the append keep of tables between
         // statements is dropped when Postgres says a table (or schema) changed.
         pg_sys::CacheRegisterRelcacheCallback(Some(table_changed), pg_sys::Datum::from(0));
@@ -80,24 +63,24 @@ pub extern "C-unwind" fn _PG_init() {
             pg_sys::Datum::from(0),
         );
     }
-    claims::init();
-    confine::init();
+    users::claims::init();
+    runtime::confine::init();
 }
 
 /// Relcache invalidation: `relid` was altered, dropped or renamed, or every
 /// table may have been (InvalidOid).
 #[pg_guard]
 unsafe extern "C-unwind" fn table_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    row_capture::forget_table(relid);
-    db::forget_table(relid);
+    audit::row_capture::forget_table(relid);
+    runtime::db::forget_table(relid);
 }
 
 /// Syscache invalidation on pg_namespace: a schema was renamed or dropped,
 /// which invalidates no table's relcache entry.
 #[pg_guard]
 unsafe extern "C-unwind" fn schema_changed(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
-    row_capture::forget_table(pg_sys::InvalidOid);
-    db::forget_table(pg_sys::InvalidOid);
+    audit::row_capture::forget_table(pg_sys::InvalidOid);
+    runtime::db::forget_table(pg_sys::InvalidOid);
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -123,7 +106,7 @@ mod tests {
         // Read-write SPI (a new snapshot): validate_session is STABLE, and a
         // read-only SPI query would run under this test's snapshot, from
         // before the setup above.
-        let email = crate::db::one::<String>(
+        let email = crate::runtime::db::one::<String>(
             "SELECT email FROM dashboard_auth.validate_session($1)",
             &[token.as_str().into()],
         );
@@ -135,7 +118,7 @@ mod tests {
         Spi::run("CREATE ROLE fb_pgtest_caller").unwrap();
         Spi::run("SET search_path = public, pg_catalog").unwrap();
         Spi::run("SET ROLE fb_pgtest_caller").unwrap();
-        let (path, user) = crate::db::as_extension_owner(|| {
+        let (path, user) = crate::runtime::db::as_extension_owner(|| {
             (
                 Spi::get_one::<String>("SELECT current_setting('search_path')").unwrap(),
                 Spi::get_one::<String>("SELECT current_user::text").unwrap(),
@@ -160,7 +143,7 @@ mod tests {
         Spi::run("ALTER TABLE public.measured DROP COLUMN gone").unwrap();
         let oid = Spi::get_one::<pg_sys::Oid>("SELECT 'public.measured'::regclass::oid").unwrap().unwrap();
         unsafe {
-            let t = crate::direct_table::DirectTable::open(oid, pg_sys::RowExclusiveLock);
+            let t = crate::audit::direct_table::DirectTable::open(oid, pg_sys::RowExclusiveLock);
             let long = vec![7u8; 300];
             let cases: Vec<Vec<(usize, Option<Datum>)>> = vec![
                 vec![],

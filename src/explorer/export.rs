@@ -23,8 +23,8 @@ use pgrx::prelude::*;
 use pgrx::{PgMemoryContexts, PgRelation};
 
 use super::{args, kept_plan, reading_view, text_types, view_args};
-use crate::errors::{raise, OrRaise};
-use crate::json::JsonArg;
+use crate::runtime::errors::{raise, OrRaise};
+use crate::runtime::json::JsonArg;
 
 /// Rows fetched from the cursor at a time.
 const BATCH: i64 = 1000;

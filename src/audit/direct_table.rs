@@ -42,7 +42,7 @@ impl DirectTable {
     }
 
     fn attrs(&self) -> &[pg_sys::FormData_pg_attribute] {
-        unsafe { crate::pgcompat::tupdesc_attrs(self.desc()) }
+        unsafe { crate::runtime::pgcompat::tupdesc_attrs(self.desc()) }
     }
 
     pub fn desc(&self) -> pg_sys::TupleDesc {

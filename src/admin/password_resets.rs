@@ -10,11 +10,12 @@ use pgrx::datum::Uuid;
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::accounts::{clear_throttle, hash_new_password, set_password_hash};
-use crate::actor::{self, Actor, AdminRole};
+use crate::admin::accounts::{clear_throttle, hash_new_password, set_password_hash};
+use crate::runtime::actor::{self, Actor, AdminRole};
 use crate::audit::{self, Event};
-use crate::errors::{raise, OrRaise};
-use crate::{db, sessions};
+use crate::runtime::errors::{raise, OrRaise};
+use crate::admin::sessions;
+use crate::runtime::db;
 
 pub const RESET_LIFETIME: &str = "1 hour";
 

@@ -96,7 +96,7 @@ unsafe fn look_up(rel: pg_sys::Relation, redact: &dyn Fn(&str, &str) -> bool) ->
     };
     let target = format!("{schema}.{}", pgrx::name_data_to_str(&(*(*rel).rd_rel).relname));
     let desc = (*rel).rd_att;
-    let attrs = crate::pgcompat::tupdesc_attrs(desc);
+    let attrs = crate::runtime::pgcompat::tupdesc_attrs(desc);
     let pk_attnums = primary_key_attnums(rel);
     let layout: Vec<AttLayout> = attrs.iter().map(|a| AttLayout { attlen: a.attlen, align: a.attalign as u8 }).collect();
     let columns: Vec<(usize, Column)> = attrs
@@ -218,7 +218,7 @@ pub unsafe fn capture(td: &pg_sys::TriggerData, table: &AuditedTable, op: Op, ma
 
 /// Attribute numbers of the primary key, in key order (empty without one).
 unsafe fn primary_key_attnums(rel: pg_sys::Relation) -> Vec<i16> {
-    let pk = crate::pgcompat::primary_key_index(rel);
+    let pk = crate::runtime::pgcompat::primary_key_index(rel);
     if pk == pg_sys::InvalidOid {
         return Vec::new();
     }
@@ -241,7 +241,7 @@ fn put(w: &mut Writer, value: Option<Cow<'_, [u8]>>) {
 /// (ALTER TABLE ... ADD COLUMN ... DEFAULT) has in that column, as image
 /// bytes; None where that is NULL.
 unsafe fn missing_values(desc: pg_sys::TupleDesc, columns: &[(usize, Column)]) -> Vec<Option<Vec<u8>>> {
-    let attrs = crate::pgcompat::tupdesc_attrs(desc);
+    let attrs = crate::runtime::pgcompat::tupdesc_attrs(desc);
     let mut missing = vec![None; attrs.len()];
     for (i, c) in columns {
         if attrs[*i].atthasmissing {
@@ -458,7 +458,7 @@ unsafe fn value_fits(typid: pg_sys::Oid, bytes: &[u8], depth: u32) -> bool {
             return false;
         }
         let desc = pg_sys::lookup_rowtype_tupdesc_copy(base, -1);
-        let attrs = crate::pgcompat::tupdesc_attrs(desc);
+        let attrs = crate::runtime::pgcompat::tupdesc_attrs(desc);
         let layout: Vec<AttLayout> = attrs.iter().map(|a| AttLayout { attlen: a.attlen, align: a.attalign as u8 }).collect();
         let fits = match heap_tuple::check_composite(&datum, &layout) {
             Ok(values) => attrs.iter().zip(values).all(|(a, v)| match v {

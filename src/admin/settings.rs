@@ -7,8 +7,8 @@ use pgrx::prelude::*;
 use serde_json::{json, Value};
 
 use crate::audit::{self, Event};
-use crate::json::{self, JsonArg};
-use crate::{actor, db, errors::OrRaise};
+use crate::runtime::json::{self, JsonArg};
+use crate::runtime::{actor, db, errors::OrRaise};
 
 /// A SQL expression for one setting's current value (set, or the default),
 /// cast to `sql_type`, for use inside other queries. Keys and defaults are
@@ -60,7 +60,7 @@ fn set_setting(key: Option<&str>, value: Option<JsonArg>) {
     let value = json::value_of(value, "value");
     let actor = actor::writer("changing settings");
     if fluxbase_core::stepup::is_security_setting(key) {
-        crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeSecuritySetting);
+        crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeSecuritySetting);
     }
     let value = match rules::validate(key, &value).or_raise() {
         Checked::Ready(v) => v,

@@ -21,11 +21,12 @@ use pgrx::datum::{Inet, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::accounts::{clear_throttle, count_failure, lock_throttle, login_answer};
-use crate::actor::{self, AdminIdentity};
+use crate::admin::accounts::{clear_throttle, count_failure, lock_throttle, login_answer};
+use crate::runtime::actor::{self, AdminIdentity};
 use crate::audit::{self, Event};
-use crate::errors::{raise, OrRaise};
-use crate::{db, sessions};
+use crate::runtime::errors::{raise, OrRaise};
+use crate::admin::sessions;
+use crate::runtime::db;
 
 const KEY_FILE: &str = "fluxbase_admin.key";
 
@@ -278,7 +279,7 @@ fn totp_enable(code: Option<&str>) -> Vec<String> {
 #[search_path(pg_catalog, pg_temp)]
 fn totp_disable(code: Option<&str>) {
     let me = actor::session_admin("totp_disable");
-    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::TotpDisable);
+    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::TotpDisable);
     let code = code_arg(code);
     let state = lock_state(me.user_id);
     if !state.enabled {

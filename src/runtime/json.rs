@@ -16,7 +16,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, FromDatum, IntoDatum};
 use serde_json::Value;
 
-use crate::errors::raise;
+use crate::runtime::errors::raise;
 
 pub struct JsonArg(Result<Value, String>);
 

@@ -31,7 +31,7 @@ use pgrx::datum::{JsonB, Uuid};
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
-use crate::errors::raise;
+use crate::runtime::errors::raise;
 
 /// The current value of a GUC, or None when it does not exist or is ''.
 /// Callback gets the bytes without copying.
@@ -75,7 +75,7 @@ unsafe extern "C-unwind" fn claims_check(
     _extra: *mut *mut std::ffi::c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    if crate::confine::claims_locked() {
+    if crate::runtime::confine::claims_locked() {
         unsafe {
             pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
             pg_sys::GUC_check_errmsg_string =

@@ -11,7 +11,9 @@
 use pgrx::datum::{JsonB, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 
-use crate::{actor, db};
+use crate::runtime::{actor, db};
+
+pub mod analytics;
 
 type Tz = TimestampWithTimeZone;
 
@@ -175,8 +177,8 @@ pub mod dashboard {
         ),
     > {
         actor::reader();
-        let limit = crate::analytics::check_limit(limit);
-        let rows = crate::analytics::statements(crate::analytics::query_order("total_time"), limit);
+        let limit = crate::monitoring::analytics::check_limit(limit);
+        let rows = crate::monitoring::analytics::statements(crate::monitoring::analytics::query_order("total_time"), limit);
         TableIterator::new(rows.into_iter().map(|(id, q, user, calls, total, mean, rows, hit, read, _)| {
             (id, q, user, calls, total, mean, rows, hit, read)
         }))

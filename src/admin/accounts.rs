@@ -10,10 +10,11 @@ use pgrx::datum::{Inet, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::actor::{self, AdminRole};
+use crate::runtime::actor::{self, AdminRole};
 use crate::audit::{self, Event};
-use crate::errors::{raise, required, OrRaise};
-use crate::{db, sessions, settings};
+use crate::runtime::errors::{raise, required, OrRaise};
+use crate::admin::{sessions, settings};
+use crate::runtime::db;
 
 pub const MAX_NAME_CHARS: usize = 200;
 
@@ -258,7 +259,7 @@ fn get_admin_v3(id: Option<Uuid>) -> TableIterator<'static, (
 fn unlock_admin(id: Option<Uuid>) -> bool {
     let id = required("id", id);
     actor::writer("unlocking admins");
-    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::UnlockAdmin);
+    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::UnlockAdmin);
     let email = db::one::<String>("SELECT email FROM dashboard_auth.users WHERE id = $1", &[id.into()])
         .unwrap_or_else(|| raise(FbError::not_found(format!("no admin with id {id}"))));
     let cleared = db::update(
@@ -300,7 +301,7 @@ fn update_admin_role(id: Option<Uuid>, role: Option<&str>) {
     let id = required("id", id);
     let new_role = AdminRole::parse(require_text("role", role, 64).or_raise()).or_raise();
     actor::writer("changing admin roles");
-    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeAdminRole);
+    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeAdminRole);
     let old_role = role_of(id);
     if old_role == new_role.as_str() {
         return;
@@ -320,7 +321,7 @@ fn update_admin_role(id: Option<Uuid>, role: Option<&str>) {
 fn delete_admin(id: Option<Uuid>) {
     let id = required("id", id);
     actor::writer("deleting admins");
-    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::DeleteAdmin);
+    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::DeleteAdmin);
     let old_role = role_of(id);
     if old_role == "dashboard_admin" {
         refuse_if_last_admin(id, "delete");

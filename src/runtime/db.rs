@@ -6,7 +6,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiHeapTupleData, SpiResult};
 
-use crate::errors::OrRaise;
+use crate::runtime::errors::OrRaise;
 
 // ------------------------------------------------------------ hot standby
 //

@@ -184,7 +184,7 @@ impl Snapshot {
 }
 
 unsafe fn open_table(name: &'static CStr) -> pg_sys::Relation {
-    pg_sys::table_open(crate::db::dashboard_auth_table(name), pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+    pg_sys::table_open(crate::runtime::db::dashboard_auth_table(name), pg_sys::AccessShareLock as pg_sys::LOCKMODE)
 }
 
 /// Close, keeping the lock to the end of the transaction as a query does.
@@ -197,7 +197,7 @@ unsafe fn table_close(rel: pg_sys::Relation) {
 /// so they can never be stale.
 unsafe fn columns<const N: usize>(rel: pg_sys::Relation, want: [(&CStr, Oid); N]) -> [i16; N] {
     let desc = (*rel).rd_att;
-    let attrs = crate::pgcompat::tupdesc_attrs(desc);
+    let attrs = crate::runtime::pgcompat::tupdesc_attrs(desc);
     want.map(|(name, typ)| {
         let found = attrs
             .iter()
@@ -288,7 +288,7 @@ unsafe fn is_unique_btree_on(index: pg_sys::Relation, rel: pg_sys::Relation, att
     let form = &*form;
     let keys = form.indkey.values.as_slice(form.indkey.dim1 as usize);
     let desc = (*rel).rd_att;
-    let column_type = (!desc.is_null()).then(|| crate::pgcompat::tupdesc_attrs(desc)[attno as usize - 1].atttypid);
+    let column_type = (!desc.is_null()).then(|| crate::runtime::pgcompat::tupdesc_attrs(desc)[attno as usize - 1].atttypid);
     form.indrelid == (*rel).rd_id
         && form.indisunique
         && form.indisvalid

@@ -36,12 +36,12 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgRelation;
 use serde_json::{json, Value};
 
-use crate::actor::{self, Actor};
+use crate::runtime::actor::{self, Actor};
 use crate::audit::{self, Event};
-use crate::db;
-use crate::errors::{raise, OrRaise};
-use crate::impersonation::pinned_path;
-use crate::json::JsonArg;
+use crate::runtime::db;
+use crate::runtime::errors::{raise, OrRaise};
+use crate::users::impersonation::pinned_path;
+use crate::runtime::json::JsonArg;
 
 /// dashboard.export_rows and dashboard.count_rows (issue 19).
 mod export;
@@ -228,7 +228,7 @@ fn args(p: &ex::Params) -> Vec<DatumWithOid<'static>> {
 /// table is visible to them (load); `f` then runs confined.
 fn reading_table<R>(tbl: Option<PgRelation>, f: impl FnOnce(&PgRelation) -> R) -> R {
     actor::reader();
-    crate::confine::run_untrusted(|| {
+    crate::runtime::confine::run_untrusted(|| {
         let rel = required_rel(tbl);
         load(&rel);
         f(&rel)
@@ -239,7 +239,7 @@ fn reading_table<R>(tbl: Option<PgRelation>, f: impl FnOnce(&PgRelation) -> R) -
 /// then, confined, the table is loaded (visible to them) and `f` gets it.
 fn reading_view<R>(tbl: Option<PgRelation>, f: impl FnOnce(&Table) -> R) -> R {
     actor::reader();
-    crate::confine::run_untrusted(|| f(&load(&required_rel(tbl))))
+    crate::runtime::confine::run_untrusted(|| f(&load(&required_rel(tbl))))
 }
 
 /// A view's JSON arguments as values (each refused with 22023, naming it,
@@ -271,7 +271,7 @@ fn list_tables(
     ),
 > {
     gate();
-    crate::confine::run_untrusted(|| {
+    crate::runtime::confine::run_untrusted(|| {
         if let Some(s) = schema {
             fluxbase_core::error::check_len("schema", s, 200).or_raise();
         }
@@ -586,7 +586,7 @@ fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, 
 #[pg_extern(schema = "dashboard")]
 fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<JsonArg>) -> JsonB {
     actor::writer("editing rows");
-    crate::confine::run_untrusted(|| {
+    crate::runtime::confine::run_untrusted(|| {
         let rel = required_rel(tbl);
         let t = load(&rel);
         let pk = pk
@@ -610,7 +610,7 @@ fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<Json
 #[pg_extern(schema = "dashboard")]
 fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>, changes: Option<JsonArg>) -> i32 {
     actor::writer("editing rows");
-    crate::confine::run_untrusted(|| {
+    crate::runtime::confine::run_untrusted(|| {
         let rel = required_rel(tbl);
         let t = load(&rel);
         let changes = changes
@@ -625,7 +625,7 @@ fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>, changes: Option<Js
 #[pg_extern(schema = "dashboard")]
 fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonArg>) -> i32 {
     actor::writer("inserting rows");
-    crate::confine::run_untrusted(|| {
+    crate::runtime::confine::run_untrusted(|| {
         let rel = required_rel(tbl);
         let t = load(&rel);
         let plan = ex::plan_insert(&t, &json_array("rows", rows)).or_raise();
@@ -637,7 +637,7 @@ fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonArg>) -> i32 {
 #[pg_extern(schema = "dashboard")]
 fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>) -> i32 {
     actor::writer("deleting rows");
-    crate::confine::run_untrusted(|| {
+    crate::runtime::confine::run_untrusted(|| {
         let rel = required_rel(tbl);
         let t = load(&rel);
         let plan = ex::plan_delete(&t, &json_array("pks", pks)).or_raise();
@@ -681,7 +681,7 @@ fn may_trigger(rel: &PgRelation, t: &Table) {
 /// Put the watch trigger on (or take it off) the table, as the extension owner.
 fn set_watch(tbl: Option<PgRelation>, on: bool) {
     actor::writer("watching tables");
-    crate::confine::run_untrusted(|| {
+    crate::runtime::confine::run_untrusted(|| {
         let rel = required_rel(tbl);
         let t = load(&rel);
         may_trigger(&rel, &t);

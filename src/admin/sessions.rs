@@ -7,12 +7,12 @@ use pgrx::datum::{Inet, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::actor::{self, AdminIdentity, AdminRole};
+use crate::runtime::actor::{self, AdminIdentity, AdminRole};
 use crate::audit::{self, Event};
-use crate::errors::{raise, required, OrRaise};
-use crate::settings;
-use crate::db;
-use crate::fastpath;
+use crate::runtime::errors::{raise, required, OrRaise};
+use crate::admin::settings;
+use crate::runtime::db;
+use crate::admin::fastpath;
 
 /// How long a password-checked login may wait for its 2FA code.
 pub const MFA_PENDING_LIFETIME: &str = "5 minutes";
@@ -311,7 +311,7 @@ fn revoke_all_sessions(user_id: Option<Uuid>) -> i32 {
     let actor = actor::reader();
     if actor.id() != Some(user_id) {
         actor::writer("revoking another admin's sessions");
-        crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::RevokeOthersSessions);
+        crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::RevokeOthersSessions);
     }
     if db::one::<bool>("SELECT true FROM dashboard_auth.users WHERE id = $1", &[user_id.into()]).is_none() {
         raise(FbError::not_found(format!("no admin with id {user_id}")));

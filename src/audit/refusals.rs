@@ -20,7 +20,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::{actor, db};
+use crate::runtime::{actor, db};
 
 /// Refusals one backend hands over per minute.
 const PER_BACKEND: u32 = 10;
@@ -64,7 +64,7 @@ pub fn note(reason: &str) {
             return;
         }
     }
-    let now = crate::audit_append::now();
+    let now = crate::audit::append::now();
     let allowed = WINDOW.with(|w| {
         let (start, n) = w.get();
         if now - start >= 60_000_000 {
@@ -164,8 +164,8 @@ pub extern "C-unwind" fn fluxbase_refusal_worker(arg: pg_sys::Datum) {
         )
         .unwrap_or(0);
         if recent < GLOBAL {
-            rec.txid = crate::audit_append::current_txid();
-            crate::audit_append::queue(rec, None);
+            rec.txid = crate::audit::append::current_txid();
+            crate::audit::append::queue(rec, None);
         }
     });
 }

@@ -102,7 +102,7 @@ fn user_and_ctx() -> (pg_sys::Oid, i32) {
 const RESTRICTED: i32 = pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
 
 fn refuse() -> ! {
-    crate::errors::raise(FbError::denied(REFUSAL))
+    crate::runtime::errors::raise(FbError::denied(REFUSAL))
 }
 
 /// Run untrusted work (a statement of the caller's, a browse of someone's

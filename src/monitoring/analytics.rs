@@ -10,9 +10,9 @@
 use fluxbase_core::FbError;
 use pgrx::prelude::*;
 
-use crate::errors::raise;
+use crate::runtime::errors::raise;
 use crate::monitoring::{pg_stat_statements_schema, PG_STAT_STATEMENTS_HINT};
-use crate::{actor, db};
+use crate::runtime::{actor, db};
 
 /// One statement's figures from pg_stat_statements: queryid, query, user,
 /// calls, total and mean execution time (ms), rows, shared blocks hit and

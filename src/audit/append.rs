@@ -40,7 +40,7 @@ use fluxbase_core::chain::{self, ChainRecord};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 
-use crate::direct_table::DirectTable;
+use crate::audit::direct_table::DirectTable;
 
 /// What `queue` keeps of an entry besides the entry itself, to bound memory.
 fn queued_size(r: &ChainRecord, details_value: &Option<serde_json::Value>) -> usize {
@@ -312,8 +312,8 @@ pub fn log_witness(id: i64, hash: &[u8], why: &str) {
 /// head table then holds everyone up before the chain lock, not under it.
 pub fn lock_chain() -> Oid {
     // (a standby can take no ExclusiveLock: 55000; say why instead)
-    crate::db::refuse_on_standby("change the audit chain");
-    let head = crate::db::dashboard_auth_table(c"audit_chain_head");
+    crate::runtime::db::refuse_on_standby("change the audit chain");
+    let head = crate::runtime::db::dashboard_auth_table(c"audit_chain_head");
     unsafe {
         pg_sys::LockRelationOid(head, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         pg_sys::LockDatabaseObject(pg_sys::RelationRelationId, head, 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
@@ -347,7 +347,7 @@ fn release_chain_lock() {
             locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
         };
         // (taken in a savepoint that rolled back, it is gone already)
-        if crate::pgcompat::lock_held_by_me(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) {
+        if crate::runtime::pgcompat::lock_held_by_me(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE) {
             pg_sys::UnlockDatabaseObject(pg_sys::RelationRelationId, head, 0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
         }
     }
@@ -435,7 +435,7 @@ impl ChainColumns {
 /// `snapshot` through its primary key (the one-row table may span many pages
 /// of dead versions between vacuums).
 unsafe fn read_head(head: &DirectTable, snapshot: pg_sys::Snapshot) -> Option<(pg_sys::HeapTuple, i64, Vec<u8>)> {
-    let pk = crate::pgcompat::primary_key_index(head.rel);
+    let pk = crate::runtime::pgcompat::primary_key_index(head.rel);
     let scan = pg_sys::systable_beginscan(head.rel, pk, pk != pg_sys::InvalidOid, snapshot, 0, std::ptr::null_mut());
     let found = pg_sys::systable_getnext(scan);
     let result = if found.is_null() {
@@ -480,14 +480,14 @@ unsafe fn prepare(log: &DirectTable, entry: Queued) -> Prepared {
         if let Some(data) = rec.row_data.take() {
             let mut details: serde_json::Value = serde_json::from_str(&rec.details).unwrap_or_default();
             let table = rec.target_id.clone().unwrap_or_default();
-            details["rows"] = crate::row_capture::decode_rows(&data, &table).unwrap_or_default();
+            details["rows"] = crate::audit::row_capture::decode_rows(&data, &table).unwrap_or_default();
             rec.details = details.to_string();
             details_value = None;
         }
     }
     // The hash covers the values as stored and read back by the verifier:
     // jsonb_out of the jsonb, inet_out of the inet.
-    let details = match details_value.as_ref().and_then(|v| crate::json::jsonb_datum(v)) {
+    let details = match details_value.as_ref().and_then(|v| crate::runtime::json::jsonb_datum(v)) {
         Some(built) => built,
         None => {
             let parsed = input(pg_sys::jsonb_in, &rec.details);
@@ -529,7 +529,7 @@ unsafe fn append(mut entries: Entries) {
     // audit_log before the chain lock: a transaction that altered audit_log
     // (ALTER EXTENSION ... UPDATE) holds it exclusively until its own append,
     // so taking the chain lock first could deadlock with it.
-    let log = DirectTable::open(crate::db::dashboard_auth_table(c"audit_log"), pg_sys::RowExclusiveLock);
+    let log = DirectTable::open(crate::runtime::db::dashboard_auth_table(c"audit_log"), pg_sys::RowExclusiveLock);
     // (the first chunk, all of an ordinary transaction, is made ready before
     // the chain lock; a spilled transaction's further chunks under it)
     let prepared: Vec<Prepared> = entries.next_chunk().into_iter().map(|q| prepare(&log, q)).collect();

@@ -31,7 +31,7 @@ pub fn raise(e: FbError) -> ! {
     // A refused call is audited although this transaction's entries are not
     // (issue 17, item 10: see refusals.rs).
     if e.code == Code::InsufficientPrivilege {
-        crate::refusals::note(&e.message);
+        crate::audit::refusals::note(&e.message);
     }
     if e.code == Code::ReauthRequired {
         custom_sqlstate::arm(e.code.sqlstate());

@@ -15,11 +15,11 @@ use pgrx::prelude::*;
 use serde_json::{json, Value};
 use std::str::FromStr;
 
-use crate::json::JsonArg;
-use crate::actor;
+use crate::runtime::json::JsonArg;
+use crate::runtime::actor;
 use crate::audit::{self, Event};
-use crate::db;
-use crate::errors::{raise, required, OrRaise};
+use crate::runtime::db;
+use crate::runtime::errors::{raise, required, OrRaise};
 
 pub const MAX_PAGE_SIZE: i32 = 1000;
 
@@ -513,7 +513,7 @@ fn update_user_role(id: Option<Uuid>, role: Option<&str>) {
     let id = required("id", id);
     let role = check_app_role(role);
     actor::writer("changing app user roles");
-    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeUserRole);
+    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::ChangeUserRole);
     let old = db::one::<String>(
         "UPDATE auth.users n SET role = $2, updated_at = now() FROM auth.users o
          WHERE n.id = $1 AND o.id = n.id AND n.deleted_at IS NULL RETURNING o.role",
@@ -543,7 +543,7 @@ fn reset_user_password(id: Option<Uuid>) -> String {
 fn delete_user(id: Option<Uuid>) {
     let id = required("id", id);
     actor::writer("deleting app users");
-    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::DeleteUser);
+    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::DeleteUser);
     let email = user_email(id);
     db::execute("DELETE FROM auth.users WHERE id = $1", &[id.into()]);
     audit::record(Event::new("app_user.delete", "app_user", id).details(json!({ "email": email })));

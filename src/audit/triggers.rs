@@ -33,8 +33,9 @@ use pgrx::PgRelation;
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::errors::raise;
-use crate::{audit, db};
+use crate::runtime::errors::raise;
+use crate::audit;
+use crate::runtime::db;
 
 thread_local! {
     /// Set only while purge_audit deletes its prefix of the log.
@@ -120,10 +121,10 @@ pub mod dashboard_auth {
         // (absent in a database still at 0.1.0)
         rec.row_data = new.get_by_name::<&[u8]>("row_data").ok().flatten().map(<[u8]>::to_vec);
         if rec.occurred_at_us == 0 {
-            rec.occurred_at_us = crate::audit_append::now();
+            rec.occurred_at_us = crate::audit::append::now();
         }
         // (jsonb_out's text, but a DBA's row takes the round trip like any other)
-        crate::audit_append::queue(rec, None);
+        crate::audit::append::queue(rec, None);
         Ok(None)
     }
 
@@ -142,7 +143,7 @@ pub mod dashboard_auth {
             PgTriggerOperation::Insert => "INSERT",
         };
         // (a guard of the table, not an API call: not a refusal to audit)
-        crate::refusals::unrecorded(|| {
+        crate::audit::refusals::unrecorded(|| {
             raise(
                 FbError::denied(format!("dashboard_auth.{table} is append-only: {verb} is refused"))
                     .with_hint("use dashboard_auth.purge_audit(older_than) to remove old entries"),
@@ -164,7 +165,7 @@ pub mod dashboard_auth {
         let redact = tr.extra_args().map_err(|e| e.to_string())?;
         // SAFETY: td is this trigger's TriggerData.
         let table = unsafe {
-            crate::row_capture::audited_table(td, &|schema, col| {
+            crate::audit::row_capture::audited_table(td, &|schema, col| {
                 (is_extension_schema(schema) && chain::is_secret_column(col)) || redact.iter().any(|r| r == col)
             })
         };
@@ -182,7 +183,7 @@ pub mod dashboard_auth {
         };
         // SAFETY: a statement-level AFTER trigger created by enable_audit (or
         // sql/audit_triggers.sql) with the transition tables its operation needs.
-        let captured = unsafe { crate::row_capture::capture(td, &table, op, MAX_ROWS_PER_ENTRY) };
+        let captured = unsafe { crate::audit::row_capture::capture(td, &table, op, MAX_ROWS_PER_ENTRY) };
         if captured.count == 0 {
             return Ok(None);
         }
@@ -252,10 +253,10 @@ fn output_text_of_new(
     let td = tr.trigger_data();
     unsafe {
         let tupdesc = (*td.tg_relation).rd_att;
-        let attrs = crate::pgcompat::tupdesc_attrs(tupdesc);
+        let attrs = crate::runtime::pgcompat::tupdesc_attrs(tupdesc);
         let attno = attrs.iter().position(|a| !a.attisdropped && pgrx::name_data_to_str(&a.attname) == column)? + 1;
         let datum = pgrx::heap_getattr_raw(td.tg_trigtuple, std::num::NonZeroUsize::new(attno)?, tupdesc)?;
-        Some(crate::audit_append::output(out_fn, datum))
+        Some(crate::audit::append::output(out_fn, datum))
     }
 }
 
@@ -274,7 +275,7 @@ fn current_user_name() -> String {
 /// or query_as while it runs): never taken from `request.jwt.claims`, which
 /// any SQL can set (issue 17, item 7).
 pub fn impersonation_session() -> Option<Uuid> {
-    crate::confine::applied_session()
+    crate::runtime::confine::applied_session()
 }
 
 // ---------------------------------------------------------------------------
@@ -425,7 +426,7 @@ fn quoted_args(names: &[String]) -> String {
 }
 
 fn enable(tbl: Option<PgRelation>, redact: Option<Vec<Option<String>>>) -> bool {
-    crate::actor::writer("enabling audit on a table");
+    crate::runtime::actor::writer("enabling audit on a table");
     let (oid, name) = checked_table(tbl, "enable_audit");
     let (redacted, args) = redact_columns(oid, &name, redact);
     let tree = partition_tree(oid);
@@ -471,8 +472,8 @@ pub mod dashboard {
     #[pg_extern]
     #[search_path(pg_catalog, pg_temp)]
     pub fn disable_audit(tbl: Option<PgRelation>) -> bool {
-        crate::actor::writer("disabling audit on a table");
-        crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::DisableAudit);
+        crate::runtime::actor::writer("disabling audit on a table");
+        crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::DisableAudit);
         let (oid, name) = checked_table(tbl, "disable_audit");
         let tree = partition_tree(oid);
         let had = own_ddl(|| tree.iter().fold(false, |had, (member, n)| drop_audit_triggers(*member, n) || had));
@@ -488,7 +489,7 @@ pub mod dashboard {
     #[pg_extern]
     #[search_path(pg_catalog, pg_temp)]
     pub fn audited_tables() -> TableIterator<'static, (name!(table_name, String), name!(operations, Vec<String>))> {
-        crate::actor::reader();
+        crate::runtime::actor::reader();
         let rows = db::select(
             &"SELECT t.tgrelid::regclass::text,
                     array_agg(CASE t.tgname WHEN 'fluxbase_audit_ins' THEN 'INSERT'
@@ -633,7 +634,7 @@ pub fn _audit_ddl(event: &str) {
 }
 
 extension_sql_file!(
-    "../sql/audit_triggers.sql",
+    "../../sql/audit_triggers.sql",
     name = "audit_triggers_install",
     requires = [
         "audit_schema",

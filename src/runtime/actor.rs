@@ -14,7 +14,7 @@ use pgrx::datum::Uuid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::db;
+use crate::runtime::db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminRole {
@@ -101,11 +101,11 @@ pub fn current() -> Actor {
 
 /// The actor, refused when it is an admin session limited to enrolling in 2FA.
 pub fn reader() -> Actor {
-    crate::confine::refuse_if_untrusted();
+    crate::runtime::confine::refuse_if_untrusted();
     let actor = current();
     if let Actor::Admin(a) = &actor {
         if a.scope != "full" {
-            crate::errors::raise(
+            crate::runtime::errors::raise(
                 FbError::denied("this session may only set up two-factor authentication")
                     .with_hint("call dashboard_auth.totp_setup() and dashboard_auth.totp_enable(code) first"),
             );
@@ -120,7 +120,7 @@ pub fn writer(what: &str) -> Actor {
     let actor = reader();
     if let Actor::Admin(a) = &actor {
         if a.role != AdminRole::Admin {
-            crate::errors::raise(FbError::denied(format!(
+            crate::runtime::errors::raise(FbError::denied(format!(
                 "permission denied: {what} needs the dashboard_admin role, {} is a dashboard_viewer",
                 a.email
             )));
@@ -131,10 +131,10 @@ pub fn writer(what: &str) -> Actor {
 
 /// The admin behind the current session; refused for callers without one.
 pub fn session_admin(what: &str) -> AdminIdentity {
-    crate::confine::refuse_if_untrusted();
+    crate::runtime::confine::refuse_if_untrusted();
     match current() {
         Actor::Admin(a) => a,
-        Actor::Database { .. } => crate::errors::raise(
+        Actor::Database { .. } => crate::runtime::errors::raise(
             FbError::denied(format!("{what} needs an admin session"))
                 .with_hint("call dashboard_auth.use_session(token) in the same transaction first"),
         ),

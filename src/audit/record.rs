@@ -4,8 +4,8 @@
 use pgrx::datum::{JsonB, Uuid};
 use serde_json::{json, Value};
 
-use crate::json::JsonArg;
-use crate::{actor, db};
+use crate::runtime::json::JsonArg;
+use crate::runtime::{actor, db};
 
 pub struct Event {
     pub action: &'static str,
@@ -81,7 +81,7 @@ pub fn record(ev: Event) {
     };
     let record = fluxbase_core::chain::ChainRecord {
         id: 0, // given at the append
-        occurred_at_us: crate::audit_append::now(),
+        occurred_at_us: crate::audit::append::now(),
         actor_id: actor_id.map(|u| *u),
         actor: actor_label,
         action: ev.action.to_string(),
@@ -91,11 +91,11 @@ pub fn record(ev: Event) {
         ip: ev.ip,
         success: ev.success,
         db_user: db::session_user_name(),
-        txid: crate::audit_append::current_txid(),
+        txid: crate::audit::append::current_txid(),
         impersonation_session_id: ev.impersonation_session_id.map(|u| *u),
         row_data: ev.row_data,
     };
-    crate::audit_append::queue(record, details_value);
+    crate::audit::append::queue(record, details_value);
 }
 
 // ---------------------------------------------------------------------------
@@ -108,8 +108,8 @@ use fluxbase_core::{Code, FbError};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 
-use crate::audit_triggers::{chain_record, API_DEPTH, PURGING};
-use crate::errors::{raise, OrRaise};
+use crate::audit::triggers::{chain_record, API_DEPTH, PURGING};
+use crate::runtime::errors::{raise, OrRaise};
 
 /// Run `f` as "the extension's API": row changes it makes to the extension's
 /// own tables are not recorded again by the row-change trigger (the API
@@ -275,7 +275,7 @@ pub fn audit_witness() -> TableIterator<'static, (name!(id, i64), name!(hash, Ve
         Ok((r.get::<i64>(1)?.unwrap_or(0), r.get::<Vec<u8>>(2)?.unwrap_or_default()))
     });
     let (id, hash) = head.into_iter().next().unwrap_or((0, fluxbase_core::chain::GENESIS.to_vec()));
-    crate::audit_append::log_witness(id, &hash, "on demand");
+    crate::audit::append::log_witness(id, &hash, "on demand");
     TableIterator::once((id, hash))
 }
 
@@ -288,7 +288,7 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
         raise(FbError::new(Code::NullValue, "older_than must not be null"));
     };
     actor::writer("purging the audit log");
-    crate::stepup::require_recent_auth(fluxbase_core::stepup::Action::PurgeAudit);
+    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::PurgeAudit);
     let who = actor::current().label();
     let positive = db::one::<bool>("SELECT $1::interval >= interval '0'", &[older_than.into()]).unwrap_or(false);
     if !positive {
@@ -296,7 +296,7 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
     }
     let purged = db::as_extension_owner(|| {
         // Take the chain lock first: no append interleaves with the purge.
-        crate::audit_append::lock_chain();
+        crate::audit::append::lock_chain();
         let upto = db::one::<i64>(
             "SELECT max(id) FROM dashboard_auth.audit_log WHERE occurred_at < pg_catalog.clock_timestamp() - $1",
             &[older_than.into()],
@@ -321,7 +321,7 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
         (n, Some(upto))
     });
     // a checkpoint of the chain: its head goes to the server log at commit
-    crate::audit_append::witness_at_commit();
+    crate::audit::append::witness_at_commit();
     let older_text = db::one::<String>("SELECT $1::interval::text", &[older_than.into()]).unwrap_or_default();
     record(
         Event::new("audit.purge", "audit_log", purged.1.map(|i| i.to_string()).unwrap_or_default())
@@ -435,7 +435,7 @@ fn read_entry(r: &pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<(StoredRo
         };
         let table = row.record.target_id.clone().unwrap_or_default();
         let decoded = if intact {
-            crate::row_capture::decode_rows(data, &table)
+            crate::audit::row_capture::decode_rows(data, &table)
         } else {
             Err("the entry fails its hash check (run dashboard_auth.verify_audit_chain())".to_string())
         };

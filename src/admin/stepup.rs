@@ -15,11 +15,12 @@ use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::accounts::{clear_throttle, count_failure, lock_throttle};
-use crate::actor::{self, Actor};
+use crate::admin::accounts::{clear_throttle, count_failure, lock_throttle};
+use crate::runtime::actor::{self, Actor};
 use crate::audit::{self, Event};
-use crate::errors::{raise, OrRaise};
-use crate::{db, mfa, sessions, settings};
+use crate::runtime::errors::{raise, OrRaise};
+use crate::admin::{mfa, sessions, settings};
+use crate::runtime::db;
 
 /// Refuse (FBR01) unless the acting admin session re-authenticated within the
 /// window. A no-op for callers without an admin session. Call it after the

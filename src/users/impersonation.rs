@@ -38,11 +38,11 @@ use pgrx::datum::{JsonB, Uuid};
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
-use crate::json::JsonArg;
-use crate::actor::{self, Actor, AdminRole};
+use crate::runtime::json::JsonArg;
+use crate::runtime::actor::{self, Actor, AdminRole};
 use crate::audit::{self, Event};
-use crate::db;
-use crate::errors::{raise, required, OrRaise};
+use crate::runtime::db;
+use crate::runtime::errors::{raise, required, OrRaise};
 
 fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(80).collect()
@@ -89,7 +89,7 @@ fn start_impersonation(target: Option<&str>, reason: Option<&str>) -> Uuid {
             }
         }
     };
-    let max_duration = crate::settings::sql_value("impersonation.max_duration", "interval");
+    let max_duration = crate::admin::settings::sql_value("impersonation.max_duration", "interval");
     let id = db::one::<Uuid>(
         &format!(
             "INSERT INTO auth.impersonation_sessions
@@ -293,13 +293,13 @@ fn apply_impersonation(session_id: Option<Uuid>) {
         live
     });
     let claims_text = live.claims.to_string();
-    crate::confine::trusted_role_change(|| {
+    crate::runtime::confine::trusted_role_change(|| {
         become_target(&live, &claims_text, live.read_only, pg_sys::GucAction::GUC_ACTION_LOCAL)
     });
     // Until the transaction ends: restricted (no role or claims change back),
     // the API only as the client's own top-level calls (src/confine.rs).
-    crate::confine::set_applied(id);
-    crate::confine::make_sticky();
+    crate::runtime::confine::set_applied(id);
+    crate::runtime::confine::make_sticky();
 }
 
 #[pg_extern(schema = "dashboard", security_definer)]
@@ -353,17 +353,17 @@ fn check_with_parser(sql: &str) {
                 }
             }
             pg_sys::NodeTag::T_InsertStmt => {
-                if !crate::pgcompat::has_returning(stmt) {
+                if !crate::runtime::pgcompat::has_returning(stmt) {
                     refuse("INSERT needs RETURNING");
                 }
             }
             pg_sys::NodeTag::T_UpdateStmt => {
-                if !crate::pgcompat::has_returning(stmt) {
+                if !crate::runtime::pgcompat::has_returning(stmt) {
                     refuse("UPDATE needs RETURNING");
                 }
             }
             pg_sys::NodeTag::T_DeleteStmt => {
-                if !crate::pgcompat::has_returning(stmt) {
+                if !crate::runtime::pgcompat::has_returning(stmt) {
                     refuse("DELETE needs RETURNING");
                 }
             }
@@ -469,17 +469,17 @@ fn query_as(
     let args: Vec<pgrx::datum::DatumWithOid> = params.iter().map(|p| p.clone().into()).collect();
 
     // (read-write SPI assigns a transaction id: impossible on a hot standby)
-    crate::db::refuse_on_standby("run a statement as an impersonated user");
+    crate::runtime::db::refuse_on_standby("run a statement as an impersonated user");
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     let was_read_only = unsafe { pg_sys::XactReadOnly };
     // Reads run in read-only mode too: a volatile function can't write through them.
-    crate::confine::trusted_role_change(|| {
+    crate::runtime::confine::trusted_role_change(|| {
         become_target(&live, &claims_text, live.read_only || stmt.kind == Kind::Read, pg_sys::GucAction::GUC_ACTION_SAVE)
     });
     // The statement runs as it was written (no wrapping CTE, so a
     // data-modifying WITH works), confined; its rows become JSON afterwards.
-    let rows: Vec<Value> = crate::confine::with_query_as(id, || {
-        crate::confine::run_untrusted(|| {
+    let rows: Vec<Value> = crate::runtime::confine::with_query_as(id, || {
+        crate::runtime::confine::run_untrusted(|| {
             Spi::connect_mut(|c| {
                 c.update(stmt.sql.as_str(), None, &args)?;
                 Ok::<_, pgrx::spi::SpiError>(unsafe { result_rows_as_json() })

@@ -10,11 +10,11 @@ use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::accounts::{clean_name, hash_new_password, insert_admin};
-use crate::actor::{self, AdminRole};
+use crate::admin::accounts::{clean_name, hash_new_password, insert_admin};
+use crate::runtime::actor::{self, AdminRole};
 use crate::audit::{self, Event};
-use crate::db;
-use crate::errors::{raise, OrRaise};
+use crate::runtime::db;
+use crate::runtime::errors::{raise, OrRaise};
 
 /// The state of an invitation, as SQL, for the row aliased `i`.
 const STATUS_SQL: &str = "CASE WHEN i.accepted_at IS NOT NULL THEN 'accepted'

@@ -1,0 +1,17 @@
+//! The audit trail: `record` (the one way every capability writes an entry,
+//! and the audit log's SQL API), the triggers on audited tables and on the log
+//! itself (`triggers`, `row_capture`), the chained append at commit (`append`,
+//! `direct_table`) and the audit of refused calls (`refusals`).
+//!
+//! May call: `runtime`. No other capability: what audit needs from above (the
+//! step-up check before purging or disabling it) comes through
+//! `runtime::hooks`.
+
+pub mod append;
+pub mod direct_table;
+pub mod record;
+pub mod refusals;
+pub mod row_capture;
+pub mod triggers;
+
+pub use record::{api_scope, record, Event};
