@@ -63,6 +63,8 @@ pub extern "C-unwind" fn _PG_init() {
             pg_sys::Datum::from(0),
         );
     }
+    // Refusals raised by the runtime layer are audited (through runtime::hooks).
+    audit::refusals::init();
     users::claims::init();
     runtime::confine::init();
 }

@@ -49,6 +49,11 @@ pub fn unrecorded<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// At load (`_PG_init`): `errors::raise` calls `note` through this hook.
+pub fn init() {
+    crate::runtime::hooks::on_refused(note);
+}
+
 /// Called just before a 42501 is raised: hand the refusal to a worker.
 /// Never fails (a refusal that cannot be handed over is counted as suppressed).
 pub fn note(reason: &str) {

@@ -29,9 +29,9 @@ fn pg_code(code: Code) -> E {
 /// nothing the failed call wrote survives.
 pub fn raise(e: FbError) -> ! {
     // A refused call is audited although this transaction's entries are not
-    // (issue 17, item 10: see refusals.rs).
+    // (issue 17, item 10: see audit/refusals.rs, which registers the hook).
     if e.code == Code::InsufficientPrivilege {
-        crate::audit::refusals::note(&e.message);
+        crate::runtime::hooks::refused(&e.message);
     }
     if e.code == Code::ReauthRequired {
         custom_sqlstate::arm(e.code.sqlstate());

@@ -12,6 +12,6 @@ pub mod actor;
 pub mod confine;
 pub mod db;
 pub mod errors;
-
+pub mod hooks;
 pub mod json;
 pub mod pgcompat;
