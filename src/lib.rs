@@ -65,6 +65,8 @@ pub extern "C-unwind" fn _PG_init() {
     }
     // Refusals raised by the runtime layer are audited (through runtime::hooks).
     audit::refusals::init();
+    // ...and the audit log's purge and disable ask for a recent re-authentication.
+    admin::stepup::init();
     users::claims::init();
     runtime::confine::init();
 }

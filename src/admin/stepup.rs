@@ -22,6 +22,12 @@ use crate::runtime::errors::{raise, OrRaise};
 use crate::admin::{mfa, sessions, settings};
 use crate::runtime::db;
 
+/// At load (`_PG_init`): the audit log's destructive calls (under admin)
+/// reach `require_recent_auth` through this hook.
+pub fn init() {
+    crate::runtime::hooks::on_require_recent_auth(require_recent_auth);
+}
+
 /// Refuse (FBR01) unless the acting admin session re-authenticated within the
 /// window. A no-op for callers without an admin session. Call it after the
 /// role checks, so a viewer still gets 42501 first.

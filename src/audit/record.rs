@@ -288,7 +288,7 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
         raise(FbError::new(Code::NullValue, "older_than must not be null"));
     };
     actor::writer("purging the audit log");
-    crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::PurgeAudit);
+    crate::runtime::hooks::require_recent_auth(fluxbase_core::stepup::Action::PurgeAudit);
     let who = actor::current().label();
     let positive = db::one::<bool>("SELECT $1::interval >= interval '0'", &[older_than.into()]).unwrap_or(false);
     if !positive {

@@ -473,7 +473,7 @@ pub mod dashboard {
     #[search_path(pg_catalog, pg_temp)]
     pub fn disable_audit(tbl: Option<PgRelation>) -> bool {
         crate::runtime::actor::writer("disabling audit on a table");
-        crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::DisableAudit);
+        crate::runtime::hooks::require_recent_auth(fluxbase_core::stepup::Action::DisableAudit);
         let (oid, name) = checked_table(tbl, "disable_audit");
         let tree = partition_tree(oid);
         let had = own_ddl(|| tree.iter().fold(false, |had, (member, n)| drop_audit_triggers(*member, n) || had));
