@@ -28,6 +28,8 @@ if ! cargo test -p fluxbase_core -p fluxbase >"$LOGS/unit.log" 2>&1; then
     tail -50 "$LOGS/unit.log"; exit 1
 fi
 grep -E "^test result" "$LOGS/unit.log"
+# No import circles between the top-level modules of src/ and web/src/ (issue 31).
+python3 scripts/check-layers.py
 cargo build -q -p fluxbase
 export FLUXBASE_BIN="$ROOT/target/debug/fluxbase"
 
