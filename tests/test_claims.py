@@ -1,7 +1,7 @@
 """auth.uid(), auth.role(), auth.email(): the cached per-row path (issue 22).
 
 Since 0.3.0 they are hand-written V1 C functions returning a Datum cached per
-generation of `request.jwt.claims` (src/claims.rs). These tests pin what the
+generation of `request.jwt.claims` (src/users/claims.rs). These tests pin what the
 cache must not change: every change of the setting is seen, also inside one
 statement and across SET LOCAL / rollback / subtransactions; a value handed out
 before a change keeps its value; the legacy per-claim GUCs (never cached) are

@@ -181,7 +181,7 @@ def test_settings_refuse_bad_values(web, key, value, state):
     assert one(web, "SELECT count(*) FROM dashboard_auth.settings WHERE value <> default_value") == 0
 
 
-# --- the direct index probe (src/fastpath.rs) against the SQL it replaced ----
+# --- the direct index probe (src/admin/fastpath.rs) against the SQL it replaced ----
 #
 # `ORACLE` is the query validate_session ran through SPI before it became two
 # direct index probes. Each check runs both in one transaction (same now())

@@ -1,4 +1,5 @@
 //! Table explorer: list, describe, browse, edit and watch any table.
+//! (Owns `export`. May call: `runtime`, `audit`, `users` for impersonation.)
 //!
 //! Every function here is SECURITY INVOKER: the caller's own grants and RLS
 //! policies decide what is seen and changed, so the explorer shows an admin

@@ -7,6 +7,8 @@
 //! other users' query text, exactly as if it queried the views itself. Only
 //! the extension's own tables (admin sessions, impersonations) are read as the
 //! extension owner.
+//!
+//! Owns `analytics` too (the Analytics page). May call: `runtime`.
 
 use pgrx::datum::{JsonB, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
