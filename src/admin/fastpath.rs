@@ -330,7 +330,7 @@ impl Row {
 /// arithmetic: `timestamptz + interval` and `interval / 10` are calendar and
 /// time-zone aware, `least()` over intervals uses interval_cmp as the SQL does.
 /// `idle` is an interval datum (by reference). Used by the probe here and by
-/// `dashboard_auth._session_live` (src/sessions.rs).
+/// `dashboard_auth._session_live` (src/admin/sessions.rs).
 ///
 /// # Safety
 /// `idle` must point to a valid `Interval`.

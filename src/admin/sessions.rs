@@ -62,7 +62,7 @@ pub struct LiveSession {
 /// revoked. Refreshes `last_seen_at` at most about once a minute, so the hot
 /// path stays read-only almost always.
 ///
-/// The probe itself is src/fastpath.rs (direct index scans rather than SPI,
+/// The probe itself is src/admin/fastpath.rs (direct index scans rather than SPI,
 /// for speed); its doc comment holds the SQL it is equivalent to.
 pub fn lookup(presented: &str, kind: TokenKind) -> Option<LiveSession> {
     let digest = token::digest_if_well_formed(kind, presented)?;

@@ -614,7 +614,7 @@ pub mod auth {
 extension_sql!(
     r#"
 -- What a plain INSERT or UPDATE of auth.users writes is stored as the API
--- stores it (src/app_users.rs, auth._users_normalize).
+-- stores it (src/users/app_users.rs, auth._users_normalize).
 CREATE TRIGGER fluxbase_normalize BEFORE INSERT OR UPDATE OF email, phone, confirmation_token, recovery_token,
     email_change_token_new, email_change_token_current, phone_change_token, reauthentication_token
     ON auth.users FOR EACH ROW EXECUTE FUNCTION auth._users_normalize();

@@ -66,7 +66,7 @@ unsafe extern "C-unwind" fn claims_assigned(_newval: *const c_char, _extra: *mut
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Refuses any change of `request.jwt.*` while confined (src/confine.rs):
+/// Refuses any change of `request.jwt.*` while confined (src/runtime/confine.rs):
 /// code run by a browsed or impersonated statement cannot forge claims.
 /// (Restores at rollback and function exit do not call check hooks.)
 #[pg_guard]

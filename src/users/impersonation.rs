@@ -22,7 +22,7 @@
 //! for the one statement, and then rolls back *every* setting changed at that
 //! level (AtEOXact_GUC(false, level)), so a function that sneaks in a
 //! set_config cannot leave anything behind. The statement itself runs confined
-//! (src/confine.rs: a security-restricted operation), so nothing it reaches can
+//! (src/runtime/confine.rs: a security-restricted operation), so nothing it reaches can
 //! change role or claims or call the API; apply_impersonation confines the rest
 //! of its transaction the same way. On error, the transaction's (or
 //! savepoint's) abort restores the settings and the security context.
@@ -297,7 +297,7 @@ fn apply_impersonation(session_id: Option<Uuid>) {
         become_target(&live, &claims_text, live.read_only, pg_sys::GucAction::GUC_ACTION_LOCAL)
     });
     // Until the transaction ends: restricted (no role or claims change back),
-    // the API only as the client's own top-level calls (src/confine.rs).
+    // the API only as the client's own top-level calls (src/runtime/confine.rs).
     crate::runtime::confine::set_applied(id);
     crate::runtime::confine::make_sticky();
 }

@@ -1,5 +1,5 @@
 //! Admin accounts: `dashboard_auth.needs_setup`, `setup_first_admin`,
-//! `login`, `get_admin` (extension `src/accounts.rs`).
+//! `login`, `get_admin` (extension `src/admin/accounts.rs`).
 
 use serde::Deserialize;
 use uuid::Uuid;

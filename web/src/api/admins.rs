@@ -1,8 +1,8 @@
 //! Admin accounts, invitations and sessions: `dashboard_auth.list_admins`,
-//! `update_admin_role`, `unlock_admin`, `delete_admin` (extension `src/accounts.rs`),
+//! `update_admin_role`, `unlock_admin`, `delete_admin` (extension `src/admin/accounts.rs`),
 //! `invite_admin`, `list_invitations`, `revoke_invitation`
-//! (`src/invitations.rs`), `list_sessions`, `revoke_session`,
-//! `revoke_all_sessions` (`src/sessions.rs`).
+//! (`src/admin/invitations.rs`), `list_sessions`, `revoke_session`,
+//! `revoke_all_sessions` (`src/admin/sessions.rs`).
 
 use serde::Deserialize;
 use uuid::Uuid;

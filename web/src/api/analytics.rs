@@ -1,7 +1,7 @@
 //! Monitoring: `dashboard.active_sessions`, `connection_breakdown`,
 //! `cache_hit_ratio`, `query_stats_available`, `top_queries`,
-//! `storage_usage`, `largest_indexes` (extension `src/monitoring.rs`,
-//! `src/analytics.rs`).
+//! `storage_usage`, `largest_indexes` (extension `src/monitoring/mod.rs`,
+//! `src/monitoring/analytics.rs`).
 
 use serde::Deserialize;
 

@@ -1,5 +1,5 @@
 //! The audit trail: `dashboard.audit_search`, `dashboard_auth.audit_details`,
-//! `verify_audit_chain` (extension `src/audit.rs`).
+//! `verify_audit_chain` (extension `src/audit/record.rs`).
 
 use serde::Deserialize;
 use uuid::Uuid;

@@ -2,7 +2,7 @@
 //! `table_indexes`, `table_policies`, `column_choices`, `browse`, `export_rows`, `count_rows`,
 //! `update_row`, `insert_rows`,
 //! `update_rows`, `delete_rows`, `watch_table`, `unwatch_table` (extension
-//! `src/explorer.rs`). A table is named by schema and name, both bound; the
+//! `src/explorer/mod.rs`). A table is named by schema and name, both bound; the
 //! database turns them into a regclass (`format('%I.%I')`), so no name is
 //! ever pasted into SQL.
 //!
@@ -23,7 +23,7 @@ use crate::error::WebError;
 /// double-quoted here (`qualified`), read by regclass's own input function.
 /// A plain cast of a parameter, because while an impersonation is applied the
 /// extension accepts a client's API call only with plain arguments (constants,
-/// parameters, built-in casts of them: src/confine.rs).
+/// parameters, built-in casts of them: src/runtime/confine.rs).
 const REL: &str = "$1::pg_catalog.text::pg_catalog.regclass";
 
 /// `"schema"."table"`, each part always quoted (the extension's own
@@ -32,7 +32,7 @@ pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
 }
 
-/// Largest page `browse` takes (core/src/explorer.rs MAX_PAGE_SIZE) and the
+/// Largest page `browse` takes (core/src/explorer/mod.rs MAX_PAGE_SIZE) and the
 /// most keys an edit function takes at once (MAX_BATCH).
 pub const MAX_PAGE: i32 = 1000;
 pub const MAX_BATCH: usize = 1000;

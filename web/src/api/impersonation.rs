@@ -1,7 +1,7 @@
 //! Impersonation: `dashboard.start_impersonation`, `apply_impersonation`,
 //! `stop_impersonation`, `query_as`, and the live impersonation's details from
-//! `dashboard.active_sessions` (extension `src/impersonation.rs`,
-//! `src/monitoring.rs`).
+//! `dashboard.active_sessions` (extension `src/users/impersonation.rs`,
+//! `src/monitoring/mod.rs`).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

@@ -1,5 +1,5 @@
 //! Two-factor authentication of the signed-in admin: `dashboard_auth.totp_*`,
-//! `regenerate_backup_codes` (extension `src/mfa.rs`).
+//! `regenerate_backup_codes` (extension `src/admin/mfa.rs`).
 
 use serde::Deserialize;
 

@@ -1,5 +1,5 @@
-//! Sessions: `dashboard_auth.logout`, `login_mfa` (extension `src/sessions.rs`,
-//! `src/mfa.rs`). `use_session` itself is called by `db::Db::with_session`.
+//! Sessions: `dashboard_auth.logout`, `login_mfa` (extension `src/admin/sessions.rs`,
+//! `src/admin/mfa.rs`). `use_session` itself is called by `db::Db::with_session`.
 
 use super::{accounts::LoginAnswer, one};
 use crate::db::Tx;

@@ -1,5 +1,5 @@
 //! Settings: `dashboard_auth.get_setting`, `set_setting`,
-//! `setting_definitions` (extension `src/settings.rs`).
+//! `setting_definitions` (extension `src/admin/settings.rs`).
 
 use serde::Deserialize;
 

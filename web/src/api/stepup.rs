@@ -1,5 +1,5 @@
 //! Step-up re-authentication: `dashboard_auth.reauthenticate` (extension
-//! `src/stepup.rs`).
+//! `src/admin/stepup.rs`).
 
 use crate::db::Tx;
 use crate::error::WebError;

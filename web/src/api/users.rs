@@ -1,6 +1,6 @@
 //! App users: `dashboard.search_users`, `get_user`, `invite_user`,
 //! `update_user_role`, `reset_user_password`, `delete_user` (extension
-//! `src/app_users.rs`).
+//! `src/users/app_users.rs`).
 
 use serde::Deserialize;
 use uuid::Uuid;
