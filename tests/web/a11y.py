@@ -38,6 +38,8 @@ class Axe:
     def run(self):
         return self.page.evaluate(
             """async (tags) => {
+                // Two frames: layout, resize observers and htmx settling are done.
+                await new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(ok)));
                 const r = await axe.run(document, {runOnly: {type: 'tag', values: tags},
                                                    resultTypes: ['violations']});
                 return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
