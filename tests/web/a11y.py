@@ -40,6 +40,8 @@ class Axe:
             """async (tags) => {
                 // Two frames: layout, resize observers and htmx settling are done.
                 await new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(ok)));
+                while (document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping, .htmx-added'))
+                    await new Promise(ok => setTimeout(ok, 50));
                 const r = await axe.run(document, {runOnly: {type: 'tag', values: tags},
                                                    resultTypes: ['violations']});
                 return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
@@ -54,6 +56,10 @@ class Axe:
             self.page.set_viewport_size({"width": w, "height": h})
             self.page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
             found = self.run()
+            if found and self.page.locator("[hx-trigger^='every']").count():
+                # A page that refreshes itself (Analytics, every 5 s) can be
+                # swapped while axe reads it: read it once more, whole.
+                found = self.run()
             n = sum(len(v["nodes"]) for v in found)
             key = f"{name} @{w} {scheme}"
             self.counts[key] = n
