@@ -55,10 +55,17 @@ class Axe:
         for w, h, scheme in views:
             self.page.set_viewport_size({"width": w, "height": h})
             self.page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+            refreshing = self.page.locator("[hx-trigger^='every']").count() > 0
+            if refreshing:
+                # A page that refreshes itself (Analytics, every 5 s): content
+                # swapped in around the emulated scheme's switch was seen with
+                # the other scheme's text colour; load it afresh in this one.
+                self.page.reload()
             found = self.run()
-            if found and self.page.locator("[hx-trigger^='every']").count():
-                # A page that refreshes itself (Analytics, every 5 s) can be
-                # swapped while axe reads it: read it once more, whole.
+            if found:
+                # Seen once in 100 views right after a viewport and scheme switch
+                # (colours read mid-repaint): a real violation stays on a re-read.
+                self.page.wait_for_timeout(400)
                 found = self.run()
             n = sum(len(v["nodes"]) for v in found)
             key = f"{name} @{w} {scheme}"
