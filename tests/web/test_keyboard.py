@@ -157,3 +157,48 @@ def test_skip_link_and_focus_after_htmx_swap(tables, page):
     page.wait_for_function("() => document.activeElement.tagName === 'H1'")
     assert page.evaluate("() => document.activeElement.textContent") == "Users"
     assert "Users" in page.locator("#flash").inner_text()
+
+
+def test_step_up_dialog_keeps_focus_and_gives_it_back(page, su):
+    from section_pages import StepUp, UserPage, sign_in_first_admin
+
+    su.execute("SELECT dashboard.invite_user('dialog.user@example.com')")
+    uid = su.execute("SELECT id FROM auth.users WHERE email = 'dialog.user@example.com'").fetchone()[0]
+    sign_in_first_admin(page)
+    UserPage(page).open(uid)
+    page.fill("form[action$='/role'] input[name=role]", "anon")
+    page.focus("button:has-text('Change role')")
+    page.keyboard.press("Enter")
+    StepUp(page).wait_open()
+    assert focused(page)["name"] == "secret", "the dialog's field has focus"
+    # Modal: Tab cycles inside the dialog (the page behind is inert).
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => !!document.activeElement.closest('#reauth dialog')") or \
+            page.evaluate("() => document.activeElement === document.body"), focused(page)
+    page.keyboard.press("Escape")
+    page.locator("#reauth dialog").wait_for(state="detached")
+    f = focused(page)
+    assert f["tag"] == "BUTTON" and f["text"] == "Change role", f"focus back on the button that opened it: {f}"
+    assert su.execute("SELECT role FROM auth.users WHERE id = %s", (uid,)).fetchone()[0] == "authenticated"
+
+
+def test_phone_width_keeps_the_key_column_and_motion_can_be_reduced(tables, page):
+    page.set_viewport_size({"width": 390, "height": 844})
+    tables.open_table("public", "notes", "?n=25")
+    key = page.locator("#grid tr[data-key='{\"id\":\"1\"}'] td.cell").first
+    x0 = key.bounding_box()["x"]
+    wrap = page.locator("#grid .table-wrap")
+    assert wrap.evaluate("w => w.scrollWidth > w.clientWidth + 100"), "the grid scrolls sideways at 390 px"
+    wrap.evaluate("w => { w.scrollLeft = 400; }")
+    page.wait_for_function("() => document.querySelector('#grid .table-wrap').scrollLeft >= 400")
+    assert abs(key.bounding_box()["x"] - x0) < 1, "the key column (id) stays in view"
+    title = page.locator("#grid tr[data-key='{\"id\":\"1\"}'] td.cell").nth(2)
+    assert title.bounding_box()["x"] < x0, "the other columns scrolled under it"
+    # prefers-reduced-motion: the live grid's row highlight does not fade.
+    row = page.locator("#grid tr[data-key='{\"id\":\"1\"}']")
+    row.evaluate("r => r.classList.add('changed')")
+    fade = lambda: row.locator("td").nth(1).evaluate("td => parseFloat(getComputedStyle(td).transitionDuration)")  # noqa: E731
+    assert fade() == 1.0
+    page.emulate_media(reduced_motion="reduce")
+    assert fade() < 0.001
