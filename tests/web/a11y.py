@@ -76,9 +76,12 @@ class Axe:
         self.page.emulate_media(color_scheme="light", reduced_motion="no-preference")
 
     def report(self):
-        """Prints the count per page view; fails on any violation."""
-        for key, n in self.counts.items():
-            print(f"axe {n:3d} violation nodes  {key}")
+        """Prints the count per page view (pytest -s shows it; also written to
+        target/a11y-report.txt); fails on any violation."""
+        lines = [f"axe {n:3d} violation nodes  {key}" for key, n in self.counts.items()]
+        print("\n".join(lines))
+        out = pathlib.Path(__file__).resolve().parents[2] / "target/a11y-report.txt"
+        out.write_text("\n".join(lines) + "\n")
         if self.violations:
             lines = [f"{v['page']}: {v['id']} ({v['impact']}) {v['help']}\n    " + "\n    ".join(v["nodes"][:6])
                      for v in self.violations]
