@@ -56,6 +56,22 @@ for major in "${majors[@]}"; do
   esac
 done
 
+# axe-core (issue 34): the accessibility engine the browser tests inject
+# (tests/web/a11y.py), from the npm registry into a cache outside the web
+# assets: the dashboard never serves it. npm comes from Debian.
+AXE_VERSION=4.14.1
+FLUXBASE_AXE_DIR=${FLUXBASE_AXE_DIR:-/opt/fluxbase/axe}
+if [ "$(node -p "require('$FLUXBASE_AXE_DIR/node_modules/axe-core/package.json').version" 2>/dev/null)" != "$AXE_VERSION" ]; then
+  if ! command -v npm >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  echo "==> npm install axe-core@$AXE_VERSION into $FLUXBASE_AXE_DIR"
+  mkdir -p "$FLUXBASE_AXE_DIR"
+  npm install --prefix "$FLUXBASE_AXE_DIR" --no-audit --no-fund --no-save "axe-core@$AXE_VERSION" >/dev/null
+fi
+
 # Debian's postgresql package may start a cluster of its own; we never use it.
 if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then
   echo "==> cargo install cargo-pgrx $PGRX_VERSION (takes a few minutes)"

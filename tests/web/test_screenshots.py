@@ -9,7 +9,10 @@ OUT = ROOT / "target/screenshots"
 WIDTHS = {"": (1280, 860), "-narrow": (390, 844)}
 
 
-def shoot(page, name):
+def shoot(page, name, h1):
+    """Both widths of the page, after checking it is the page meant (its h1)."""
+    got = page.locator("h1").first.inner_text()
+    assert h1 in got, f"{name}: h1 is {got!r}, expected {h1!r}"
     OUT.mkdir(parents=True, exist_ok=True)
     for suffix, (w, h) in WIDTHS.items():
         page.set_viewport_size({"width": w, "height": h})
@@ -19,33 +22,35 @@ def shoot(page, name):
 
 def test_screenshots_of_every_page(page):
     SetupPage(page).open()
-    shoot(page, "setup")
+    shoot(page, "setup", "Welcome to Fluxbase")
     SetupPage(page).create(email="ada@example.com", name="Ada Lovelace")
     page.wait_for_url("**/admin")
-    shoot(page, "home")
+    shoot(page, "home", "Welcome, Ada Lovelace")
     account = AccountPage(page).open()
-    shoot(page, "account")
+    shoot(page, "account", "My account")
     page.click("text=Set up two-factor authentication")
-    shoot(page, "account-2fa")
+    page.locator("#totp-secret").wait_for()
+    shoot(page, "account-2fa", "My account")
     import pyotp
 
     totp = pyotp.TOTP(page.locator("#totp-secret").inner_text().strip())
     page.fill("#twofa input[name=code]", totp.now())
     page.click("text=Turn on two-factor authentication")
-    shoot(page, "account-backup-codes")
-    page.goto("/admin/no-such-page")
-    shoot(page, "not-found")
-    Shell(page).sign_out() if page.locator(".topbar .who").count() else None
+    page.locator("#backup-codes li").first.wait_for()
+    shoot(page, "account-backup-codes", "My account")
+    assert page.goto("/admin/no-such-page").status == 404
+    shoot(page, "not-found", "404")
     page.goto("/admin")
-    if "/login" not in page.url:
-        Shell(page).sign_out()
+    Shell(page).sign_out()
+    page.wait_for_url("**/admin/login**")
     login = LoginPage(page).open(reason="expired")
-    shoot(page, "login")
+    shoot(page, "login", "Sign in")
     login.login(email="ada@example.com", password="wrong-password-here")
-    shoot(page, "login-error")
+    assert login.error() == "Wrong email or password."
+    shoot(page, "login-error", "Sign in")
     login.login(email="ada@example.com")
     page.wait_for_url("**/admin/login/2fa")
-    shoot(page, "login-2fa")
+    shoot(page, "login-2fa", "Two-factor authentication")
     login.code(totp.at(time.time() + 30))
     page.wait_for_url("**/admin")
     assert account  # the page objects drove every step

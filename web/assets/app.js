@@ -153,8 +153,10 @@
         box.innerHTML = html;
         var fresh = box.querySelector("#grid");
         if (!old || !fresh) return;
+        var focusAt = window.fbGridFocus ? window.fbGridFocus.save() : null;
         old.replaceWith(fresh);
         if (window.htmx) window.htmx.process(fresh);
+        if (window.fbGridFocus) window.fbGridFocus.restore(fresh, focusAt);
         fresh.querySelectorAll("tr[data-key]").forEach(function (tr) {
           var k = tr.getAttribute("data-key");
           if (before[k] !== tr.textContent) {
@@ -201,4 +203,261 @@
       shown.textContent = (m >= 60 ? Math.floor(m / 60) + "h " + (m % 60) + "m" : m + "m " + (s < 10 ? "0" : "") + s + "s");
     }, 1000);
   }
+})();
+
+// Accessibility (issue 34): announcements, focus after htmx swaps, the
+// keyboard data grid (WAI-ARIA grid pattern), focusable scrolling tables.
+(function () {
+  // One polite live region, #flash (role=status): a short text for screen
+  // readers only (an error swapped in later replaces it, as before).
+  function announce(text) {
+    var flash = document.getElementById("flash");
+    if (!flash || !text) return;
+    var span = document.createElement("span");
+    span.className = "sr-only";
+    span.textContent = text;
+    flash.replaceChildren(span);
+  }
+  window.fbAnnounce = announce;
+
+  // ---- the grid ----
+  // table[data-kbd-grid]: one tab stop (roving tabindex on the cells); the
+  // controls inside cells (row checkboxes, sort links, long-text toggles)
+  // are reached through their cell, not by Tab.
+  var PAGE_ROWS = 10;
+  function gridOf(el) { return el && el.closest ? el.closest("table[data-kbd-grid]") : null; }
+  function cellOf(el) {
+    var c = el && el.closest ? el.closest("td, th") : null;
+    return c && gridOf(c) ? c : null;
+  }
+  function rowsOf(t) { return Array.prototype.filter.call(t.rows, function (r) { return r.cells.length > 0; }); }
+  function editing(cell) { return !!(cell && cell.querySelector("form.editor")); }
+  function tame(cell) {
+    if (editing(cell)) return;
+    cell.querySelectorAll("a, button, input, select, textarea, summary").forEach(function (c) {
+      c.setAttribute("tabindex", "-1");
+    });
+  }
+  function setupGrid(t) {
+    var current = t.querySelector("td[tabindex='0'], th[tabindex='0']");
+    rowsOf(t).forEach(function (r) {
+      Array.prototype.forEach.call(r.cells, function (c) {
+        if (c !== current) c.setAttribute("tabindex", "-1");
+        tame(c);
+      });
+    });
+    if (!current) {
+      var body = t.tBodies[0];
+      current = (body && body.rows[0] && body.rows[0].cells[body.rows[0].cells.length > 1 ? 1 : 0]) || t.rows[0].cells[0];
+      if (current) current.setAttribute("tabindex", "0");
+    }
+  }
+  function moveTo(cell) {
+    if (!cell) return;
+    var t = gridOf(cell);
+    t.querySelectorAll("td[tabindex='0'], th[tabindex='0']").forEach(function (c) {
+      if (c !== cell) c.setAttribute("tabindex", "-1");
+    });
+    cell.setAttribute("tabindex", "0");
+    cell.focus();
+  }
+  function position(cell) {
+    var rows = rowsOf(gridOf(cell));
+    var r = rows.indexOf(cell.parentElement);
+    return { rows: rows, r: r, c: Array.prototype.indexOf.call(cell.parentElement.cells, cell) };
+  }
+  function at(rows, r, c) {
+    r = Math.max(0, Math.min(rows.length - 1, r));
+    var cells = rows[r].cells;
+    return cells[Math.max(0, Math.min(cells.length - 1, c))];
+  }
+  function columnName(cell) {
+    var t = gridOf(cell);
+    var head = t.tHead && t.tHead.rows[0] && t.tHead.rows[0].cells[cell.cellIndex];
+    var a = head && head.querySelector("a.sort");
+    return a ? a.textContent.trim() : "";
+  }
+  function startEdit(cell) {
+    if (cell.hasAttribute("data-editable") && window.htmx) {
+      cell.setAttribute("data-return-focus", "");
+      window.htmx.trigger(cell, "fbedit");
+      return true;
+    }
+    return false;
+  }
+  function activate(cell) {
+    // A cell without an editor: its own control (sort link, long text, link).
+    var c = cell.querySelector("a.sort, summary, a, input[type=checkbox]");
+    if (c) c.click();
+  }
+  function toggleRow(cell) {
+    var box = cell.parentElement.querySelector("input[name=pk], input[data-select-all]");
+    if (box) box.click();
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    var t = gridOf(ev.target);
+    if (!t) return;
+    var form = ev.target.closest("form.editor");
+    if (form) {
+      var cellE = form.closest("td");
+      if (ev.key === "Escape") {
+        ev.preventDefault();
+        cellE.setAttribute("data-return-focus", "");
+        var cancel = form.querySelector("button[hx-get]");
+        if (cancel) cancel.click();
+      } else if (ev.key === "Enter" && !ev.shiftKey && !ev.altKey && ev.target.tagName !== "BUTTON") {
+        // Enter saves (Shift+Enter is a new line in a text field).
+        ev.preventDefault();
+        cellE.setAttribute("data-return-focus", "");
+        form.requestSubmit();
+      }
+      return;
+    }
+    var cell = cellOf(ev.target);
+    if (!cell || ev.target !== cell) return;
+    var p = position(cell);
+    var next = null;
+    switch (ev.key) {
+      case "ArrowRight": next = at(p.rows, p.r, p.c + 1); break;
+      case "ArrowLeft": next = at(p.rows, p.r, p.c - 1); break;
+      case "ArrowDown": next = at(p.rows, p.r + 1, p.c); break;
+      case "ArrowUp": next = at(p.rows, p.r - 1, p.c); break;
+      case "Home": next = ev.ctrlKey ? at(p.rows, 0, 0) : at(p.rows, p.r, 0); break;
+      case "End": next = ev.ctrlKey ? at(p.rows, p.rows.length - 1, 1e6) : at(p.rows, p.r, 1e6); break;
+      case "PageDown": next = at(p.rows, p.r + PAGE_ROWS, p.c); break;
+      case "PageUp": next = at(p.rows, p.r - PAGE_ROWS, p.c); break;
+      case "Enter": case "F2":
+        ev.preventDefault();
+        if (!startEdit(cell) && ev.key === "Enter") activate(cell);
+        return;
+      case " ":
+        ev.preventDefault();
+        toggleRow(cell);
+        return;
+      default: return;
+    }
+    ev.preventDefault();
+    moveTo(next);
+  });
+
+  // A click or focus inside a cell makes it the grid's tab stop.
+  document.addEventListener("focusin", function (ev) {
+    var cell = cellOf(ev.target);
+    if (!cell || cell.getAttribute("tabindex") === "0") return;
+    gridOf(cell).querySelectorAll("td[tabindex='0'], th[tabindex='0']").forEach(function (c) { c.setAttribute("tabindex", "-1"); });
+    cell.setAttribute("tabindex", "0");
+  });
+
+  // After a swap into a grid cell: the editor's field takes focus; back
+  // from the editor (saved or cancelled) the cell does, announced.
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var cell = ev.detail.target;
+    if (!cell || !cell.matches || !cell.matches("td") || !gridOf(cell)) return;
+    var col = columnName(cell);
+    if (editing(cell)) {
+      var field = cell.querySelector("form.editor textarea, form.editor select, form.editor input:not([type=hidden]):not([type=checkbox])");
+      var err = cell.querySelector(".cell-error");
+      if (field) field.focus();
+      announce(err ? "Not saved: " + err.textContent : "Editing " + col + ". Enter saves, Escape cancels.");
+      return;
+    }
+    tame(cell);
+    var verb = ev.detail.requestConfig && ev.detail.requestConfig.verb;
+    if (cell.hasAttribute("data-return-focus") || cell.contains(document.activeElement) || document.activeElement === document.body) {
+      cell.removeAttribute("data-return-focus");
+      moveTo(cell);
+    }
+    announce(verb === "post" ? "Saved " + col + "." : "Edit of " + col + " cancelled.");
+  });
+
+  // The live grid refresh (above) replaces #grid: keep the focused cell.
+  window.fbGridFocus = {
+    save: function () {
+      var cell = cellOf(document.activeElement);
+      if (!cell) return null;
+      var p = position(cell);
+      return { r: p.r, c: p.c };
+    },
+    restore: function (root, pos) {
+      root.querySelectorAll("table[data-kbd-grid]").forEach(setupGrid);
+      var t = root.querySelector("table[data-kbd-grid]");
+      if (t && pos) moveTo(at(rowsOf(t), pos.r, pos.c));
+    }
+  };
+
+  // ---- scrolling tables ----
+  // A table wrapper that scrolls sideways (phone width) must take focus so
+  // the keyboard can scroll it; it is named after the heading above it.
+  function label(wrap) {
+    var t = wrap.querySelector("table");
+    if (t && t.getAttribute("aria-label")) return t.getAttribute("aria-label");
+    for (var e = wrap.previousElementSibling; e; e = e.previousElementSibling) {
+      if (/^H[1-3]$/.test(e.tagName)) return e.textContent.trim();
+      var h = e.querySelector && e.querySelector("h1, h2, h3");
+      if (h) return h.textContent.trim();
+    }
+    var sec = wrap.closest("section");
+    var h2 = sec && sec.querySelector("h1, h2");
+    return h2 ? h2.textContent.trim() : "table";
+  }
+  function scrollers(root) {
+    (root || document).querySelectorAll(".table-wrap").forEach(function (w) {
+      if (w.querySelector("table[data-kbd-grid]")) return;
+      if (w.scrollWidth > w.clientWidth + 1) {
+        if (!w.hasAttribute("tabindex")) {
+          w.setAttribute("tabindex", "0");
+          w.setAttribute("role", "region");
+          w.setAttribute("aria-label", label(w) + " (scrolls sideways)");
+        }
+      } else if (w.getAttribute("tabindex") === "0") {
+        w.removeAttribute("tabindex");
+        w.removeAttribute("role");
+        w.removeAttribute("aria-label");
+      }
+    });
+  }
+  var resizeObs = window.ResizeObserver ? new ResizeObserver(function () { scrollers(); }) : null;
+  function prepare(root) {
+    (root.matches && root.matches("table[data-kbd-grid]") ? [root] : root.querySelectorAll("table[data-kbd-grid]")).forEach(setupGrid);
+    scrollers(root.closest ? (root.closest(".table-wrap") ? root.closest(".table-wrap").parentElement : root) : document);
+    if (resizeObs) document.querySelectorAll(".table-wrap").forEach(function (w) { resizeObs.observe(w); });
+  }
+  prepare(document);
+  window.addEventListener("resize", function () { scrollers(); });
+
+  // ---- focus after htmx swaps ----
+  // New content in #main: its heading takes focus and is announced. (The
+  // Analytics page refreshes itself every 5 s into #analytics: not moved.)
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    var t = ev.detail.target || ev.target;
+    if (!t || !t.querySelectorAll) return;
+    prepare(t);
+    if (t.id !== "main") return;
+    if (t.contains(document.activeElement) && document.activeElement.matches("input:not([type=hidden]), textarea, select")) return;
+    var h = t.querySelector("h1") || t.querySelector("h2");
+    if (!h) return;
+    h.setAttribute("tabindex", "-1");
+    h.focus({ preventScroll: false });
+    var msg = t.querySelector(".notice, .shown, .error:not(:empty)");
+    announce(h.textContent.trim() + (msg ? ". " + msg.textContent.trim().replace(/\s+/g, " ") : ""));
+  });
+
+  // ---- dialogs ----
+  // The step-up dialog is modal (showModal: the rest of the page is inert,
+  // so focus stays in it); when it closes, focus goes back to where it was.
+  var returnTo = null;
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    if (ev.detail.target && ev.detail.target.id === "reauth" && !document.querySelector("#reauth dialog[open]")) {
+      returnTo = document.activeElement;
+    }
+  });
+  document.addEventListener("close", function (ev) {
+    if (!ev.target.matches || !ev.target.matches("#reauth dialog")) return;
+    var box = document.getElementById("reauth");
+    if (box) box.replaceChildren();
+    var back = returnTo;
+    returnTo = null;
+    if (back && back.isConnected && back !== document.body) back.focus();
+  }, true);
 })();

@@ -172,7 +172,11 @@ async fn inline_edit_saves_valid_values_and_shows_the_databases_error_for_bad_on
     su.batch_execute("CREATE TABLE loose (a int); INSERT INTO loose VALUES (1); GRANT SELECT ON loose TO fluxbase_dashboard").await.unwrap();
     let r = db.send(a.get("/admin/tables/public/loose")).await;
     assert!(r.body.contains("no primary key"), "{}", r.body);
-    assert!(!r.body.contains("hx-trigger=\"dblclick\""));
+    // Read-only: no cell opens an editor, by mouse or keyboard (issue 34).
+    assert!(r.body.contains("role=\"grid\""), "{}", r.body);
+    assert!(!r.body.contains("data-editable") && !r.body.contains("hx-trigger=\"dblclick"), "{}", r.body);
+    let r = db.send(a.get("/admin/tables/public/things")).await;
+    assert!(r.body.contains("hx-trigger=\"dblclick, fbedit\"") && r.body.contains("data-editable"), "{}", r.body);
     db.drop().await;
 }
 
