@@ -3,8 +3,9 @@
 # plain-Rust unit tests, then for each supported PostgreSQL major version (15,
 # then 18): builds and installs the extension for it (one build per version),
 # starts a throwaway cluster, runs the client-level tests (tests/, pytest:
-# upgrades, dump/restore, the hot standby, the browser, ...) against it, then the
-# pgrx #[pg_test] suite. Exits non-zero when anything fails; clusters are
+# upgrades, dump/restore, the hot standby, the browser, ...) against it, the
+# hook-sensitive tests (NO_PRELOAD_TESTS) again on a cluster without
+# shared_preload_libraries (issue 29), then the pgrx #[pg_test] suite. Exits non-zero when anything fails; clusters are
 # stopped on every way out. Ends with the totals per version, the suite's
 # duration and one total line.
 #
@@ -68,13 +69,18 @@ run_version() {
     # hook before ours), so a difference between the two kinds cannot hide.
     echo "==> PostgreSQL $PG_MAJOR: hook-sensitive tests on a cluster without shared_preload_libraries"
     FLUXBASE_PRELOAD='' cluster_start || return 1
-    local rc=0
-    "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider "${NO_PRELOAD_TESTS[@]}" "${PYTEST_ARGS[@]}" >"$dir/pytest-nopreload.log" 2>&1 || rc=$?
-    # (5: -k selected none of them)
-    if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then
-        tail -60 "$dir/pytest-nopreload.log"; status=1
-    fi
-    echo "   without preload: $(tail -1 "$dir/pytest-nopreload.log")"
+    local rc log
+    # (tests/ and tests/web/ each have their own conftest: one pytest run each)
+    for log in nopreload nopreload-web; do
+        rc=0
+        if [ $log = nopreload ]; then set -- "${NO_PRELOAD_TESTS[@]}"; else set -- "${NO_PRELOAD_WEB_TESTS[@]}"; fi
+        "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider "$@" "${PYTEST_ARGS[@]}" >"$dir/pytest-$log.log" 2>&1 || rc=$?
+        # (5: -k selected none of them)
+        if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then
+            tail -60 "$dir/pytest-$log.log"; status=1
+        fi
+        echo "   without preload ($log): $(tail -1 "$dir/pytest-$log.log")"
+    done
     if grep "terminated by signal" "$CLUSTER_DIR/server.log" | grep -qv "signal 9"; then
         echo "!! a backend crashed (cluster without preload):"; grep -B8 "terminated by signal" "$CLUSTER_DIR/server.log" | head -60
         status=1
@@ -96,8 +102,8 @@ run_version() {
 
 PYTEST_ARGS=("$@")
 # Run a second time, on a cluster without shared_preload_libraries (issue 29).
-NO_PRELOAD_TESTS=(tests/test_error_fidelity.py tests/test_stepup.py tests/test_confinement.py tests/test_impersonation.py
-                  "tests/web/test_sections.py::test_stepup_wrong_secret_then_right")
+NO_PRELOAD_TESTS=(tests/test_error_fidelity.py tests/test_stepup.py tests/test_confinement.py tests/test_impersonation.py)
+NO_PRELOAD_WEB_TESTS=("tests/web/test_sections.py::test_stepup_wrong_secret_then_right")
 status=0
 for major in "${MAJORS[@]}"; do
     ( run_version "$major" ) || status=1
@@ -129,8 +135,8 @@ for part, d, files in parts:
     p, f, s = count(files)
     took = (d / "duration").read_text().split()[-2] if d and (d / "duration").exists() else None
     print(f"   {part}: {p} ok, {f} not ok, {s} skipped" + (f" in {took} s" if took else ""))
-    if d and (d / "pytest-nopreload.log").exists():  # (included in the line above)
-        np, nf, ns = count([d / "pytest-nopreload.log"])
+    if d and list(d.glob("pytest-nopreload*.log")):  # (included in the line above)
+        np, nf, ns = count(sorted(d.glob("pytest-nopreload*.log")))
         print(f"     of which without shared_preload_libraries: {np} ok, {nf} not ok, {ns} skipped")
     total = [a + b for a, b in zip(total, (p, f, s))]
 print(f"suite duration: {duration} s")
