@@ -3,8 +3,9 @@
 # plain-Rust unit tests, then for each supported PostgreSQL major version (15,
 # then 18): builds and installs the extension for it (one build per version),
 # starts a throwaway cluster, runs the client-level tests (tests/, pytest:
-# upgrades, dump/restore, the hot standby, the browser, ...) against it, then the
-# pgrx #[pg_test] suite. Exits non-zero when anything fails; clusters are
+# upgrades, dump/restore, the hot standby, the browser, ...) against it, the
+# hook-sensitive tests (NO_PRELOAD_TESTS) again on a cluster without
+# shared_preload_libraries (issue 29), then the pgrx #[pg_test] suite. Exits non-zero when anything fails; clusters are
 # stopped on every way out. Ends with the totals per version, the suite's
 # duration and one total line.
 #
@@ -65,6 +66,29 @@ run_version() {
     fi
     cluster_stop
 
+    # Issue 29: the same tests' hook-sensitive part again on a cluster without
+    # shared_preload_libraries (most servers: no other library's ExecutorRun
+    # hook before ours), so a difference between the two kinds cannot hide.
+    echo "==> PostgreSQL $PG_MAJOR: hook-sensitive tests on a cluster without shared_preload_libraries"
+    FLUXBASE_PRELOAD='' cluster_start || return 1
+    local rc log
+    # (tests/ and tests/web/ each have their own conftest: one pytest run each)
+    for log in nopreload nopreload-web; do
+        rc=0
+        if [ $log = nopreload ]; then set -- "${NO_PRELOAD_TESTS[@]}"; else set -- "${NO_PRELOAD_WEB_TESTS[@]}"; fi
+        "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider "$@" "${PYTEST_ARGS[@]}" >"$dir/pytest-$log.log" 2>&1 || rc=$?
+        # (5: -k selected none of them)
+        if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then
+            tail -60 "$dir/pytest-$log.log"; status=1
+        fi
+        echo "   without preload ($log): $(tail -1 "$dir/pytest-$log.log")"
+    done
+    if grep "terminated by signal" "$CLUSTER_DIR/server.log" | grep -qv "signal 9"; then
+        echo "!! a backend crashed (cluster without preload):"; grep -B8 "terminated by signal" "$CLUSTER_DIR/server.log" | head -60
+        status=1
+    fi
+    cluster_stop
+
     if [ $status -eq 0 ] && [ ${#PYTEST_ARGS[@]} -eq 0 ]; then
         echo "==> PostgreSQL $PG_MAJOR: pgrx #[pg_test] suite"
         PGTEST_DIR=$(mktemp -d /tmp/fbpgt.XXXX); chown postgres:postgres "$PGTEST_DIR"
@@ -79,6 +103,9 @@ run_version() {
 }
 
 PYTEST_ARGS=("$@")
+# Run a second time, on a cluster without shared_preload_libraries (issue 29).
+NO_PRELOAD_TESTS=(tests/test_error_fidelity.py tests/test_stepup.py tests/test_confinement.py tests/test_impersonation.py)
+NO_PRELOAD_WEB_TESTS=("tests/web/test_sections.py::test_stepup_wrong_secret_then_right")
 status=0
 for major in "${MAJORS[@]}"; do
     ( run_version "$major" ) || status=1
@@ -95,7 +122,7 @@ def count(files):
         text = log.read_text(errors="replace")
         for m in re.finditer(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
             passed += int(m.group(1)); failed += int(m.group(2))
-        if log.name == "pytest.log":
+        if log.name.startswith("pytest"):  # pytest.log, pytest-nopreload.log
             tail = text.strip().splitlines()[-1] if text.strip() else ""
             for n, what in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", tail):
                 if what == "passed": passed += int(n)
@@ -110,6 +137,9 @@ for part, d, files in parts:
     p, f, s = count(files)
     took = (d / "duration").read_text().split()[-2] if d and (d / "duration").exists() else None
     print(f"   {part}: {p} ok, {f} not ok, {s} skipped" + (f" in {took} s" if took else ""))
+    if d and list(d.glob("pytest-nopreload*.log")):  # (included in the line above)
+        np, nf, ns = count(sorted(d.glob("pytest-nopreload*.log")))
+        print(f"     of which without shared_preload_libraries: {np} ok, {nf} not ok, {ns} skipped")
     total = [a + b for a, b in zip(total, (p, f, s))]
 print(f"suite duration: {duration} s")
 print(f"total: {total[0]} passed, {total[1]} failed, {total[2]} skipped")

@@ -400,8 +400,12 @@ def cut_tail(su, keep):
 
 
 def server_log():
-    path = os.path.join(os.environ.get("CLUSTER_DIR", ""), "server.log")
-    return open(path, errors="replace").read() if os.path.exists(path) else None
+    """The cluster's server log (scripts/cluster.sh writes it to $CLUSTER_DIR/server.log);
+    a missing log fails the test that reads it."""
+    assert os.environ.get("CLUSTER_DIR"), "CLUSTER_DIR is not set: run the tests through scripts/cluster.sh"
+    path = os.path.join(os.environ["CLUSTER_DIR"], "server.log")
+    assert os.path.exists(path), f"no server log at {path}"
+    return open(path, errors="replace").read()
 
 
 def test_witness_is_the_chain_head(su):
@@ -415,9 +419,7 @@ def test_witness_is_the_chain_head(su):
     assert verify(su, wid, whash) == (True, None)  # the chain has grown past the witness: fine
     assert verify(su, wid, None) == (True, None)
     assert verify(su) == (True, None)  # the zero-argument call as before
-    log = server_log()
-    if log is not None:
-        assert f"fluxbase_admin audit witness (on demand): id={wid} hash={whash.hex()}" in log
+    assert f"fluxbase_admin audit witness (on demand): id={wid} hash={whash.hex()}" in server_log()
 
 
 def test_a_cut_off_tail_is_reported_against_a_witness(su):
@@ -458,10 +460,7 @@ def test_witness_arguments_are_checked(su, args):
 def test_chain_head_goes_to_the_server_log_every_thousand_entries(su):
     audit_append(su, 1005)
     head = su.execute("SELECT last_id, last_hash FROM dashboard_auth.audit_chain_head").fetchone()
-    log = server_log()
-    if log is None:
-        pytest.skip("no server log at $CLUSTER_DIR/server.log")
-    assert f"fluxbase_admin audit witness (checkpoint): id={head[0]} hash={head[1].hex()}" in log
+    assert f"fluxbase_admin audit witness (checkpoint): id={head[0]} hash={head[1].hex()}" in server_log()
 
 
 # ------------------------------------------------- item 10: refusals are audited

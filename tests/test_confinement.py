@@ -154,9 +154,23 @@ def test_a_planted_operator_in_public_runs_confined(db, su, web, attacker, ada):
     res = one(web, "SELECT dashboard.browse('plainschema.items', %s)", (Jsonb([{"column": "name", "op": "eq", "value": "b"}]),))
     assert res["rows"] == [{"id": 2, "name": "b"}]
     web.execute("COMMIT")
-    # either the explorer never picked the planted operator, or it ran confined
-    if "operator" in got:
-        assert_confined(got, "operator")
+    # the explorer's own filter never picks the planted operator (it writes
+    # OPERATOR(pg_catalog.=) with search_path pinned) ...
+    assert "operator" not in got, got
+    # ... while a view of the attacker's that uses it (public is on their
+    # search_path: the exact varchar match wins over pg_catalog's texteq) runs
+    # it when browsed, and it runs confined.
+    plain(db, """
+        CREATE VIEW plainschema.items_b AS SELECT * FROM plainschema.items WHERE name = 'b'::varchar;
+        GRANT SELECT ON plainschema.items_b TO PUBLIC;
+    """)
+    assert one(su, """SELECT count(*) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                      WHERE r.ev_class = 'plainschema.items_b'::regclass AND d.refclassid = 'pg_operator'::regclass
+                        AND d.refobjid = 'public.=(varchar, varchar)'::regoperator""") == 1
+    as_session(web, ada)
+    assert one(web, "SELECT dashboard.browse('plainschema.items_b')")["rows"] == [{"id": 2, "name": "b"}]
+    web.execute("COMMIT")
+    assert_confined(got, "operator")
     assert no_mallory(su)
 
 

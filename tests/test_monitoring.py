@@ -181,8 +181,19 @@ def test_connection_breakdown_counts_by_application_and_role(db, su, web):
         assert rows[0]["max_connections"] == int(one(su, "SHOW max_connections"))
         # the caller's own row is active
         assert any(r["state"] == "active" and r["role"] == "postgres" for r in rows)
-        # a viewer may read it, an app role may not
-        assert rows_as_dicts(web, "SELECT * FROM dashboard.connection_breakdown()")
+        # a viewer (an admin session of role dashboard_viewer) may read it ...
+        one(su, "SELECT dashboard_auth.create_admin('viewer@example.com', %s, 'Viewer', 'dashboard_viewer')", (PASSWORD,))
+        viewer_token = one(web, "SELECT session_token FROM dashboard_auth.login('viewer@example.com', %s)", (PASSWORD,))
+        as_session(web, viewer_token)
+        seen = rows_as_dicts(web, "SELECT * FROM dashboard.connection_breakdown()")
+        web.execute("COMMIT")
+        assert sum(r["connections"] for r in seen if r["application_name"] == "analytics-test") == 3
+        # ... an app role may not
+        app = db.conn("fb_app")
+        app.execute("SET ROLE authenticated")
+        with pytest.raises(psycopg.Error) as e:
+            app.execute("SELECT * FROM dashboard.connection_breakdown()")
+        assert e.value.sqlstate == "42501"
     finally:
         for c in extra:
             c.close()

@@ -357,11 +357,55 @@ def test_privilege(matrix_db, function, caller):
         )
 
 
+def snapshot(su):
+    """What every table of the API schemas and public holds (one digest a
+    table), but the audit log and its chain head (checked on their own)."""
+    tables = [r[0] for r in su.execute(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('dashboard_auth', 'dashboard', 'auth', 'public')"
+        " AND c.relname NOT IN ('audit_log', 'audit_chain_head') ORDER BY 1").fetchall()]
+    return {t: one(su, f"SELECT coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x") for t in tables}
+
+
 def test_refusals_leave_no_trace(matrix_db):
-    """A refused write changed nothing: the rows the writes target are as set up."""
+    """Every refused (function, caller) pair, attempted in a transaction that is
+    then COMMITted (not rolled back): afterwards every table holds what it held
+    before, and the audit log grew by refusal entries only, its chain intact."""
     su = matrix_db["conns"]["_setup"]
+    before = snapshot(su)
+    assert "public.notes" in before and "dashboard_auth.users" in before
+    last_audit = one(su, "SELECT coalesce(max(id), 0) FROM dashboard_auth.audit_log")
+    attempts = 0
+    for function in sorted(M):
+        call, who, _ = M[function]
+        for caller in ALL:
+            if who[caller] != "42501":
+                continue
+            spec = CALLERS[caller]
+            conn = matrix_db["conns"][caller]
+            params = dict(matrix_db["ctx"], imp=matrix_db["imps"].get(caller, matrix_db["imps"]["admin_session"]))
+            conn.execute("BEGIN")
+            try:
+                if "session" in spec:
+                    conn.execute("SELECT dashboard_auth.use_session(%s)", (matrix_db["ctx"][spec["session"]],))
+                if "role" in spec:
+                    conn.execute(f"SET LOCAL ROLE {spec['role']}")
+                conn.execute(call, params).fetchall()
+                state = None
+            except psycopg.Error as e:
+                state = e.sqlstate
+            finally:
+                conn.execute("COMMIT")
+            assert state == "42501", f"{caller} calling {function}: {state or 'success'}"
+            attempts += 1
+    assert attempts > 500
+    after = snapshot(su)
+    changed = sorted(t for t in before if before[t] != after.get(t))
+    assert changed == [] and sorted(after) == sorted(before), changed
     assert su.execute("SELECT id, body FROM public.notes ORDER BY id").fetchall() == [(1, "one"), (2, "two")]
     assert one(su, "SELECT count(*) FROM dashboard_auth.users") == 4
+    actions = {r[0] for r in su.execute("SELECT DISTINCT action FROM dashboard_auth.audit_log WHERE id > %s", (last_audit,))}
+    assert actions <= {"api.refused"}, actions
     assert su.execute("SELECT ok FROM dashboard_auth.verify_audit_chain()").fetchone() == (True,)
 
 

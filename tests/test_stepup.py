@@ -226,15 +226,30 @@ def test_non_security_setting_and_own_sessions_need_no_step_up(web, env):
 
 
 def test_database_role_callers_are_unaffected(web, su, env):
-    # db:fb_web (a fluxbase_dashboard member without an admin session) and the superuser
-    for conn in (web, su):
-        conn.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', '6')")
+    """db:fb_web (a fluxbase_dashboard member without an admin session) and the
+    superuser make step-up calls without re-authenticating, and they take effect."""
+    def setting(key):
+        return one(su, "SELECT value::text FROM dashboard_auth.settings_store WHERE key = %s", (key,))
+
+    def purges():
+        return one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action = 'audit.purge'")
+
+    for conn, n in ((web, "6"), (su, "8")):
+        conn.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', %s)", (n,))
+        assert setting("lockout.max_attempts") == n
+        before = purges()
         conn.execute("SELECT dashboard_auth.purge_audit('100 years')")
+        assert purges() == before + 1
     web.execute("SELECT dashboard.update_user_role(%(app_user)s, 'service_role')", env)
+    assert one(su, "SELECT role FROM auth.users WHERE id = %(app_user)s", env) == "service_role"
     web.execute("SELECT dashboard_auth.revoke_all_sessions(%(other)s)", env)
+    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE action = 'session.revoke_all'") == 1
     web.execute("SELECT dashboard.disable_audit('public.audited')")
+    assert one(su, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.audited'::regclass AND tgname LIKE 'fluxbase%%'") == 0
     web.execute("SELECT dashboard.delete_user(%(app_user)s)", env)
+    assert one(su, "SELECT count(*) FROM auth.users WHERE id = %(app_user)s", env) == 0
     su.execute("SELECT dashboard_auth.delete_admin(%(other)s)", env)
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %(other)s", env) == 0
     # reauthenticate itself needs an admin session
     with pytest.raises(psycopg.Error) as e:
         web.execute("SELECT dashboard_auth.reauthenticate(%s)", (PASSWORD,))

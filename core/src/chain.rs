@@ -503,16 +503,61 @@ mod tests {
 
     #[test]
     fn hash_depends_on_prev_and_every_field() {
-        let r = rec(1);
+        let mut r = rec(1);
+        r.actor_id = Some([3; 16]);
+        r.ip = Some("10.0.0.1".into());
+        r.impersonation_session_id = Some([4; 16]);
+        r.row_data = Some(vec![1, 2, 3]);
         let h = row_hash(&GENESIS, &r);
         assert_ne!(h, row_hash(&[1u8; 32], &r));
-        let mut r2 = r.clone();
-        r2.success = false;
-        assert_ne!(h, row_hash(&GENESIS, &r2));
-        let mut r3 = r.clone();
-        r3.occurred_at_us += 1;
-        assert_ne!(h, row_hash(&GENESIS, &r3));
         assert_eq!(h, row_hash(&GENESIS, &r.clone()));
+        // Every field, by name: a field added to ChainRecord fails to compile
+        // here until it gets its own change below.
+        let ChainRecord {
+            id: _,
+            occurred_at_us: _,
+            actor_id: _,
+            actor: _,
+            action: _,
+            target_type: _,
+            target_id: _,
+            details: _,
+            ip: _,
+            success: _,
+            db_user: _,
+            txid: _,
+            impersonation_session_id: _,
+            row_data: _,
+        } = &r;
+        type Change = (&'static str, fn(&mut ChainRecord));
+        let changes: &[Change] = &[
+            ("id", |r| r.id += 1),
+            ("occurred_at_us", |r| r.occurred_at_us += 1),
+            ("actor_id", |r| r.actor_id = Some([5; 16])),
+            ("actor_id absent", |r| r.actor_id = None),
+            ("actor", |r| r.actor.push('x')),
+            ("action", |r| r.action.push('x')),
+            ("target_type", |r| r.target_type = Some("u".into())),
+            ("target_type absent", |r| r.target_type = None),
+            ("target_id", |r| r.target_id = Some("2".into())),
+            ("target_id absent", |r| r.target_id = None),
+            ("details", |r| r.details = jsonb_text(&json!({"b": 2})).unwrap()),
+            ("ip", |r| r.ip = Some("10.0.0.2".into())),
+            ("ip absent", |r| r.ip = None),
+            ("success", |r| r.success = !r.success),
+            ("db_user", |r| r.db_user.push('x')),
+            ("txid", |r| r.txid += 1),
+            ("impersonation_session_id", |r| r.impersonation_session_id = Some([6; 16])),
+            ("impersonation_session_id absent", |r| r.impersonation_session_id = None),
+            ("row_data", |r| r.row_data = Some(vec![1, 2, 4])),
+            ("row_data absent", |r| r.row_data = None),
+        ];
+        for (name, change) in changes {
+            let mut m = r.clone();
+            change(&mut m);
+            assert_ne!(m, r, "{name}: the change changed nothing");
+            assert_ne!(row_hash(&GENESIS, &m), h, "{name} is not in the hash");
+        }
     }
 
     #[test]

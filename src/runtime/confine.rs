@@ -55,6 +55,25 @@
 //! while confined (`claims_locked`); the legacy per-claim settings are defined
 //! here with the same check.
 //!
+//! The hooks themselves are C (`src/confine_hooks.c`, compiled by build.rs
+//! with the `cc` crate against the server's headers), issue 29. A hook wraps
+//! PostgreSQL code that raises the application's errors (ExecutorRun runs
+//! every statement; a previous library's hook may raise). Chosen: a C
+//! trampoline doing `before(); PG_TRY() { previous-or-standard } PG_FINALLY()
+//! { after(); } PG_END_TRY()`, which re-throws the original ErrorData
+//! untouched (PG_RE_THROW), with the Rust parts (`fluxbase_confine_*`) before
+//! or after it and never between the error and its handler. Why not Rust:
+//! pgrx 0.18 calls every `pg_sys` function through its FFI guard
+//! (`pg_guard_ffi_boundary`), which copies only code, message, detail, hint
+//! and location out of the ErrorData into a panic and raises that copy again
+//! at the hook's boundary (a custom SQLSTATE such as FBR01 or PT403 became
+//! XX000; schema/table/column/constraint/datatype names, context, internal
+//! query and position were lost); its `PgTryBuilder` catches that same panic,
+//! so its rethrow is the same copy. Calling another library's hook through a
+//! raw pointer from Rust skips the guard but longjmps across Rust frames.
+//! Since the restore on the way out is done in PG_FINALLY, nothing here
+//! relies on destructors running during a longjmp.
+//!
 //! Attribution (item 7): `applied_session()` is the impersonation session this
 //! backend applied itself (apply_impersonation, or query_as while it runs),
 //! never what `request.jwt.claims` says.
@@ -87,10 +106,6 @@ thread_local! {
     /// The impersonation of the query_as call running now.
     static QUERY_AS: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
 }
-
-static mut PREV_NEEDS_FMGR_HOOK: pg_sys::needs_fmgr_hook_type = None;
-static mut PREV_FMGR_HOOK: pg_sys::fmgr_hook_type = None;
-static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
 
 fn user_and_ctx() -> (pg_sys::Oid, i32) {
     let mut user = pg_sys::Oid::INVALID;
@@ -235,25 +250,24 @@ fn call_refused() -> bool {
     STICKY.with(|s| s.get()) && API_ACTIVE.with(|a| a.get()) == 0 && !TOP_API.with(|t| t.get())
 }
 
+/// needs_fmgr_hook's own part (the C trampoline in src/confine_hooks.c asks
+/// the previous hook first). Outside confinement: two thread-local reads.
+#[no_mangle]
 #[pg_guard]
-unsafe extern "C-unwind" fn needs_fmgr_hook(fn_oid: pg_sys::Oid) -> bool {
-    if let Some(prev) = unsafe { PREV_NEEDS_FMGR_HOOK } {
-        if unsafe { prev(fn_oid) } {
-            return true;
-        }
-    }
+unsafe extern "C-unwind" fn fluxbase_confine_needs_fmgr(fn_oid: pg_sys::Oid) -> bool {
     confined() && is_api_function(fn_oid)
 }
 
+/// fmgr_hook's own part (after the previous hook, src/confine_hooks.c): counts
+/// the allowed API calls running, refuses (42501) a call that is not allowed.
+/// Called for FHET_ABORT from PostgreSQL's PG_CATCH, where it only counts.
+#[no_mangle]
 #[pg_guard]
-unsafe extern "C-unwind" fn fmgr_hook(
+unsafe extern "C-unwind" fn fluxbase_confine_fmgr(
     event: pg_sys::FmgrHookEventType::Type,
     flinfo: *mut pg_sys::FmgrInfo,
     private: *mut pg_sys::Datum,
 ) {
-    if let Some(prev) = unsafe { PREV_FMGR_HOOK } {
-        unsafe { prev(event, flinfo, private) };
-    }
     // *private (one per looked-up function): 0 unknown, 1 ours, 2 not ours.
     let mine = unsafe {
         if (*private).value() == 0 {
@@ -423,50 +437,30 @@ unsafe fn is_api_statement(ps: *mut pg_sys::PlannedStmt) -> bool {
     }
 }
 
-/// Run the client's statement `qd` through `run` (the next ExecutorRun),
-/// recording whether it is a plain API call.
-unsafe fn client_statement(qd: *mut pg_sys::QueryDesc, run: impl FnOnce()) {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            TOP_API.with(|t| t.set(self.0));
-        }
-    }
-    // Decided for the client's own statement; any statement nested in it
-    // (SPI from a function, a trigger's query) is not the client's.
+/// ExecutorRun, before the statement runs (src/confine_hooks.c): record
+/// whether `qd` is the client's statement and a plain API call; returns what
+/// to put back afterwards. Decided for the client's own statement; any
+/// statement nested in it (SPI from a function, a trigger's query) is not the
+/// client's.
+#[no_mangle]
+#[pg_guard]
+unsafe extern "C-unwind" fn fluxbase_confine_statement_begin(qd: *mut pg_sys::QueryDesc) -> bool {
     let api = unsafe { is_client_dest((*qd).dest) && is_api_statement((*qd).plannedstmt) };
-    let _restore = Restore(TOP_API.with(|t| t.replace(api)));
-    run();
+    TOP_API.with(|t| t.replace(api))
 }
 
-// The ExecutorRun hook's signature depends on the server version: PostgreSQL
-// 18 drops the `execute_once` argument (pgrx 0.18's pg18 bindings:
-// `fn(queryDesc, direction, count)`). Same work either way.
-#[cfg(feature = "pg15")]
+/// ExecutorRun, after the statement (normally or on its ERROR, from
+/// PG_FINALLY: the error is re-thrown untouched afterwards). On an ERROR the
+/// (sub)transaction's abort then clears TOP_API (on_subxact_event).
+#[no_mangle]
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_run(
-    qd: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    execute_once: bool,
-) {
-    unsafe {
-        client_statement(qd, || match PREV_EXECUTOR_RUN {
-            Some(prev) => prev(qd, direction, count, execute_once),
-            None => pg_sys::standard_ExecutorRun(qd, direction, count, execute_once),
-        })
-    }
+unsafe extern "C-unwind" fn fluxbase_confine_statement_end(previous: bool) {
+    TOP_API.with(|t| t.set(previous));
 }
 
-#[cfg(feature = "pg18")]
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_run(qd: *mut pg_sys::QueryDesc, direction: pg_sys::ScanDirection::Type, count: u64) {
-    unsafe {
-        client_statement(qd, || match PREV_EXECUTOR_RUN {
-            Some(prev) => prev(qd, direction, count),
-            None => pg_sys::standard_ExecutorRun(qd, direction, count),
-        })
-    }
+extern "C-unwind" {
+    /// src/confine_hooks.c: chains ExecutorRun_hook, needs_fmgr_hook and fmgr_hook.
+    fn fluxbase_confine_install_hooks();
 }
 
 // ------------------------------------------------------------ transaction ends
@@ -524,12 +518,7 @@ pub unsafe extern "C-unwind" fn on_subxact_event(
 /// Called once from `_PG_init`.
 pub fn init() {
     unsafe {
-        PREV_NEEDS_FMGR_HOOK = pg_sys::needs_fmgr_hook;
-        pg_sys::needs_fmgr_hook = Some(needs_fmgr_hook);
-        PREV_FMGR_HOOK = pg_sys::fmgr_hook;
-        pg_sys::fmgr_hook = Some(fmgr_hook);
-        PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
-        pg_sys::ExecutorRun_hook = Some(executor_run);
+        fluxbase_confine_install_hooks();
         pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
     }

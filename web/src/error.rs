@@ -66,6 +66,8 @@ impl From<tokio_postgres::Error> for WebError {
             "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "22007" | "22008" => {
                 WebError::BadRequest(msg)
             }
+            // A column the address names that the table does not have (the explorer's 42703).
+            "42703" => WebError::BadRequest(msg),
             "FBR01" => WebError::Reauth(msg),
             "P0002" => WebError::NotFound(msg),
             "28000" => WebError::Expired,
