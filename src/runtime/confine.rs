@@ -55,7 +55,7 @@
 //! while confined (`claims_locked`); the legacy per-claim settings are defined
 //! here with the same check.
 //!
-//! The hooks themselves are C (`src/confine_hooks.c`, compiled by build.rs
+//! The hooks themselves are C (`src/runtime/confine_hooks.c`, compiled by build.rs
 //! with the `cc` crate against the server's headers), issue 29. A hook wraps
 //! PostgreSQL code that raises the application's errors (ExecutorRun runs
 //! every statement; a previous library's hook may raise). Chosen: a C
@@ -250,7 +250,7 @@ fn call_refused() -> bool {
     STICKY.with(|s| s.get()) && API_ACTIVE.with(|a| a.get()) == 0 && !TOP_API.with(|t| t.get())
 }
 
-/// needs_fmgr_hook's own part (the C trampoline in src/confine_hooks.c asks
+/// needs_fmgr_hook's own part (the C trampoline in src/runtime/confine_hooks.c asks
 /// the previous hook first). Outside confinement: two thread-local reads.
 #[no_mangle]
 #[pg_guard]
@@ -258,7 +258,7 @@ unsafe extern "C-unwind" fn fluxbase_confine_needs_fmgr(fn_oid: pg_sys::Oid) -> 
     confined() && is_api_function(fn_oid)
 }
 
-/// fmgr_hook's own part (after the previous hook, src/confine_hooks.c): counts
+/// fmgr_hook's own part (after the previous hook, src/runtime/confine_hooks.c): counts
 /// the allowed API calls running, refuses (42501) a call that is not allowed.
 /// Called for FHET_ABORT from PostgreSQL's PG_CATCH, where it only counts.
 #[no_mangle]
@@ -437,7 +437,7 @@ unsafe fn is_api_statement(ps: *mut pg_sys::PlannedStmt) -> bool {
     }
 }
 
-/// ExecutorRun, before the statement runs (src/confine_hooks.c): record
+/// ExecutorRun, before the statement runs (src/runtime/confine_hooks.c): record
 /// whether `qd` is the client's statement and a plain API call; returns what
 /// to put back afterwards. Decided for the client's own statement; any
 /// statement nested in it (SPI from a function, a trigger's query) is not the
@@ -459,7 +459,7 @@ unsafe extern "C-unwind" fn fluxbase_confine_statement_end(previous: bool) {
 }
 
 extern "C-unwind" {
-    /// src/confine_hooks.c: chains ExecutorRun_hook, needs_fmgr_hook and fmgr_hook.
+    /// src/runtime/confine_hooks.c: chains ExecutorRun_hook, needs_fmgr_hook and fmgr_hook.
     fn fluxbase_confine_install_hooks();
 }
 
