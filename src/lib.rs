@@ -38,6 +38,7 @@ pub mod settings;
 pub mod refusals;
 pub mod stepup;
 pub mod pgcompat;
+pub mod row_json;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 
