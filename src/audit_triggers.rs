@@ -254,8 +254,12 @@ fn output_text_of_new(
 }
 
 fn current_user_name() -> String {
+    user_name(unsafe { pg_sys::GetUserId() })
+}
+
+fn user_name(role: pg_sys::Oid) -> String {
     unsafe {
-        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true);
+        let name = pg_sys::GetUserNameFromId(role, true);
         if name.is_null() {
             String::new()
         } else {
@@ -689,7 +693,9 @@ fn record_rewrite() {
     };
     let details = json!({
         "table": target, "op": "ALTER TABLE", "count": count, "reason": reason,
-        "statement": statement, "current_user": current_user_name(),
+        // (this runs in the SECURITY DEFINER event trigger: the role the
+        // statement ran as is the outer one)
+        "statement": statement, "current_user": user_name(unsafe { pg_sys::GetOuterUserId() }),
     });
     let mut ev = audit::Event::new("row.rewrite", "table", &target).details(details);
     if let Some(s) = impersonation_session() {
