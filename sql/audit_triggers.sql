@@ -47,6 +47,13 @@ REVOKE ALL ON FUNCTION dashboard_auth._audit_ddl_watch() FROM PUBLIC;
 CREATE EVENT TRIGGER fluxbase_audit_ddl ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER')
     EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+-- (Issue 28: also an audited table dropped with its triggers, and renamed or
+-- moved away, which the ALTER TABLE watch above sees.)
 CREATE EVENT TRIGGER fluxbase_audit_drop ON sql_drop
-    WHEN TAG IN ('DROP TRIGGER')
+    WHEN TAG IN ('DROP TRIGGER', 'DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+-- An audited table's rows rewritten by DDL (ALTER COLUMN ... TYPE ... USING)
+-- are recorded as `row.rewrite` (issue 28).
+CREATE EVENT TRIGGER fluxbase_audit_rewrite ON table_rewrite
+    WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();

@@ -9,3 +9,15 @@
 --
 -- Runs inside the extension script machinery: no BEGIN/COMMIT, schema-qualify
 -- everything. Once 0.4.0 is released this file is never edited again.
+
+-- == Audit of DDL that bypasses the row triggers (issue 28) ==
+-- An audited table dropped (DROP TABLE / SCHEMA ... CASCADE / OWNED) is
+-- recorded as audit.bypass, and its rows rewritten by ALTER TABLE as
+-- row.rewrite (src/audit_triggers.rs, sql/audit_triggers.sql).
+DROP EVENT TRIGGER fluxbase_audit_drop;
+CREATE EVENT TRIGGER fluxbase_audit_drop ON sql_drop
+    WHEN TAG IN ('DROP TRIGGER', 'DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+CREATE EVENT TRIGGER fluxbase_audit_rewrite ON table_rewrite
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();

@@ -21,7 +21,11 @@ def env(su, web):
     su.execute("CREATE TABLE public.audited (id int PRIMARY KEY)")
     su.execute("GRANT ALL ON public.audited TO fb_web")
     web.execute("SELECT dashboard.enable_audit('public.audited')")
-    return dict(uid=uid, token=token, other=other, viewer=viewer, viewer_token=viewer_token, app_user=app_user)
+    # issue 28: a live session of the second admin (revoke_session of it is a step-up action)
+    one(web, "SELECT session_token FROM dashboard_auth.login('other@example.com', %s)", (PASSWORD,))
+    other_session = one(su, "SELECT id FROM dashboard_auth.sessions WHERE user_id = %s", (other,))
+    return dict(uid=uid, token=token, other=other, viewer=viewer, viewer_token=viewer_token, app_user=app_user,
+                other_session=other_session, pw=PASSWORD)
 
 
 # Every step-up function: (name, SQL, how to tell it took effect (SQL for superuser, expected value)).
@@ -48,6 +52,15 @@ STEP_UP = [
      ("SELECT count(*) > 0 FROM dashboard_auth.audit_log WHERE action = 'audit.purge'", True)),
     ("disable_audit", "SELECT dashboard.disable_audit('public.audited')",
      ("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.audited'::regclass AND tgname LIKE 'fluxbase%%'", 0)),
+    # issue 28, item 3: minting an admin, and ending another admin's session one by one
+    ("create_admin(dashboard_admin)",
+     "SELECT dashboard_auth.create_admin('minted@example.com', %(pw)s, 'Minted', 'dashboard_admin')",
+     ("SELECT count(*) FROM dashboard_auth.users WHERE email = 'minted@example.com'", 1)),
+    ("invite_admin(dashboard_admin)", "SELECT dashboard_auth.invite_admin('invited@example.com', 'dashboard_admin')",
+     ("SELECT count(*) FROM dashboard_auth.invitations WHERE email = 'invited@example.com'", 1)),
+    ("revoke_session(other)", "SELECT dashboard_auth.revoke_session(%(other_session)s)",
+     ("SELECT count(*) FROM dashboard_auth.sessions s JOIN dashboard_auth.users u ON u.id = s.user_id "
+      "WHERE u.email = 'other@example.com' AND s.revoked_at IS NOT NULL", 1)),
 ]
 
 
@@ -225,6 +238,31 @@ def test_non_security_setting_and_own_sessions_need_no_step_up(web, env):
     web.execute("COMMIT")
 
 
+def test_viewer_accounts_and_own_session_need_no_step_up(web, su, env):
+    """Issue 28: only an admin with role dashboard_admin is a step-up action to
+    create or invite; revoking one's own session stays free."""
+    mine = one(web, "SELECT session_token FROM dashboard_auth.login('root@example.com', %s)", (PASSWORD,))
+    assert mine
+    mine_id = one(su, "SELECT id FROM dashboard_auth.sessions WHERE user_id = %s AND id <> ALL (SELECT id FROM "
+                      "dashboard_auth.sessions WHERE token_digest = sha256(%s::bytea)) ORDER BY created_at DESC LIMIT 1",
+                  (env["uid"], env["token"].encode()))
+    as_session(web, env["token"])
+    assert one(web, "SELECT dashboard_auth.create_admin('v2@example.com', %s, 'V2', 'dashboard_viewer')", (PASSWORD,))
+    assert one(web, "SELECT dashboard_auth.invite_admin('v3@example.com', 'dashboard_viewer')").startswith("fbi_")
+    assert one(web, "SELECT dashboard_auth.invite_admin('v4@example.com')").startswith("fbi_")
+    assert one(web, "SELECT dashboard_auth.revoke_session(%s)", (mine_id,)) is True
+    web.execute("COMMIT")
+    assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE email = 'v2@example.com'") == 1
+    assert one(su, "SELECT count(*) FROM dashboard_auth.invitations WHERE email IN ('v3@example.com', 'v4@example.com')") == 2
+    # the refusal names the action
+    as_session(web, env["token"])
+    e = refused_fbr01(web, "SELECT dashboard_auth.invite_admin('x@example.com', 'dashboard_admin')", ())
+    assert "inviting an admin with role dashboard_admin" in e.diag.message_detail
+    as_session(web, env["token"])
+    e = refused_fbr01(web, "SELECT dashboard_auth.revoke_session(%s)", (env["other_session"],))
+    assert "revoking another admin's session" in e.diag.message_detail
+
+
 def test_database_role_callers_are_unaffected(web, su, env):
     """db:fb_web (a fluxbase_dashboard member without an admin session) and the
     superuser make step-up calls without re-authenticating, and they take effect."""
@@ -248,6 +286,9 @@ def test_database_role_callers_are_unaffected(web, su, env):
     assert one(su, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.audited'::regclass AND tgname LIKE 'fluxbase%%'") == 0
     web.execute("SELECT dashboard.delete_user(%(app_user)s)", env)
     assert one(su, "SELECT count(*) FROM auth.users WHERE id = %(app_user)s", env) == 0
+    web.execute("SELECT dashboard_auth.create_admin('dbrole@example.com', %(pw)s, 'D', 'dashboard_admin')", env)
+    web.execute("SELECT dashboard_auth.invite_admin('dbrole2@example.com', 'dashboard_admin')")
+    su.execute("SELECT dashboard_auth.revoke_session(%(other_session)s)", env)
     su.execute("SELECT dashboard_auth.delete_admin(%(other)s)", env)
     assert one(su, "SELECT count(*) FROM dashboard_auth.users WHERE id = %(other)s", env) == 0
     # reauthenticate itself needs an admin session

@@ -34,6 +34,13 @@ pub enum Action {
     /// `unlock_admin`: lifting a login lockout lets guessing at that
     /// account's password start again.
     UnlockAdmin,
+    /// `create_admin` with role `dashboard_admin` (issue 28): a stolen
+    /// session must not mint a permanent admin.
+    CreateAdmin,
+    /// `invite_admin` with role `dashboard_admin` (issue 28).
+    InviteAdmin,
+    /// `revoke_session` of another admin's session (one's own stays free).
+    RevokeOthersSession,
 }
 
 impl Action {
@@ -50,6 +57,9 @@ impl Action {
             Action::PurgeAudit => "purging the audit trail",
             Action::DisableAudit => "disabling auditing of a table",
             Action::UnlockAdmin => "lifting an admin's login lockout",
+            Action::CreateAdmin => "creating an admin with role dashboard_admin",
+            Action::InviteAdmin => "inviting an admin with role dashboard_admin",
+            Action::RevokeOthersSession => "revoking another admin's session",
         }
     }
 }

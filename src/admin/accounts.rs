@@ -103,6 +103,9 @@ fn create_admin(
     actor::writer("creating admins");
     let email = normalize_email(email).or_raise();
     let role = AdminRole::parse(role.unwrap_or("dashboard_admin")).or_raise();
+    if role == AdminRole::Admin {
+        crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::CreateAdmin);
+    }
     let name = clean_name(full_name);
     let hash = hash_new_password(password, &email, Some(&name));
     let id = insert_admin(&email, &hash, &name, role, "api");

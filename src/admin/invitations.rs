@@ -41,6 +41,9 @@ fn invite_admin(
     actor::writer("inviting admins");
     let email = normalize_email(email).or_raise();
     let role = AdminRole::parse(require_text("role", role, 64).or_raise()).or_raise();
+    if role == AdminRole::Admin {
+        crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::InviteAdmin);
+    }
     let Some(valid_for) = valid_for else { raise(FbError::new(Code::NullValue, "valid_for is required")) };
     let ok = db::one::<bool>("SELECT $1::interval > interval '0' AND $1::interval <= interval '90 days'", &[valid_for.into()]);
     if ok != Some(true) {

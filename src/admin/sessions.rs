@@ -295,6 +295,7 @@ fn revoke_session(session_id: Option<Uuid>) -> bool {
     };
     if actor.id() != Some(owner) {
         actor::writer("revoking another admin's session");
+        crate::admin::stepup::require_recent_auth(fluxbase_core::stepup::Action::RevokeOthersSession);
     }
     let ended = revoke_where("id = $1", &[session_id.into()], "revoked");
     if !ended.is_empty() {

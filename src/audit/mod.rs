@@ -12,6 +12,7 @@ pub mod direct_table;
 pub mod record;
 pub mod refusals;
 pub mod row_capture;
+pub mod row_json;
 pub mod triggers;
 
 pub use record::{api_scope, record, Event};

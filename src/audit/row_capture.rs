@@ -7,12 +7,12 @@
 //! (expanded if TOASTed, so the image never points into a TOAST table) and
 //! never stores the value of a redacted column — only whether an UPDATE
 //! changed it. Decoding rebuilds each row as a record of the captured column
-//! types and lets Postgres' own row_to_json render it, so values look exactly
-//! as `to_jsonb(row)` shows them; a column whose type has since been dropped
-//! or changed shows as "[undecodable]".
+//! types and renders it as `row_to_json` would (row_json.rs), except that no
+//! cast to json anyone defined is ever called (issue 28); a column whose type
+//! has since been dropped or changed shows as "[undecodable]".
 
 use std::borrow::Cow;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 
 use fluxbase_core::chain;
 use fluxbase_core::heap_tuple::{self, AttLayout, Stored};
@@ -401,16 +401,15 @@ pub fn decode_rows(data: &[u8], table: &str) -> Result<Value, String> {
     let image = row_image::parse(data)?;
     let ncols = image.columns.len();
     let usable: Vec<bool> = image.columns.iter().map(|c| unsafe { type_still_fits(c) }).collect();
-    let desc = unsafe { record_desc(&image.columns, &usable)? };
     let mut old = Vec::new();
     let mut new = Vec::new();
     for row in &image.rows {
         match image.op {
-            Op::Insert => new.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[..ncols], Side::Only)? }),
-            Op::Delete => old.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[..ncols], Side::Only)? }),
+            Op::Insert => new.push(unsafe { side_to_json(&image.columns, &usable, &row[..ncols], Side::Only)? }),
+            Op::Delete => old.push(unsafe { side_to_json(&image.columns, &usable, &row[..ncols], Side::Only)? }),
             Op::Update => {
-                old.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[..ncols], Side::Old)? });
-                new.push(unsafe { side_to_json(&image.columns, &usable, desc, &row[ncols..], Side::New)? });
+                old.push(unsafe { side_to_json(&image.columns, &usable, &row[..ncols], Side::Old)? });
+                new.push(unsafe { side_to_json(&image.columns, &usable, &row[ncols..], Side::New)? });
             }
         }
     }
@@ -503,22 +502,9 @@ unsafe fn plain_fits(typid: pg_sys::Oid, attlen: i16, v: &[u8]) -> bool {
     true
 }
 
-/// A blessed record descriptor with the captured columns (unusable ones as
-/// text, always NULL).
-unsafe fn record_desc(columns: &[Column], usable: &[bool]) -> Result<pg_sys::TupleDesc, String> {
-    let desc = pg_sys::CreateTemplateTupleDesc(columns.len() as i32);
-    for (i, c) in columns.iter().enumerate() {
-        let name = CString::new(c.name.replace('\0', "")).map_err(|e| e.to_string())?;
-        let (typid, typmod) = if usable[i] { (pg_sys::Oid::from(c.typid), c.typmod) } else { (pg_sys::TEXTOID, -1) };
-        pg_sys::TupleDescInitEntry(desc, (i + 1) as i16, name.as_ptr(), typid, typmod, 0);
-    }
-    Ok(pg_sys::BlessTupleDesc(desc))
-}
-
 unsafe fn side_to_json(
     columns: &[Column],
     usable: &[bool],
-    desc: pg_sys::TupleDesc,
     cells: &[Cell<'_>],
     side: Side,
 ) -> Result<Value, String> {
@@ -538,12 +524,14 @@ unsafe fn side_to_json(
         }
     }
     let usable = &fits[..];
-    let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-    let record = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
-    let json = pgrx::direct_function_call_as_datum(pg_sys::row_to_json, &[Some(record)])
-        .ok_or("row_to_json returned NULL")?;
-    let text = String::from_datum(json, false).ok_or("row_to_json returned NULL")?;
-    let mut v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    // Each value as row_to_json writes it, but with no cast to json called
+    // (a type owner's cast would run as the reader's superuser: issue 28).
+    let mut m = serde_json::Map::new();
+    for (i, c) in columns.iter().enumerate() {
+        let v = if nulls[i] { Value::Null } else { crate::audit::row_json::value_json(pg_sys::Oid::from(c.typid), values[i]) };
+        m.insert(c.name.clone(), v);
+    }
+    let mut v = Value::Object(m);
     if let Value::Object(m) = &mut v {
         for (i, (c, cell)) in columns.iter().zip(cells).enumerate() {
             let shown = match cell {

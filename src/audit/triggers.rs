@@ -217,22 +217,16 @@ fn is_extension_schema(schema: &str) -> bool {
 /// a TRUNCATE of it truncates too, each firing its own trigger) record theirs.
 fn record_truncate(tr: &PgTrigger<'_>, target: &str) {
     let rel = tr.trigger_data().tg_relation;
-    let relid = unsafe { (*rel).rd_id };
     if unsafe { (*(*rel).rd_rel).relkind } == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char {
         return;
     }
-    // Counted as the extension's owner: TRUNCATE needs no SELECT right, and
-    // row security must not hide rows from the count.
-    let count = db::as_extension_owner(|| {
-        let name = db::one::<String>(
-            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-            &[relid.into()],
-        )
-        .unwrap_or_else(|| raise(FbError::not_found("the truncated table is gone")));
-        // (an identifier quoted by format('%I'), no value)
-        db::one::<i64>(&format!("SELECT count(*) FROM ONLY {name}"), &[]).unwrap_or(0)
-    });
+    // Counted by a plain scan of the table (row_json::count_rows), as
+    // nobody: no query is planned on the table, so none of its owner's code
+    // (index expressions, predicates) runs, least of all as the extension's
+    // owner (issue 28); TRUNCATE needs no SELECT right, and row security does
+    // not hide rows from the count.
+    // SAFETY: the trigger's relation, open and locked by the TRUNCATE.
+    let count = unsafe { crate::audit::row_json::count_rows(rel) };
     let details = json!({"table": target, "op": "TRUNCATE", "count": count, "current_user": current_user_name()});
     let mut ev = audit::Event::new("row.truncate", "table", target).details(details);
     if let Some(s) = impersonation_session() {
@@ -261,8 +255,12 @@ fn output_text_of_new(
 }
 
 fn current_user_name() -> String {
+    user_name(unsafe { pg_sys::GetUserId() })
+}
+
+fn user_name(role: pg_sys::Oid) -> String {
     unsafe {
-        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true);
+        let name = pg_sys::GetUserNameFromId(role, true);
         if name.is_null() {
             String::new()
         } else {
@@ -585,6 +583,12 @@ pub fn _audit_ddl(event: &str) {
     if unsafe { pg_sys::creating_extension } || OWN_DDL.with(|o| o.get()) {
         return;
     }
+    // A rewrite of an audited table's rows by DDL (ALTER COLUMN ... TYPE ...
+    // USING, issue 28) is a change of its rows: recorded, whoever makes it.
+    if event == "table_rewrite" {
+        record_rewrite();
+        return;
+    }
     // A superuser can do anything, disabling triggers included (and a
     // data-only restore, `pg_dump --disable-triggers`, does just that before
     // the audit log itself is restored): bypasses are recorded for everyone else.
@@ -593,18 +597,42 @@ pub fn _audit_ddl(event: &str) {
         if !record {
             return;
         }
+        // Our triggers dropped by name (DROP TRIGGER), or with their table
+        // (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED: issue 28).
         let dropped = db::select(
-            "SELECT pg_catalog.format('%I.%I', d.address_names[1], d.address_names[2]), d.address_names[3]
+            "SELECT pg_catalog.format('%I.%I', d.address_names[1], d.address_names[2]),
+                    pg_catalog.string_agg(d.address_names[3], ',' ORDER BY d.address_names[3]),
+                    pg_catalog.bool_and(d.original)
                FROM pg_catalog.pg_event_trigger_dropped_objects() d
-              WHERE d.object_type = 'trigger' AND d.original
-                AND d.address_names[3] IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')",
+              WHERE d.object_type = 'trigger'
+                AND d.address_names[3] IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn')
+              GROUP BY 1 ORDER BY 1",
             &[],
-            |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
+            |r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<bool>(3)?.unwrap_or(true),
+                ))
+            },
         );
-        for (table, trigger) in dropped {
-            record_bypass(&table, &trigger, "dropped");
+        for (table, triggers, original) in dropped {
+            if original {
+                for trigger in triggers.split(',') {
+                    record_bypass(&table, trigger, "dropped");
+                }
+            } else {
+                audit::record(
+                    audit::Event::new("audit.bypass", "table", &table)
+                        .details(json!({"change": "table dropped", "triggers": triggers.split(',').collect::<Vec<_>>()}))
+                        .failed(),
+                );
+            }
         }
         return;
+    }
+    if record {
+        record_renames();
     }
     // (table, the command was on the table itself): partitions created or
     // attached get the triggers; a CREATE TRIGGER does not add them (a
@@ -631,6 +659,136 @@ pub fn _audit_ddl(event: &str) {
             watch_table(relid, on_table, record);
         }
     }
+}
+
+/// `row.rewrite`: the table being rewritten (table_rewrite event) is audited;
+/// its rows are counted before the rewrite (row_json::count_rows, no user
+/// code), and the statement is kept, since its USING expression is what
+/// changed them.
+fn record_rewrite() {
+    let Some((relid, reason)) = db::select(
+        "SELECT pg_catalog.pg_event_trigger_table_rewrite_oid(), pg_catalog.pg_event_trigger_table_rewrite_reason()",
+        &[],
+        |r| Ok((r.get::<pg_sys::Oid>(1)?, r.get::<i32>(2)?)),
+    )
+    .into_iter()
+    .next()
+    .and_then(|(o, r)| Some((o?, r.unwrap_or(0)))) else {
+        return;
+    };
+    let audited = db::one::<String>(
+        "SELECT n.nspname::text || '.' || c.relname::text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid
+                AND t.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn'))",
+        &[relid.into()],
+    );
+    let Some(target) = audited else { return };
+    // (locked ACCESS EXCLUSIVE by the ALTER; a plain scan, no user code)
+    let rel = unsafe { PgRelation::with_lock(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    let count = unsafe { crate::audit::row_json::count_rows(rel.as_ptr()) };
+    drop(rel);
+    let statement: String = unsafe {
+        let q = pg_sys::debug_query_string;
+        if q.is_null() { String::new() } else { std::ffi::CStr::from_ptr(q).to_string_lossy().chars().take(2000).collect() }
+    };
+    let details = json!({
+        "table": target, "op": "ALTER TABLE", "count": count, "reason": reason,
+        // (this runs in the SECURITY DEFINER event trigger: the role the
+        // statement ran as is the outer one)
+        "statement": statement, "current_user": user_name(unsafe { pg_sys::GetOuterUserId() }),
+    });
+    let mut ev = audit::Event::new("row.rewrite", "table", &target).details(details);
+    if let Some(s) = impersonation_session() {
+        ev = ev.impersonation(s);
+    }
+    audit::record(ev);
+}
+
+/// `audit.bypass` for an audited table renamed or moved to another schema
+/// (ALTER TABLE ... RENAME TO / SET SCHEMA, issue 28): its name, which its
+/// entries are found by, now points elsewhere (a swap puts another table in
+/// its place). Read from the collected commands' parse trees: the catalog
+/// alone does not tell a rename from any other ALTER TABLE.
+fn record_renames() {
+    let commands = db::select(
+        "SELECT c.objid, c.command FROM pg_catalog.pg_event_trigger_ddl_commands() c
+          WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.object_type = 'table'
+            AND c.command_tag = 'ALTER TABLE'",
+        &[],
+        |r| Ok((r.get::<pg_sys::Oid>(1)?, r.get::<DdlCommand>(2)?.map(|c| c.0))),
+    );
+    for (relid, command) in commands {
+        let (Some(relid), Some(command)) = (relid, command) else { continue };
+        // SAFETY: a pg_ddl_command is a pointer to the CollectedCommand the
+        // event trigger state keeps while the event trigger runs.
+        let renamed = unsafe {
+            let cmd = command.cast_mut_ptr::<pg_sys::CollectedCommand>();
+            if cmd.is_null() || (*cmd).type_ != pg_sys::CollectedCommandType::SCT_Simple || (*cmd).parsetree.is_null() {
+                None
+            } else {
+                let tree = (*cmd).parsetree;
+                if (*tree).type_ == pg_sys::NodeTag::T_RenameStmt {
+                    let st = tree.cast::<pg_sys::RenameStmt>();
+                    ((*st).renameType == pg_sys::ObjectType::OBJECT_TABLE).then(|| ("renamed", range_var_name((*st).relation)))
+                } else if (*tree).type_ == pg_sys::NodeTag::T_AlterObjectSchemaStmt {
+                    let st = tree.cast::<pg_sys::AlterObjectSchemaStmt>();
+                    ((*st).objectType == pg_sys::ObjectType::OBJECT_TABLE).then(|| ("moved", range_var_name((*st).relation)))
+                } else {
+                    None
+                }
+            }
+        };
+        let Some((change, from)) = renamed else { continue };
+        let now = db::one::<String>(
+            "SELECT n.nspname::text || '.' || c.relname::text
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid
+                    AND t.tgname IN ('fluxbase_audit_ins', 'fluxbase_audit_upd', 'fluxbase_audit_del', 'fluxbase_audit_trn'))",
+            &[relid.into()],
+        );
+        let Some(now) = now else { continue };
+        // the old name: as written, qualified with the schema when it was not
+        let schema_of_now = now.split_once('.').map(|(s, _)| s.to_string()).unwrap_or_default();
+        let from = match from {
+            (Some(schema), rel) => format!("{schema}.{rel}"),
+            (None, rel) if change == "renamed" => format!("{schema_of_now}.{rel}"),
+            (None, rel) => rel,
+        };
+        audit::record(
+            audit::Event::new("audit.bypass", "table", &from)
+                .details(json!({"change": change, "from": from, "to": now, "relid": relid.to_u32()}))
+                .failed(),
+        );
+    }
+}
+
+/// A `pg_ddl_command` as it comes from SPI: the raw pointer datum (the type
+/// has no SQL-level form to convert through).
+struct DdlCommand(pg_sys::Datum);
+
+impl FromDatum for DdlCommand {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        (!is_null).then_some(DdlCommand(datum))
+    }
+}
+
+impl IntoDatum for DdlCommand {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::PG_DDL_COMMANDOID
+    }
+}
+
+/// (schema as written, if any; relation name) of a RangeVar.
+unsafe fn range_var_name(rv: *mut pg_sys::RangeVar) -> (Option<String>, String) {
+    if rv.is_null() {
+        return (None, String::new());
+    }
+    let text = |p: *mut std::ffi::c_char| (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
+    (text((*rv).schemaname), text((*rv).relname).unwrap_or_default())
 }
 
 extension_sql_file!(

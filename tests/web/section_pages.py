@@ -108,11 +108,14 @@ class AdminsPage:
     def row(self, email):
         return self.page.locator(f"#admins tr[data-admin='{email}']")
 
-    def invite(self, email, role="dashboard_viewer"):
+    def invite(self, email, role="dashboard_viewer", step_up=False):
         form = self.page.locator("form[action='/admin/admins/invite']")
         form.locator("input[name=email]").fill(email)
         form.locator("select[name=role]").select_option(role)
         form.locator("button").click()
+        if step_up:
+            # inviting a dashboard_admin is a step-up action (issue 28)
+            StepUp(self.page).wait_open().confirm()
         self.page.locator("#shown-value").wait_for()
         return self.page.locator("#shown-value").inner_text()
 

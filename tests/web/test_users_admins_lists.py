@@ -154,7 +154,7 @@ def test_admin_invitation_link_creates_the_account(page, db):
     su = db.conn()
     sign_in_first_admin(page)
     admins = AdminsPage(page).open()
-    token = admins.invite("new.admin@example.com", "dashboard_admin")
+    token = admins.invite("new.admin@example.com", "dashboard_admin", step_up=True)
     link = page.locator("#invite-link").inner_text().strip()
     assert link.endswith("/admin/invitation#token=" + token)
     page.click(".topbar button:has-text('Sign out')")
