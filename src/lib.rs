@@ -38,6 +38,8 @@ pub mod settings;
 pub mod refusals;
 pub mod stepup;
 pub mod pgcompat;
+pub mod rls_debug;
+pub mod advisor;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 
