@@ -9,3 +9,32 @@
 --
 -- Runs inside the extension script machinery: no BEGIN/COMMIT, schema-qualify
 -- everything. Once 0.4.0 is released this file is never edited again.
+
+-- == RLS debugging and the security advisor (issue 32) ==
+-- dashboard.explain_access (src/rls_debug.rs) and dashboard.advisories()
+-- (src/advisor.rs); grants as sql/grants.sql gives every dashboard function.
+CREATE FUNCTION dashboard."explain_access"(
+	"tbl" regclass,
+	"key" jsonb,
+	"as_user" TEXT,
+	"command" TEXT DEFAULT 'select',
+	"new_row" jsonb DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'explain_access_wrapper';
+REVOKE EXECUTE ON FUNCTION dashboard.explain_access(regclass, jsonb, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.explain_access(regclass, jsonb, text, text, jsonb) TO fluxbase_dashboard;
+
+CREATE FUNCTION dashboard."advisories"() RETURNS TABLE (
+	"lint" TEXT,
+	"level" TEXT,
+	"schema_name" TEXT,
+	"object_name" TEXT,
+	"detail" TEXT,
+	"remedy" TEXT
+)
+STRICT
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'advisories_wrapper';
+REVOKE EXECUTE ON FUNCTION dashboard.advisories() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.advisories() TO fluxbase_dashboard;
