@@ -145,3 +145,20 @@ def test_who_may_call(db, su):
     with pytest.raises(psycopg.Error) as e:
         plain.execute("SELECT * FROM dashboard.advisories()")
     assert e.value.sqlstate == "42501"
+
+
+def test_cli_advisor_exit_code_and_json(db, su, tmp_path):
+    from test_cli import Cli, FAILED
+    cli = Cli(db, tmp_path)
+    su.execute("CREATE TABLE public.fine (id int PRIMARY KEY)")
+    rows = cli.json("advisor")
+    assert isinstance(rows, list) and not [r for r in rows if r["level"] == "error"]
+    su.execute("CREATE TABLE public.open (id int PRIMARY KEY); GRANT SELECT ON public.open TO anon")
+    r = cli.run("-o", "json", "advisor")
+    assert r.returncode == FAILED, r
+    rows = __import__("json").loads(r.stdout)
+    hit = [x for x in rows if x["lint"] == "rls_disabled_exposed" and x["object_name"] == "open"]
+    assert hit and hit[0]["level"] == "error" and hit[0]["remedy"] == 'ALTER TABLE public.open ENABLE ROW LEVEL SECURITY;'
+    assert "error-level finding" in r.stderr
+    r = cli.run("advisor")
+    assert r.returncode == FAILED and "rls_disabled_exposed" in r.stdout
