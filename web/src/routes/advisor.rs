@@ -44,7 +44,7 @@ struct ListPartial {
 impl ListPartial {
     /// The table's page in Tables, for findings about a table or view.
     fn table_href(&self, f: &Finding) -> Option<String> {
-        if f.object_name.contains('(') {
+        if matches!(f.lint.as_str(), "security_definer_exposed" | "function_search_path_mutable") {
             return None; // a function
         }
         Some(format!(
