@@ -21,3 +21,32 @@ CREATE EVENT TRIGGER fluxbase_audit_drop ON sql_drop
 CREATE EVENT TRIGGER fluxbase_audit_rewrite ON table_rewrite
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION dashboard_auth._audit_ddl_watch();
+
+-- == RLS debugging and the security advisor (issue 32) ==
+-- dashboard.explain_access (src/rls_debug.rs) and dashboard.advisories()
+-- (src/advisor.rs); grants as sql/grants.sql gives every dashboard function.
+CREATE FUNCTION dashboard."explain_access"(
+	"tbl" regclass,
+	"key" jsonb,
+	"as_user" TEXT,
+	"command" TEXT DEFAULT 'select',
+	"new_row" jsonb DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'explain_access_wrapper';
+REVOKE EXECUTE ON FUNCTION dashboard.explain_access(regclass, jsonb, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.explain_access(regclass, jsonb, text, text, jsonb) TO fluxbase_dashboard;
+
+CREATE FUNCTION dashboard."advisories"() RETURNS TABLE (
+	"lint" TEXT,
+	"level" TEXT,
+	"schema_name" TEXT,
+	"object_name" TEXT,
+	"detail" TEXT,
+	"remedy" TEXT
+)
+STRICT
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'advisories_wrapper';
+REVOKE EXECUTE ON FUNCTION dashboard.advisories() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.advisories() TO fluxbase_dashboard;

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod users;
 pub mod explorer;
 pub mod monitoring;
+pub mod rls;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 

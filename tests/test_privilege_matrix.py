@@ -229,6 +229,10 @@ row("dashboard.unwatch_table(regclass)", "SELECT dashboard.unwatch_table('public
 row("dashboard._check_values(text[],oid[],integer[])",
     "SELECT * FROM dashboard._check_values(ARRAY['1', 'x'], ARRAY[23, 23]::oid[], ARRAY[-1, -1])", CAST_HELPER)
 row("dashboard._notify_change()", "SELECT dashboard._notify_change()", INTERNAL, errors={"0A000", "XX000", "39P01"})
+# ---- RLS debugging and advisor (issue 32): admins, viewers included (read-only)
+row("dashboard.explain_access(regclass,jsonb,text,text,jsonb)",
+    """SELECT dashboard.explain_access('public.notes', '{"id": 1}', 'anon')""", READ)
+row("dashboard.advisories()", "SELECT * FROM dashboard.advisories()", READ)
 # ---- auth: the claim helpers. EXECUTE is granted to PUBLIC, but as in Supabase
 # USAGE on schema auth is for the API roles (anon, authenticated, service_role)
 # and fluxbase_dashboard only, so a login with no membership is refused at the

@@ -123,6 +123,9 @@ pub enum Command {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Security advisor: findings about RLS, grants, functions and indexes
+    /// (dashboard.advisories()); exits 1 when an error-level finding exists, for CI
+    Advisor,
     /// Serve the web dashboard (http://localhost:8080/admin by default)
     Serve(ServeArgs),
     /// Print a shell completion script

@@ -16,6 +16,7 @@ macro_rules! say {
     }};
 }
 
+mod advisor;
 mod cli;
 mod conn;
 mod fail;
@@ -93,6 +94,7 @@ fn run(args: Cli) -> Result<(), Fail> {
             ctx.out.list_view(&rows, "audit events", output::views::AUDIT);
             Ok(())
         }
+        Command::Advisor => advisor::advisor(&mut ctx),
         Command::Completions { .. } | Command::Serve(_) => unreachable!(),
     }
 }

@@ -20,6 +20,7 @@ pub mod session;
 pub mod stepup;
 pub mod audit_search;
 pub mod user_list;
+pub mod rls;
 
 pub use error::{Code, FbError, FbResult};
 

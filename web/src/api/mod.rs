@@ -3,6 +3,7 @@
 //! structs (as the CLI does). No other SQL anywhere in the server.
 
 pub mod accounts;
+pub mod advisor;
 pub mod mfa;
 pub mod admins;
 pub mod analytics;

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admins;
+pub mod advisor;
 pub mod analytics;
 pub mod audit;
 pub mod home;
@@ -47,6 +48,7 @@ pub enum Url {
     Audit,
     Reauth,
     Tables,
+    Advisor,
 }
 
 impl Url {
@@ -75,6 +77,7 @@ impl Url {
             Url::Audit => "/admin/audit",
             Url::Reauth => "/admin/reauth",
             Url::Tables => "/admin/tables",
+            Url::Advisor => "/admin/advisor",
         }
     }
 }
@@ -108,6 +111,8 @@ pub const NAV: &[NavEntry] = &[
     NavEntry { label: "Admins", url: Url::Admins },
     // Audit
     NavEntry { label: "Audit", url: Url::Audit },
+    // Advisor (issue 32)
+    NavEntry { label: "Advisor", url: Url::Advisor },
 ];
 
 /// The whole application (tests call it with their own state).
@@ -127,6 +132,7 @@ pub fn app(state: App) -> Router {
         .merge(audit::router())
         .merge(analytics::router())
         .merge(tables::router())
+        .merge(advisor::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), crate::replica::route_reads))
         .layer(from_fn_with_state(state.clone(), headers::setup_gate))

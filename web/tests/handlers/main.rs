@@ -6,6 +6,7 @@
 mod common;
 
 mod account;
+mod advisor;
 mod auth;
 mod sections;
 mod replica;
