@@ -31,6 +31,7 @@ def todos(db, su):
     authenticated, 250 rows (3 of them alice's), no grant to the dashboard."""
     alice = one(su, "SELECT user_id FROM dashboard.invite_user('alice@example.com')")
     su.execute("GRANT CREATE ON SCHEMA public TO fb_plain")
+    su.execute("GRANT USAGE ON SCHEMA auth TO fb_plain")  # its policy calls auth.uid()
     owner = db.conn("fb_plain")
     owner.execute("""
         CREATE TABLE public.todos (id int PRIMARY KEY, owner uuid, title text NOT NULL);
