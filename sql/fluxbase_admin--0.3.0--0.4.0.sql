@@ -42,3 +42,11 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'table_overview_wrapper';
 REVOKE ALL ON FUNCTION dashboard.table_overview(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dashboard.table_overview(text) TO fluxbase_dashboard, anon, authenticated, service_role;
+-- The home page's instance at a glance (src/overview.rs).
+CREATE  FUNCTION dashboard."overview"() RETURNS jsonb /* JsonB */
+STRICT
+STABLE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'overview_wrapper';
+REVOKE ALL ON FUNCTION dashboard.overview() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.overview() TO fluxbase_dashboard;

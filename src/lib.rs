@@ -40,6 +40,8 @@ pub mod stepup;
 pub mod pgcompat;
 /// The admin's own view of a table: as its owner, restricted (issue 30).
 pub mod owner_view;
+/// The home page's instance at a glance (issue 30).
+pub mod overview;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 
