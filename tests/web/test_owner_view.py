@@ -63,7 +63,7 @@ def test_an_edit_runs_the_owners_trigger_with_the_owners_rights(newcomer, page, 
     newcomer.open_table("public", "todos")
     cell = newcomer.cell('{"id":"5"}', 2)  # title
     cell.dblclick()
-    cell.locator("input[name=value]").fill("edited by the admin")
+    cell.locator("[name=value]").fill("edited by the admin")
     cell.locator("button:has-text('Save')").click()
     page.wait_for_selector("#grid tr[data-key='{\"id\":\"5\"}'] td.cell >> text=edited by the admin")
     title, note = su.execute("SELECT title, note FROM public.todos WHERE id = 5").fetchone()
