@@ -15,7 +15,7 @@ HOSTILE = '<img src=x onerror="document.title=\'pwned\'">Eve'
 def signed_in(page, su):
     for i in range(3):
         su.execute("SELECT dashboard.invite_user(%s)", (f"user{i}@example.com",))
-    su.execute("UPDATE auth.users SET created_at = now() - interval '3 days' WHERE email = 'user0@example.com'")
+    su.execute("UPDATE auth.users SET created_at = now() - interval '10 days' WHERE email = 'user0@example.com'")
     su.execute("""INSERT INTO auth.users (email, raw_user_meta_data, raw_app_meta_data, last_sign_in_at, banned_until)
                   VALUES ('eve@example.com', %s, %s, now() - interval '1 hour', now() + interval '10 days')""",
                (json.dumps({"full_name": HOSTILE, "avatar_url": "javascript:alert(1)"}),
