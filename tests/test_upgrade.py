@@ -247,10 +247,6 @@ def fill_through_the_api(dbname):
         # audited actions by an admin session
         web.execute("BEGIN")
         web.execute("SELECT dashboard_auth.use_session(%s)", (token,))
-        # 0.3.0 and later ask for step-up re-authentication before security settings
-        if one(web, "SELECT count(*) FROM pg_proc WHERE proname = 'reauthenticate' "
-                    "AND pronamespace = 'dashboard_auth'::regnamespace"):
-            web.execute("SELECT dashboard_auth.reauthenticate(%s)", (PASSWORD,))
         web.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', '7')")
         web.execute("SELECT dashboard_auth.update_admin_role(%s, 'dashboard_viewer')", (second,))
         web.execute("SELECT dashboard_auth.update_admin_role(%s, 'dashboard_admin')", (second,))

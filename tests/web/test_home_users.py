@@ -31,20 +31,20 @@ def test_home_shows_the_instance_at_a_glance(signed_in):
     page = signed_in
     page.goto("/admin")
     tiles = page.locator("#overview")
-    users = tiles.locator("[data-tile=users]")
+    users = tiles.locator("[data-tile='users']")
     assert "5" in users.locator(".tile-value").inner_text()
     assert "4 new in 7 days" in users.inner_text()
     points = users.locator("svg.spark polyline").get_attribute("points").split()
     assert len(points) == 14
     assert "sign-ups per day" in users.locator("svg.spark").get_attribute("aria-label")
-    assert tiles.locator("[data-tile=sessions] .tile-value").inner_text().strip() == "1"
-    assert tiles.locator("[data-tile=2fa] .tile-value").inner_text().strip() == "1"
-    assert tiles.locator("[data-tile=connections] .tile-value").inner_text().count("/") == 1
+    assert tiles.locator("[data-tile='sessions'] .tile-value").inner_text().strip() == "1"
+    assert tiles.locator("[data-tile='2fa'] .tile-value").inner_text().strip() == "1"
+    assert tiles.locator("[data-tile='connections'] .tile-value").inner_text().count("/") == 1
     for tile, href in [("users", "/admin/users"), ("database", "/admin/analytics"), ("chain", "/admin/audit"),
                        ("2fa", "/admin/admins")]:
-        assert tiles.locator(f"[data-tile={tile}] a").get_attribute("href") == href
+        assert tiles.locator(f"[data-tile='{tile}'] a").get_attribute("href") == href
     assert page.locator("#recent-audit tbody tr").count() >= 1
-    page.click("[data-tile=users] a")
+    page.click("[data-tile='users'] a")
     page.wait_for_url("**/admin/users")
 
 
