@@ -19,8 +19,14 @@ BEGIN
         -- Members of this group may call the dashboard_auth / dashboard API.
         CREATE ROLE fluxbase_dashboard NOLOGIN;
     END IF;
+    -- The admin's own view of a superuser's table runs as this role, never as
+    -- a superuser (src/owner_view.rs, docs/SECURITY.md; issue 30).
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'fluxbase_explorer') THEN
+        CREATE ROLE fluxbase_explorer NOLOGIN BYPASSRLS;
+    END IF;
 END
 $roles$;
+GRANT pg_read_all_data, pg_write_all_data TO fluxbase_explorer;
 
 -- Created here (not IF NOT EXISTS): a database that already has a schema of
 -- one of these names gets a clear error instead of a half-owned schema.

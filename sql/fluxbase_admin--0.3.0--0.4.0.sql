@@ -50,3 +50,44 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'advisories_wrapper';
 REVOKE EXECUTE ON FUNCTION dashboard.advisories() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dashboard.advisories() TO fluxbase_dashboard;
+
+-- == The admin's own view of a table (issue 30) ==
+-- The role a superuser's table is read and edited as (sql/bootstrap.sql).
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'fluxbase_explorer') THEN
+        CREATE ROLE fluxbase_explorer NOLOGIN BYPASSRLS;
+    END IF;
+END
+$roles$;
+GRANT pg_read_all_data, pg_write_all_data TO fluxbase_explorer;
+-- The Tables section's list (src/explorer.rs).
+CREATE  FUNCTION dashboard."table_overview"(
+	"schema" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"schema" TEXT,  /* String */
+	"name" TEXT,  /* String */
+	"kind" TEXT,  /* String */
+	"row_estimate" bigint,  /* i64 */
+	"total_bytes" bigint,  /* i64 */
+	"rls" TEXT,  /* String */
+	"policies" INT,  /* i32 */
+	"owner" TEXT,  /* String */
+	"runs_as" TEXT,  /* String */
+	"readable" bool,  /* bool */
+	"primary_key" TEXT[],  /* Vec < String > */
+	"comment" TEXT  /* Option < String > */
+)
+STABLE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'table_overview_wrapper';
+REVOKE ALL ON FUNCTION dashboard.table_overview(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.table_overview(text) TO fluxbase_dashboard, anon, authenticated, service_role;
+-- The home page's instance at a glance (src/overview.rs).
+CREATE  FUNCTION dashboard."overview"() RETURNS jsonb /* JsonB */
+STRICT
+STABLE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'overview_wrapper';
+REVOKE ALL ON FUNCTION dashboard.overview() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.overview() TO fluxbase_dashboard;

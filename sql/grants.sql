@@ -50,6 +50,7 @@ $internal$;
 GRANT USAGE ON SCHEMA dashboard TO anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION
     dashboard.list_tables(text),
+    dashboard.table_overview(text),
     dashboard.describe_table(regclass),
     dashboard.table_indexes(regclass),
     dashboard.table_policies(regclass),

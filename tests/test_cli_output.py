@@ -102,17 +102,36 @@ def test_every_list_fits_the_terminal(cli, data, cols):
         too_long = [ln for ln in lines if len(ln) > cols]
         assert not too_long, f"{args} at {cols} columns:\n" + "\n".join(lines)
         assert not any("\x1b" in ln for ln in lines), "no escape codes"
-    # long values were shortened to fit, with an ellipsis; ids stay whole where
-    # there is room (at 80 columns they give way to the emails: 8 characters + …)
+    # long values were shortened to fit, with an ellipsis; ids show their
+    # first 8 characters on a terminal, as git and docker do (issue 30)
     _, lines = in_pty(cli, ["users", "list"], cols)
     assert lines[0].split()[:3] == ["ID", "EMAIL", "PHONE"]
     ids = [u["id"] for u in cli.json("users", "list")]
-    shown = [i if cols == 120 else i[:8] + "…" for i in ids]
-    assert all(any(ln.startswith(i) for ln in lines) for i in shown), "\n".join(lines)
+    assert all(any(ln.split()[0] == i[:8] for ln in lines) for i in ids), "\n".join(lines)
+    assert not any(i in ln for i in ids for ln in lines), "no whole id on a terminal"
     assert any("…" in ln for ln in lines) and not any(LONG_EMAIL in ln for ln in lines)
     assert any("15550100001" in ln for ln in lines), "a phone number is never cut below 16 columns"
     # relative times
     assert any("min ago" in ln for ln in lines) and any("d ago" in ln for ln in lines)
+
+
+def test_ids_give_way_before_emails_at_100_columns(cli, su):
+    """Issue 30: twelve users named first.last.NN@company.example in a terminal
+    of 100 columns: every email whole, every id its first 8 characters."""
+    setup_admin(su)
+    emails = [f"first.last.{n:02}@company.example" for n in range(12)]
+    for e in emails:
+        su.execute("SELECT dashboard.invite_user(%s)", (e,))
+    code, lines = in_pty(cli, ["users", "list"], 100)
+    assert code == 0, lines
+    assert all(len(ln) <= 100 for ln in lines), "\n".join(lines)
+    for e in emails:
+        assert any(e in ln for ln in lines), (e, lines)
+    ids = [u["id"] for u in cli.json("users", "list")]
+    assert sorted(ln.split()[0] for ln in lines[1:]) == sorted(i[:8] for i in ids)
+    # -o wide: the whole id
+    _, wide = in_pty(cli, ["-o", "wide", "users", "list"], 100)
+    assert all(any(i in ln for ln in wide) for i in ids)
 
 
 def test_wide_keeps_every_column_and_value(cli, data):

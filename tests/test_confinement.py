@@ -104,6 +104,16 @@ def ada(su, web):
     return setup_admin(su)[1]
 
 
+def as_member(conn):
+    """Begin a transaction as the dashboard's login without an admin session.
+    Its explorer calls keep the caller's rights, so planted code meets the
+    re-entry guard itself. (An admin session not impersonating runs a user
+    schema's table as its owner, issue 30, who has no USAGE on the API
+    schemas at all: test_owner_view.py, and the last part of
+    test_browsing_a_planted_view_cannot_make_an_admin.)"""
+    conn.execute("BEGIN")
+
+
 # ------------------------------------------------------------------ item 1: browsing
 
 def test_browsing_a_planted_view_cannot_make_an_admin(db, su, web, attacker, ada):
@@ -124,18 +134,34 @@ def test_browsing_a_planted_view_cannot_make_an_admin(db, su, web, attacker, ada
         GRANT SELECT ON plainschema.product_prices, plainschema.probed TO PUBLIC;
     """)
     got = probes(web)
-    as_session(web, ada)
+    as_member(web)
     with pytest.raises(psycopg.Error) as e:
         web.execute("SELECT dashboard.browse('plainschema.product_prices')")
     assert e.value.sqlstate == "42501" and REFUSAL in e.value.diag.message_primary
     web.execute("ROLLBACK")
     assert no_mallory(su)
     # the same trap with the errors caught: every escape is refused, browse still answers
-    as_session(web, ada)
+    as_member(web)
     assert one(web, "SELECT dashboard.browse('plainschema.probed')")["rows"] == [{"id": 1}, {"id": 2}]
     assert one(web, "SELECT current_user") == "fb_web"
     web.execute("COMMIT")
     assert_confined(got, "view")
+    assert no_mallory(su)
+    # the admin's own view (issue 30): as the owner fb_plain, not a dashboard
+    # member, refused by PostgreSQL's own privileges (the schema, or the
+    # function once the probe's plan is cached in this backend)
+    got.clear()
+    as_session(web, ada)
+    assert one(web, "SELECT dashboard.browse('plainschema.product_prices')")["rows"] == [
+        {"id": 1, "price": 20}, {"id": 2, "price": 40}]
+    assert one(web, "SELECT dashboard.browse('plainschema.probed')")["rows"] == [{"id": 1}, {"id": 2}]
+    web.execute("COMMIT")
+    r = got["view"]
+    assert r["api"] in {("42501", "permission denied for schema dashboard_auth"),
+                        ("42501", "permission denied for function create_admin")}, r
+    assert r["api2"] in {("42501", "permission denied for schema dashboard"),
+                         ("42501", "permission denied for function list_tables")}, r
+    assert r["role"][0] == r["claims"][0] == r["reset"][0] == "42501", r
     assert no_mallory(su)
 
 
@@ -191,7 +217,7 @@ def test_rls_triggers_constraint_triggers_domains_and_defaults_run_confined(db, 
         GRANT SELECT, INSERT, UPDATE, DELETE ON plainschema.t TO PUBLIC;
     """)
     got = probes(web)
-    as_session(web, ada)
+    as_member(web)
     assert one(web, "SELECT dashboard.insert_rows('plainschema.t', %s)", (Jsonb([{"id": 2, "v": 2}]),)) == 1
     web.execute("SELECT dashboard.update_row('plainschema.t', %s, %s)", (Jsonb({"id": 2}), Jsonb({"v": 3})))
     web.execute("SELECT dashboard.browse('plainschema.t')")
@@ -218,7 +244,7 @@ def test_deferred_triggers_queued_by_confined_code_never_fire_unconfined(db, su,
         GRANT SELECT, UPDATE ON plainschema.d TO PUBLIC;
     """)
     got = probes(web)
-    as_session(web, ada)
+    as_member(web)
     with pytest.raises(psycopg.Error) as e:
         web.execute("SELECT dashboard.update_row('plainschema.d', %s, %s)", (Jsonb({"id": 1}), Jsonb({"v": 2})))
     assert e.value.sqlstate == "42501"
@@ -227,7 +253,7 @@ def test_deferred_triggers_queued_by_confined_code_never_fire_unconfined(db, su,
     assert one(su, "SELECT v FROM plainschema.d") == 1
     assert no_mallory(su)
     # made immediate by the client, it fires inside the confined statement
-    as_session(web, ada)
+    as_member(web)
     web.execute("SET CONSTRAINTS ALL IMMEDIATE")
     web.execute("SELECT dashboard.update_row('plainschema.d', %s, %s)", (Jsonb({"id": 1}), Jsonb({"v": 3})))
     web.execute("COMMIT")
@@ -269,7 +295,7 @@ def test_every_api_function_refuses_confined_code(db, su, web, attacker, ada):
     """)
     notes = []
     web.add_notice_handler(lambda d: notes.append(d.message_primary))
-    as_session(web, ada)
+    as_member(web)
     web.execute("SELECT dashboard.browse('plainschema.swept')")
     web.execute("COMMIT")
     sweep = [n for n in notes if n.startswith("sweep|")]

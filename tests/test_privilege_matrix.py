@@ -208,6 +208,8 @@ row("dashboard.stop_impersonation(uuid)", "SELECT dashboard.stop_impersonation(%
 row("dashboard.query_as(uuid,text,jsonb)", "SELECT * FROM dashboard.query_as(%(imp)s, 'SELECT 1 AS one')", READ)
 # ---- table explorer
 row("dashboard.list_tables(text)", "SELECT * FROM dashboard.list_tables('public')", EXPLORER_READ)
+row("dashboard.overview()", "SELECT dashboard.overview()", READ)
+row("dashboard.table_overview(text)", "SELECT * FROM dashboard.table_overview('public')", EXPLORER_READ)
 row("dashboard.describe_table(regclass)", "SELECT dashboard.describe_table('public.notes')", EXPLORER_READ)
 row("dashboard.table_indexes(regclass)", "SELECT * FROM dashboard.table_indexes('public.notes')", EXPLORER_READ)
 row("dashboard.table_policies(regclass)", "SELECT * FROM dashboard.table_policies('public.notes')", EXPLORER_READ)

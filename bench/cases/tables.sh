@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Tables page over HTTP (issue 19), against `fluxbase serve` on a 1M-row table:
+# The Tables page over HTTP (issue 19), against `fluxbase serve` on a 1M-row table
+# with RLS on, read by the admin as its owner (issue 30):
 #  1. GET of page 10,000 (its keyset cursor in the URL) against page 1; target <= 1.5.
 #  2. CSV export of the 1M rows: throughput against COPY ... TO STDOUT CSV of the
 #     same rows (target >= 0.5), and the server's peak memory above idle
@@ -19,9 +20,15 @@ psql -q -X -d $DB >/dev/null <<'SQL'
 CREATE EXTENSION fluxbase_admin;
 DO $$ BEGIN CREATE ROLE fb_web LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 GRANT fluxbase_dashboard TO fb_web;
+-- The admin's own view of an RLS table (issue 30): owned by a plain role, RLS
+-- on with a policy for app users only, no grant to the dashboard: the admin
+-- reads it as its owner.
+DO $$ BEGIN CREATE ROLE bench_owner NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int, created_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO items (id, name, qty) SELECT g, 'item ' || g, g % 1000 FROM generate_series(1, 1000000) g;
-GRANT SELECT ON items TO fluxbase_dashboard;
+ALTER TABLE items OWNER TO bench_owner;
+ALTER TABLE items ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON items TO authenticated USING (qty = 0);
 VACUUM ANALYZE items;
 SQL
 TOKEN=$(psql -X -At -d $DB -c "SELECT session_token FROM dashboard_auth.setup_first_admin('bench@example.com', 'correct-horse-battery-staple', 'Bench')")

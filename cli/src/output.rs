@@ -262,6 +262,18 @@ fn styled(v: Option<&Value>, kind: Kind, now: i64) -> String {
     }
 }
 
+/// Characters of an id the default table shows on a terminal.
+pub const SHORT_ID: usize = 8;
+
+/// An id cell's first `SHORT_ID` characters when `short` (other kinds as they are).
+fn short_id(s: String, kind: Kind, short: bool) -> String {
+    if short && kind == Kind::Id && s.chars().count() > SHORT_ID {
+        s.chars().take(SHORT_ID).collect()
+    } else {
+        s
+    }
+}
+
 /// The columns of generic rows: every key, in order of first appearance.
 fn keys_of(rows: &[Value]) -> Vec<String> {
     let mut cols: Vec<String> = Vec::new();
@@ -556,7 +568,14 @@ impl Out {
         } else {
             let now = now();
             let headers: Vec<String> = view.iter().map(|c| c.header.to_string()).collect();
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| view.iter().map(|c| styled(r.get(c.key), c.kind, now)).collect()).collect();
+            // On a terminal an id shows its first 8 characters, as git and
+            // docker do, before any email or name is cut (`-o wide`, `-q`,
+            // json/yaml and piped output keep it whole).
+            let short = self.limit().is_some();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| view.iter().map(|c| short_id(styled(r.get(c.key), c.kind, now), c.kind, short)).collect())
+                .collect();
             let kinds: Vec<Kind> = view.iter().map(|c| c.kind).collect();
             render(&headers, &cells, &kinds, !self.no_headers, self.limit())
         };
@@ -763,6 +782,15 @@ mod tests {
         let whole = render(&["ID".into(), "EMAIL".into(), "META".into()], &cells, &[ID, TEXT, TEXT], false, None);
         assert_eq!(whole.lines().count(), 1);
         assert!(!whole.contains('…') && whole.contains(&"v".repeat(80)));
+    }
+
+    #[test]
+    fn ids_show_8_characters_on_a_terminal_only() {
+        let id = "3f1c9a52-8a8e-4a3c-9b1e-0d6c2b7a1f01".to_string();
+        assert_eq!(short_id(id.clone(), ID, true), "3f1c9a52");
+        assert_eq!(short_id(id.clone(), ID, false), id);
+        assert_eq!(short_id(id.clone(), TEXT, true), id);
+        assert_eq!(short_id("42".into(), ID, true), "42");
     }
 
     #[test]

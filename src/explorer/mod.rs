@@ -24,6 +24,12 @@
 //! a browsed view, an edited table's triggers, defaults, domain checks and RLS
 //! policies are someone else's code, which must not reach the API or change
 //! role or claims (issue 17).
+//!
+//! The admin's own view (issue 30, `owner_view`): an admin session that is
+//! not impersonating reads and edits a table of a user schema as the table's
+//! owner (a superuser's table as `fluxbase_explorer`), restricted, so RLS
+//! filters only a FORCE ROW LEVEL SECURITY table and no grant to the web login
+//! is needed; `table_overview` lists every such table.
 
 use fluxbase_core::explorer::{self as ex, EditPlan, Table};
 use fluxbase_core::{Code, FbError};
@@ -46,6 +52,8 @@ use crate::runtime::json::JsonArg;
 
 /// dashboard.export_rows and dashboard.count_rows (issue 19).
 mod export;
+/// The admin's own view of a table: as its owner, restricted (issue 30).
+pub mod owner_view;
 
 /// Refuse unless the login behind this connection is a dashboard member (see
 /// the module comment); returns the acting admin or database role.
@@ -225,22 +233,30 @@ fn args(p: &ex::Params) -> Vec<DatumWithOid<'static>> {
     p.0.iter().map(|v| v.clone().into()).collect()
 }
 
+/// Run `f` on the table confined: in the admin's own view as the table's
+/// owner (`owner_view`), else with the caller's rights.
+fn on_table<R>(rel: &PgRelation, f: impl FnOnce() -> R) -> R {
+    crate::explorer::owner_view::run(crate::explorer::owner_view::run_as(rel), f)
+}
+
 /// The catalog readers' common start: the caller may read (actor), the
 /// table is visible to them (load); `f` then runs confined.
 fn reading_table<R>(tbl: Option<PgRelation>, f: impl FnOnce(&PgRelation) -> R) -> R {
     actor::reader();
-    crate::runtime::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
+    let rel = required_rel(tbl);
+    on_table(&rel, || {
         load(&rel);
         f(&rel)
     })
 }
 
 /// A view's reader (browse, export, count): the caller may read (actor);
-/// then, confined, the table is loaded (visible to them) and `f` gets it.
+/// then, confined (as the owner in the admin's own view), the table is
+/// loaded (visible) and `f` gets it.
 fn reading_view<R>(tbl: Option<PgRelation>, f: impl FnOnce(&Table) -> R) -> R {
     actor::reader();
-    crate::runtime::confine::run_untrusted(|| f(&load(&required_rel(tbl))))
+    let rel = required_rel(tbl);
+    on_table(&rel, || f(&load(&rel)))
 }
 
 /// A view's JSON arguments as values (each refused with 22023, naming it,
@@ -313,6 +329,91 @@ fn list_tables(
             ))
         },
     );
+        TableIterator::new(rows)
+    })
+}
+
+/// The Tables section's list (issue 30): `list_tables` with each table's
+/// owner, RLS state (`on`, `forced`, `off`), policy count, the role the
+/// explorer reads it as (`runs_as`) and whether it can be opened
+/// (`readable`). In the admin's own view (`owner_view`) every table of every
+/// schema but PostgreSQL's and the extension's is listed, without any grant
+/// to the login; otherwise (a database role, an impersonation, a named
+/// private schema) those the caller may read, as `list_tables`.
+#[pg_extern(schema = "dashboard", stable)]
+fn table_overview(
+    schema: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(schema, String),
+        name!(name, String),
+        name!(kind, String),
+        name!(row_estimate, i64),
+        name!(total_bytes, i64),
+        name!(rls, String),
+        name!(policies, i32),
+        name!(owner, String),
+        name!(runs_as, String),
+        name!(readable, bool),
+        name!(primary_key, Vec<String>),
+        name!(comment, Option<String>),
+    ),
+> {
+    gate();
+    let admin_view = crate::explorer::owner_view::admin_view();
+    crate::runtime::confine::run_untrusted(|| {
+        if let Some(s) = schema {
+            fluxbase_core::error::check_len("schema", s, 200).or_raise();
+        }
+        let private = crate::explorer::owner_view::PRIVATE_SQL;
+        let sql = format!(
+            "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text,
+                CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+                               WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' END,
+                GREATEST(c.reltuples, 0)::pg_catalog.int8,
+                CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_catalog.pg_total_relation_size(c.oid) ELSE 0 END::pg_catalog.int8,
+                CASE WHEN c.relforcerowsecurity AND c.relrowsecurity THEN 'forced'
+                     WHEN c.relrowsecurity THEN 'on' ELSE 'off' END,
+                (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid)::pg_catalog.int4,
+                pg_catalog.pg_get_userbyid(c.relowner)::pg_catalog.text,
+                CASE WHEN v.own THEN CASE WHEN o.rolsuper THEN $3 ELSE o.rolname::pg_catalog.text END
+                     ELSE current_user::pg_catalog.text END,
+                v.own OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT'),
+                COALESCE((SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY k.ord)
+                          FROM pg_catalog.pg_index i
+                          CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord)
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                          WHERE i.indrelid = c.oid AND i.indisprimary), '{{}}'::pg_catalog.text[]),
+                pg_catalog.obj_description(c.oid, 'pg_class')
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
+         CROSS JOIN LATERAL (SELECT $2 AND NOT {private} AND c.relpersistence <> 't' AS own) v
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+           AND (v.own OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT'))
+           AND CASE WHEN $1::pg_catalog.text IS NULL
+                    THEN NOT {private}
+                    ELSE n.nspname = $1 END
+         ORDER BY 1, 2"
+        );
+        let rows = pinned_path(|| {
+            db::select(&sql, &[schema.into(), admin_view.into(), crate::explorer::owner_view::ROLE.into()], |r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<i64>(4)?.unwrap_or_default(),
+                    r.get::<i64>(5)?.unwrap_or_default(),
+                    r.get::<String>(6)?.unwrap_or_default(),
+                    r.get::<i32>(7)?.unwrap_or_default(),
+                    r.get::<String>(8)?.unwrap_or_default(),
+                    r.get::<String>(9)?.unwrap_or_default(),
+                    r.get::<bool>(10)?.unwrap_or_default(),
+                    r.get::<Vec<String>>(11)?.unwrap_or_default(),
+                    r.get::<String>(12)?,
+                ))
+            })
+        });
         TableIterator::new(rows)
     })
 }
@@ -535,11 +636,15 @@ fn check_values(t: &Table, plan: &EditPlan) {
     let vals: Vec<Option<String>> = plan.checks.iter().map(|(_, v)| Some(v.clone())).collect();
     let oids: Vec<i64> = plan.checks.iter().map(|(i, _)| t.columns[*i].type_oid).collect();
     let mods: Vec<i32> = plan.checks.iter().map(|(i, _)| t.columns[*i].typmod).collect();
-    let bad = db::select(
-        "SELECT bad, message FROM dashboard._check_values($1, $2::pg_catalog.int8[]::pg_catalog.oid[], $3)",
-        &[vals.into(), oids.into(), mods.into()],
-        |r| Ok((r.get::<i32>(1)?, r.get::<String>(2)?)),
-    );
+    // (as the caller in the admin's own view: the owner may not execute the
+    // extension's helper; the casts run restricted either way)
+    let bad = crate::explorer::owner_view::as_caller(|| {
+        db::select(
+            "SELECT bad, message FROM dashboard._check_values($1, $2::pg_catalog.int8[]::pg_catalog.oid[], $3)",
+            &[vals.into(), oids.into(), mods.into()],
+            |r| Ok((r.get::<i32>(1)?, r.get::<String>(2)?)),
+        )
+    });
     if let Some((Some(i), msg)) = bad.into_iter().next() {
         let (col, v) = &plan.checks[(i - 1) as usize];
         raise(ex::bad_value(t, *col, v, &msg.unwrap_or_default()));
@@ -587,8 +692,8 @@ fn run_update(t: &Table, plan: &EditPlan, action: &'static str) -> (Vec<Value>, 
 #[pg_extern(schema = "dashboard")]
 fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<JsonArg>) -> JsonB {
     actor::writer("editing rows");
-    crate::runtime::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
+    let rel = required_rel(tbl);
+    on_table(&rel, || {
         let t = load(&rel);
         let pk = pk
             .map(|j| j.into_value("pk"))
@@ -611,8 +716,8 @@ fn update_row(tbl: Option<PgRelation>, pk: Option<JsonArg>, changes: Option<Json
 #[pg_extern(schema = "dashboard")]
 fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>, changes: Option<JsonArg>) -> i32 {
     actor::writer("editing rows");
-    crate::runtime::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
+    let rel = required_rel(tbl);
+    on_table(&rel, || {
         let t = load(&rel);
         let changes = changes
             .map(|j| j.into_value("changes"))
@@ -626,8 +731,8 @@ fn update_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>, changes: Option<Js
 #[pg_extern(schema = "dashboard")]
 fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonArg>) -> i32 {
     actor::writer("inserting rows");
-    crate::runtime::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
+    let rel = required_rel(tbl);
+    on_table(&rel, || {
         let t = load(&rel);
         let plan = ex::plan_insert(&t, &json_array("rows", rows)).or_raise();
         let (_, new) = run_update(&t, &plan, "explorer.insert_rows");
@@ -638,8 +743,8 @@ fn insert_rows(tbl: Option<PgRelation>, rows: Option<JsonArg>) -> i32 {
 #[pg_extern(schema = "dashboard")]
 fn delete_rows(tbl: Option<PgRelation>, pks: Option<JsonArg>) -> i32 {
     actor::writer("deleting rows");
-    crate::runtime::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
+    let rel = required_rel(tbl);
+    on_table(&rel, || {
         let t = load(&rel);
         let plan = ex::plan_delete(&t, &json_array("pks", pks)).or_raise();
         check_values(&t, &plan);
@@ -660,7 +765,8 @@ const WATCH_TRIGGER: &str = "fluxbase_watch";
 /// privilege); the trigger itself is then created as the extension owner,
 /// because dashboard._notify_change is internal (no caller has EXECUTE on it).
 fn may_trigger(rel: &PgRelation, t: &Table) {
-    let ok = db::one::<bool>(
+    // In the admin's own view the admin acts as the owner, who may.
+    let ok = crate::explorer::owner_view::as_owner_now() || db::one::<bool>(
         "SELECT pg_catalog.has_table_privilege($1::pg_catalog.oid, 'TRIGGER')",
         &[rel.oid().into()],
     )
@@ -682,8 +788,8 @@ fn may_trigger(rel: &PgRelation, t: &Table) {
 /// Put the watch trigger on (or take it off) the table, as the extension owner.
 fn set_watch(tbl: Option<PgRelation>, on: bool) {
     actor::writer("watching tables");
-    crate::runtime::confine::run_untrusted(|| {
-        let rel = required_rel(tbl);
+    let rel = required_rel(tbl);
+    on_table(&rel, || {
         let t = load(&rel);
         may_trigger(&rel, &t);
         let (trigger, table) = (ex::quote_ident(WATCH_TRIGGER), t.qualified());

@@ -16,6 +16,8 @@ use pgrx::prelude::*;
 use crate::runtime::{actor, db};
 
 pub mod analytics;
+/// The home page's instance at a glance (issue 30).
+pub mod overview;
 
 type Tz = TimestampWithTimeZone;
 

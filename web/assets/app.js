@@ -171,14 +171,37 @@
   function csrfToken() {
     try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]; } catch (e) { return ""; }
   }
-  function live(on, url) {
+  // A refused toggle unticks itself and says why (the server's text, put in
+  // as text) in the [data-live-refused] element beside it.
+  function liveRefused(toggle, text) {
+    toggle.checked = false;
+    document.body.removeAttribute("data-live");
+    var box = toggle.closest(".live-toggle");
+    var out = box && box.parentNode ? box.parentNode.querySelector("[data-live-refused]") : null;
+    if (out) { out.textContent = text; out.hidden = false; }
+  }
+  function live(on, url, toggle) {
     if (source) { source.close(); source = null; }
     var grid = document.getElementById("grid");
     fetch(url, { method: "POST", credentials: "same-origin",
                  headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
                  body: "on=" + (on ? "1" : "0") })
       .then(function (r) {
-        if (!r.ok || !on || !grid) return;
+        if (!r.ok) {
+          if (on && toggle) {
+            var ct = r.headers.get("Content-Type") || "";
+            r.text().then(function (t) {
+              liveRefused(toggle, ct.indexOf("text/plain") === 0 ? t : "Live updates are off: refused (" + r.status + ").");
+            });
+          }
+          return;
+        }
+        if (toggle) {
+          var box = toggle.closest(".live-toggle");
+          var out = box && box.parentNode ? box.parentNode.querySelector("[data-live-refused]") : null;
+          if (out) { out.textContent = ""; out.hidden = true; }
+        }
+        if (!on || !grid) return;
         source = new EventSource(grid.getAttribute("data-events"));
         source.addEventListener("change", refresh);
         source.addEventListener("resync", refresh);
@@ -187,7 +210,7 @@
   }
   document.addEventListener("change", function (ev) {
     var t = ev.target.closest("[data-live-toggle]");
-    if (t) live(t.checked, t.getAttribute("data-live-toggle"));
+    if (t) live(t.checked, t.getAttribute("data-live-toggle"), t);
   });
 
   // The banner's time left counts down; at zero the page reloads (the

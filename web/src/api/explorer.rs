@@ -44,13 +44,35 @@ pub struct TableInfo {
     pub kind: String,
     pub row_estimate: i64,
     pub total_bytes: i64,
+    #[serde(default)]
     pub rls_enabled: bool,
     pub primary_key: Vec<String>,
     pub comment: Option<String>,
+    /// `on`, `forced` or `off` (issue 30: `dashboard.table_overview`).
+    #[serde(default)]
+    pub rls: String,
+    #[serde(default)]
+    pub policies: i32,
+    #[serde(default)]
+    pub owner: String,
+    /// The role the explorer reads and edits it as: its owner (or
+    /// fluxbase_explorer for a superuser's table) in the admin's own view,
+    /// else the viewer's role.
+    #[serde(default)]
+    pub runs_as: String,
+    #[serde(default)]
+    pub readable: bool,
 }
 
+/// Every table the viewer may open (`dashboard.table_overview`): in the
+/// admin's own view every table of the user schemas, with its owner, RLS
+/// state and policy count.
 pub async fn list_tables(tx: &Tx<'_>, schema: Option<&str>) -> Result<Vec<TableInfo>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.list_tables($1) t", &[&schema]).await
+    let mut tables: Vec<TableInfo> = rows(tx, "SELECT to_json(t) FROM dashboard.table_overview($1) t", &[&schema]).await?;
+    for t in &mut tables {
+        t.rls_enabled = t.rls != "off";
+    }
+    Ok(tables)
 }
 
 #[derive(Deserialize, Clone, Debug)]

@@ -10,6 +10,8 @@ pub mod analytics;
 pub mod audit;
 pub mod explorer;
 pub mod impersonation;
+/// The home page's overview (issue 30).
+pub mod overview;
 pub mod sessions;
 pub mod settings;
 pub mod stepup;

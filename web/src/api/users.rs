@@ -33,6 +33,48 @@ impl AppUser {
     pub fn provider(&self) -> String {
         self.app_metadata.get("provider").and_then(|p| p.as_str()).unwrap_or("").to_string()
     }
+    /// The name the user gave (user_metadata `full_name`, `name` or
+    /// `user_name`, as Supabase's providers fill them), one line, at most 80
+    /// characters; empty when none. Rendered as text (escaped), whatever it holds.
+    pub fn display_name(&self) -> String {
+        ["full_name", "name", "user_name"]
+            .iter()
+            .find_map(|k| self.user_metadata.get(*k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()))
+            .map(|s| s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(80).collect())
+            .unwrap_or_default()
+    }
+    /// The avatar's stand-in: up to two initials of the name (else of the
+    /// email), upper-cased. (The avatar URL itself is not loaded: the
+    /// dashboard's CSP allows images from itself only, and a third-party
+    /// image would tell its host who looks at the user.)
+    pub fn initials(&self) -> String {
+        let name = self.display_name();
+        let from: Vec<char> = if name.is_empty() {
+            self.email.as_deref().unwrap_or("").chars().filter(|c| c.is_alphanumeric()).take(1).collect()
+        } else {
+            name.split_whitespace().filter_map(|w| w.chars().find(|c| c.is_alphanumeric())).take(2).collect()
+        };
+        let s: String = from.into_iter().flat_map(char::to_uppercase).collect();
+        if s.is_empty() { "?".into() } else { s }
+    }
+    /// Whether user_metadata names an https avatar (shown as a link on the user's page).
+    pub fn avatar_url(&self) -> Option<String> {
+        ["avatar_url", "picture"]
+            .iter()
+            .find_map(|k| self.user_metadata.get(*k).and_then(|v| v.as_str()))
+            .filter(|u| u.starts_with("https://") && u.len() <= 2048 && !u.chars().any(|c| c.is_whitespace() || c.is_control()))
+            .map(str::to_string)
+    }
+    /// Every sign-in provider: app_metadata `providers` (Supabase keeps the
+    /// list there), else `provider`; joined with ", ".
+    pub fn providers(&self) -> String {
+        match self.app_metadata.get("providers").and_then(|p| p.as_array()) {
+            Some(list) if !list.is_empty() => {
+                list.iter().filter_map(|p| p.as_str()).take(10).collect::<Vec<_>>().join(", ")
+            }
+            _ => self.provider(),
+        }
+    }
     pub fn app_metadata_pretty(&self) -> String {
         serde_json::to_string_pretty(&self.app_metadata).unwrap_or_default()
     }

@@ -359,13 +359,9 @@ pub fn human_bytes(n: i64) -> String {
 async fn list_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
     section_page(&app, &s, hx.0, "Tables", async |tx, v| {
         let tables = ex::list_tables(tx, None).await?;
-        // (one pipelined call per table with RLS on)
-        let policies = futures_util::future::try_join_all(tables.iter().map(async |t| {
-            Ok::<_, WebError>(if t.rls_enabled { Some(ex::policies(tx, &t.schema, &t.name).await?.len()) } else { None })
-        }))
-        .await?;
         let mut schemas: Vec<(String, Vec<TableRow>)> = Vec::new();
-        for (t, policies) in tables.into_iter().zip(policies) {
+        for t in tables {
+            let policies = t.rls_enabled.then_some(t.policies as usize);
             let row = TableRow { href: table_path(&t.schema, &t.name), size: human_bytes(t.total_bytes), t, policies };
             match schemas.last_mut() {
                 Some((name, rows)) if *name == row.t.schema => rows.push(row),
@@ -416,6 +412,21 @@ struct DeniedPartial {
     table: String,
     viewer: String,
     message: String,
+    /// The SQL that would let the dashboard open it (not when impersonating:
+    /// the user's own grants and policies are the point then).
+    fix: Option<String>,
+    impersonating: bool,
+}
+
+/// The statement that would give `grantee` what the refusal `message` says is
+/// missing: USAGE on the schema, else SELECT on the table (names quoted).
+pub fn denied_fix(message: &str, schema: &str, table: &str, grantee: &str) -> String {
+    use fluxbase_core::explorer::quote_ident;
+    if message.contains("for schema") {
+        format!("GRANT USAGE ON SCHEMA {} TO {grantee};", quote_ident(schema))
+    } else {
+        format!("GRANT SELECT ON {}.{} TO {grantee};", quote_ident(schema), quote_ident(table))
+    }
 }
 
 #[derive(Template)]
@@ -568,11 +579,18 @@ async fn table_get(
     let title = format!("{schema}.{table}");
     section_page(&app, &s, hx.0, &title, async |tx, v| {
         let l = match load_grid(tx, &schema, &table, &view).await {
-            // The impersonated user may not read it: say so inside the
-            // section, under the banner (its Stop comes back here).
-            Err(WebError::Denied(message)) if v.imp.is_some() => {
+            // The viewer may not read it: say why inside the section (under
+            // the banner when impersonating: its Stop comes back here), with
+            // the SQL that would let them.
+            Err(WebError::Denied(message)) => {
                 let (schema, table, viewer) = (schema.clone(), table.clone(), viewer_label(v));
-                return Ok(TableOrDenied { page: Err(DeniedPartial { schema, table, viewer, message }) });
+                let grantee = match &v.imp {
+                    Some(_) => None,
+                    None => Some("fluxbase_dashboard"),
+                };
+                let fix = grantee.map(|g| denied_fix(&message, &schema, &table, g));
+                let impersonating = v.imp.is_some();
+                return Ok(TableOrDenied { page: Err(DeniedPartial { schema, table, viewer, message, fix, impersonating }) });
             }
             l => l?,
         };
@@ -1116,8 +1134,22 @@ async fn live_post(
     WebForm(f): WebForm<LiveForm>,
 ) -> Result<Response, WebError> {
     let on = f.on == "1";
-    app.db.with_session(&s.token, async |tx, _| ex::watch(tx, &schema, &table, on).await).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    match app.db.with_session(&s.token, async |tx, _| ex::watch(tx, &schema, &table, on).await).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        // Refused: the reason as text; the page unticks the toggle and shows it (app.js).
+        Err(WebError::Denied(m)) => Ok(live_refused(StatusCode::FORBIDDEN, m)),
+        Err(WebError::BadRequest(m)) => Ok(live_refused(StatusCode::BAD_REQUEST, m)),
+        Err(WebError::NotFound(m)) => Ok(live_refused(StatusCode::NOT_FOUND, m)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Why the Live toggle was refused, as plain text (never HTML: the page puts
+/// it in with textContent).
+fn live_refused(status: StatusCode, message: String) -> Response {
+    let mut r = (status, format!("Live updates are off: {message}")).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
 }
 
 /// Server-sent events for one table: rights are checked first (the viewer
