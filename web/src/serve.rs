@@ -17,6 +17,13 @@ pub struct ServeOpts {
     pub pool_size: usize,
     /// A read replica (hot standby) for read-only requests (`replica`).
     pub replica: Option<tokio_postgres::Config>,
+    /// Behind a transaction-pooling pooler (`db::pooler`); also chosen when
+    /// the server refuses the `options` startup parameter.
+    pub pooler: bool,
+    /// The Tables section's statement timeout (`limits`).
+    pub statement_timeout: std::time::Duration,
+    /// The longest wait for a pooled connection (`limits`).
+    pub pool_wait: std::time::Duration,
 }
 
 /// Refusals that need no database: plain HTTP beyond loopback, half a TLS pair.
@@ -39,8 +46,24 @@ pub fn check_opts(o: &ServeOpts) -> anyhow::Result<bool> {
 pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
     let tls = check_opts(&o)?;
     let _ = assets::links(); // a missing asset stops startup here
-    let app = App::with_replica(Config { pg: o.pg, behind_proxy: o.behind_proxy, tls, pool_size: o.pool_size }, o.replica)?;
-    let su = app.db.login_is_superuser().await.map_err(|e| anyhow::anyhow!("cannot use the database: {e:?}"))?;
+    crate::db::set_pooler(o.pooler);
+    crate::limits::set_statement_timeout(o.statement_timeout);
+    crate::limits::set_pool_wait(o.pool_wait);
+    let config = || Config { pg: o.pg.clone(), behind_proxy: o.behind_proxy, tls, pool_size: o.pool_size };
+    let mut app = App::with_replica(config(), o.replica.clone())?;
+    let su = match app.db.login_is_superuser().await {
+        // pgbouncer refuses the `options` startup parameter that pins
+        // search_path: a transaction pooler, so pooler mode (search_path set
+        // in every transaction, no statement kept prepared).
+        Err(crate::error::WebError::Internal(m)) if !o.pooler && m.contains("unsupported startup parameter") => {
+            println!("the database refused the options startup parameter (a transaction pooler?): pooler mode (--pooler)");
+            crate::db::set_pooler(true);
+            app = App::with_replica(config(), o.replica.clone())?;
+            app.db.login_is_superuser().await
+        }
+        r => r,
+    }
+    .map_err(|e| anyhow::anyhow!("cannot use the database: {e:?}"))?;
     if su && !o.allow_superuser {
         bail!(
             "refusing to serve as a superuser login: browsing tables would run their owners' triggers and functions with superuser rights. \

@@ -50,7 +50,7 @@ pub struct TableInfo {
 }
 
 pub async fn list_tables(tx: &Tx<'_>, schema: Option<&str>) -> Result<Vec<TableInfo>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.list_tables($1) t", &[&schema]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.list_tables($1) t", &[&schema]).await
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -66,7 +66,7 @@ pub struct ColumnInfo {
 }
 
 pub async fn describe(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<ColumnInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.describe_table({REL}) t"), &[&qualified(schema, table)]).await
+    rows(tx, &format!("SELECT pg_catalog.to_json(t) FROM dashboard.describe_table({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -78,7 +78,7 @@ pub struct IndexInfo {
 }
 
 pub async fn indexes(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<IndexInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_indexes({REL}) t"), &[&qualified(schema, table)]).await
+    rows(tx, &format!("SELECT pg_catalog.to_json(t) FROM dashboard.table_indexes({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -92,14 +92,13 @@ pub struct PolicyInfo {
 }
 
 pub async fn policies(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<PolicyInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_policies({REL}) t"), &[&qualified(schema, table)]).await
+    rows(tx, &format!("SELECT pg_catalog.to_json(t) FROM dashboard.table_policies({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 /// The labels of each enum column (domains over enums too), in the enum's
 /// order: `dashboard.column_choices`.
 pub async fn choices(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<(String, Vec<String>)>, WebError> {
-    let stmt = tx.prepare_cached(&format!("SELECT column_name, labels FROM dashboard.column_choices({REL})")).await?;
-    let rs = tx.query(&stmt, &[&qualified(schema, table)]).await?;
+    let rs = super::query(tx, &format!("SELECT column_name, labels FROM dashboard.column_choices({REL})"), &[&qualified(schema, table)]).await?;
     Ok(rs.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

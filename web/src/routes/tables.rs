@@ -1200,7 +1200,8 @@ async fn export_get(
     let disposition = format!("attachment; filename=\"{name}.{format}\"");
     let (send, recv) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(EXPORT_AHEAD);
     let (token, imp) = (s.token.clone(), s.imp);
-    tokio::spawn(async move {
+    // (the later chunks keep the request's class: its statement timeout, `limits`)
+    tokio::spawn(crate::limits::scope(crate::limits::current(), async move {
         // JSON: "[", the chunks' objects joined by ",\n", "]".
         let mut wrote = false;
         let frame = |data: String, wrote: &mut bool| -> String {
@@ -1238,7 +1239,7 @@ async fn export_get(
                 }
             }
         }
-    });
+    }));
     let stream = futures_util::stream::unfold(recv, |mut r| async move { r.recv().await.map(|c| (c, r)) });
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
