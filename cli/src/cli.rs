@@ -401,6 +401,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FLUXBASE_POOL_WAIT", default_value_t = 5.0, value_name = "SECONDS",
           value_parser = positive_seconds)]
     pub pool_wait: f64,
+    /// Where admins reach the dashboard (e.g. https://admin.example.com), for the links it
+    /// hands out (invitations); by default the listen address's URL
+    #[arg(long, env = "FLUXBASE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 /// A number of seconds above 0 and at most a day.

@@ -199,6 +199,7 @@ fn serve(url: Option<&str>, a: ServeArgs) -> Result<(), Fail> {
         pooler: a.pooler,
         statement_timeout: std::time::Duration::from_secs_f64(a.statement_timeout),
         pool_wait: std::time::Duration::from_secs_f64(a.pool_wait),
+        public_url: a.public_url,
     };
     let rt = tokio::runtime::Runtime::new().map_err(|e| Fail::failure(format!("cannot start: {e}")))?;
     rt.block_on(fluxbase_web::serve(opts)).map_err(|e| Fail::failure(format!("{e:#}")))
@@ -279,11 +280,16 @@ impl Ctx {
                         EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'fluxbase_admin')",
                 &[],
             )?;
+            // (read, and the row with its statement dropped, before COMMIT:
+            // behind a transaction pooler the statement is closed on the
+            // server connection that prepared it)
+            let got: (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+            drop(row);
             tx.commit()?;
-            Ok::<_, postgres::Error>(row)
+            Ok::<_, postgres::Error>(got)
         })()
         .map_err(|e| Fail::failure(format!("lost the connection to PostgreSQL: {e}")))?;
-        let (dbname, user, installed): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+        let (dbname, user, installed) = row;
         if !installed {
             return Err(Fail::connect(format!(
                 "the fluxbase_admin extension is not installed in database {dbname}: run CREATE EXTENSION fluxbase_admin"
@@ -362,11 +368,16 @@ impl Ctx {
                 tx.query("SELECT dashboard_auth.use_session($1)", &[t]).map_err(|e| (Stage::Session, e))?;
             }
             let rows = tx.query(sql, &refs).map_err(|e| (Stage::Command, e))?;
+            // The rows (and the statement they hold) go before COMMIT, so its
+            // Close reaches the server connection that prepared it, also
+            // behind a transaction pooler.
+            let out: Vec<Option<String>> = rows.iter().map(|r| r.get::<_, Option<String>>(0)).collect();
+            drop(rows);
             tx.commit().map_err(|e| (Stage::Command, e))?;
-            Ok::<_, (Stage, postgres::Error)>(rows)
+            Ok::<_, (Stage, postgres::Error)>(out)
         })();
         match result {
-            Ok(rows) => Ok(rows.iter().map(|r| r.get::<_, Option<String>>(0)).collect()),
+            Ok(rows) => Ok(rows),
             Err((Stage::Command, e)) if token.is_some() && e.as_db_error().is_some_and(|d| d.code().code() == REAUTH_REQUIRED) => {
                 Err(Retry::Reauth(e.as_db_error().cloned().expect("checked")))
             }
@@ -404,8 +415,10 @@ impl Ctx {
                                          WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND p.proname OPERATOR(pg_catalog.=) $2)",
                         &[&schema, &name],
                     )?;
+                    let exists = r.get::<_, bool>(0);
+                    drop(r);
                     tx.commit()?;
-                    Ok::<_, postgres::Error>(r.get::<_, bool>(0))
+                    Ok::<_, postgres::Error>(exists)
                 })()
                 .unwrap_or(true);
                 if !exists {

@@ -47,10 +47,9 @@ def plant(su):
         for t in ("text", "uuid", "name"):
             su.execute(EQ.format(s=s, t=t))
     # They do run where nothing pins the path: the test can fail.
-    c = su.connection if hasattr(su, "connection") else su
-    c.execute("SELECT to_json(t) FROM (SELECT 1 AS a) t")
-    assert c.execute("SELECT pg_catalog.count(*) FROM public.hijack_log").fetchone()[0] == 1
-    c.execute("TRUNCATE public.hijack_log")
+    su.execute("SELECT to_json(t) FROM (SELECT 1 AS a) t")
+    assert su.execute("SELECT pg_catalog.count(*) FROM public.hijack_log").fetchone()[0] == 1
+    su.execute("TRUNCATE public.hijack_log")
 
 
 def ran(su):

@@ -352,6 +352,14 @@ impl Db {
         Ok(out)
     }
 
+    /// Does the session of `token` still hold (`validate_session` on the
+    /// primary: one unnamed statement)? None when the database cannot say.
+    pub async fn session_live(&self, token: &str) -> Option<bool> {
+        let client = self.client().await.ok()?;
+        let rows = client.query_typed("SELECT 1 FROM dashboard_auth.validate_session($1)", &[(&token, Type::TEXT)]).await.ok()?;
+        Some(!rows.is_empty())
+    }
+
     /// Startup check: is the login a superuser? (Browsing tables as a
     /// superuser would run their owners' triggers and functions with
     /// superuser rights.)

@@ -62,16 +62,25 @@ impl From<tokio_postgres::Error> for WebError {
             return WebError::internal(format!("database: {e}"));
         };
         let msg = db.message().to_string();
+        // The extension's own errors name their routine `fluxbase_admin`
+        // (src/errors.rs `raise`); a table owner's code (a view, a trigger, a
+        // function the SQL console calls) cannot. Only the API's own 28000
+        // or enrolment refusal means "your session": the same codes from
+        // anyone else's code are an error of that code (issue 28 item 5).
+        let ours = db.routine() == Some("fluxbase_admin");
         match db.code().code() {
             // A session limited to 2FA enrolment (its hint names totp_setup).
-            "42501" if db.hint().is_some_and(|h| h.contains("totp_setup")) => WebError::EnrolFirst,
+            "42501" if ours && db.hint().is_some_and(|h| h.contains("totp_setup")) => WebError::EnrolFirst,
             "42501" => WebError::Denied(msg),
             "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "22007" | "22008" => {
                 WebError::BadRequest(msg)
             }
+            // An unknown column, a NUL or an escape jsonb cannot hold (a filter, a sort).
+            "42703" | "22P05" | "22021" => WebError::BadRequest(msg),
             "FBR01" => WebError::Reauth(msg),
             "P0002" => WebError::NotFound(msg),
-            "28000" => WebError::Expired,
+            "28000" if ours => WebError::Expired,
+            "28000" => WebError::Denied(msg),
             "57014" => WebError::Cancelled(format!("database 57014: {msg}")),
             code => WebError::internal(format!("database {code}: {msg}")),
         }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod assets;
 pub mod cookies;
 pub mod csrf;
+pub mod csv_safe;
 pub mod db;
 pub mod error;
 pub mod form;

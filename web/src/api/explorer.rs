@@ -132,6 +132,29 @@ impl<'de> Deserialize<'de> for RawRow {
     }
 }
 
+/// Refuse with 400 what no column name or value can be: an empty sort or
+/// filter column (`s=-`), a NUL anywhere (PostgreSQL text cannot hold it).
+/// An unknown column is the extension's 42703, also a 400 (`error.rs`).
+pub fn check_query(q: &Query) -> Result<(), WebError> {
+    fn walk(v: &Value, key: Option<&str>) -> Result<(), WebError> {
+        match v {
+            Value::String(s) if s.contains('\0') => Err(WebError::BadRequest("a filter or search value cannot contain a NUL character".into())),
+            Value::String(s) if key == Some("column") && s.is_empty() => {
+                Err(WebError::BadRequest("a sort or filter names no column".into()))
+            }
+            Value::Array(a) => a.iter().try_for_each(|x| walk(x, None)),
+            Value::Object(o) => o.iter().try_for_each(|(k, x)| walk(x, Some(k))),
+            _ => Ok(()),
+        }
+    }
+    walk(&q.filters, None)?;
+    walk(&q.sort, None)?;
+    if q.search.as_deref().is_some_and(|s| s.contains('\0')) {
+        return Err(WebError::BadRequest("the search cannot contain a NUL character".into()));
+    }
+    Ok(())
+}
+
 /// One page of `browse`.
 #[derive(Deserialize, Debug)]
 pub struct Page {
@@ -156,6 +179,7 @@ pub async fn browse(
     page_size: i32,
     after: Option<&Value>,
 ) -> Result<Page, WebError> {
+    check_query(q)?;
     let row = tx
         .query_one(
             &format!("SELECT dashboard.browse({REL}, $2, $3, $4, $5, $6)"),
@@ -187,6 +211,7 @@ pub async fn export_rows(
     format: &str,
     after: Option<&Value>,
 ) -> Result<ExportChunk, WebError> {
+    check_query(q)?;
     let row = tx
         .query_one(
             &format!("SELECT data, row_count, next_cursor FROM dashboard.export_rows({REL}, $2, $3, $4, $5, $6, $7)"),
@@ -198,6 +223,7 @@ pub async fn export_rows(
 
 /// The exact number of rows of the view (filters and search), as the viewer.
 pub async fn count_rows(tx: &Tx<'_>, schema: &str, table: &str, q: &Query) -> Result<i64, WebError> {
+    check_query(q)?;
     let row = tx
         .query_one(&format!("SELECT dashboard.count_rows({REL}, $2, $3)"), &[&qualified(schema, table), &q.filters, &q.search])
         .await?;
