@@ -60,6 +60,8 @@ def test_bad_filters_and_sorts_answer_400(db, su):
         for q in ("fc=nope&fo=eq&fv=1", "s=-", "s=nope", "fc=title&fo=eq&fv=a%00b", "q=a%00b"):
             for path in ("/admin/tables/public/notes", "/admin/tables/public/notes/grid",
                          "/admin/tables/public/notes/export", "/admin/tables/public/notes/count"):
+                if q == "s=nope" and path.endswith("/count"):
+                    continue  # a count has no order
                 st, text, _ = request(s.port, "GET", f"{path}?{q}", token=token)
                 assert st == 400, (path, q, st, text[:300])
         st, _, _ = request(s.port, "GET", "/admin/tables/public/notes?fc=title&fo=eq&fv=a", token=token)

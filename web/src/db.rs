@@ -113,6 +113,11 @@ pub(crate) async fn get(pool: &Pool) -> Result<deadpool_postgres::Object, WebErr
             "every database connection of the dashboard is in use (waited {} s)",
             wait.as_secs_f32()
         )),
+        // (the database's own message: "db error" alone says nothing)
+        deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
+            Some(db) => WebError::internal(format!("database connection: {}: {}", db.code().code(), db.message())),
+            None => WebError::internal(format!("database connection: {e}")),
+        },
         e => WebError::internal(format!("database connection: {e}")),
     })
 }

@@ -107,7 +107,13 @@ pub const QUERY_CAP: usize = 1000;
 /// (the extra one only says there were more).
 pub async fn query_as(tx: &Tx<'_>, id: Uuid, sql: &str) -> Result<Vec<Box<RawValue>>, WebError> {
     let cap = (QUERY_CAP + 1) as i64;
-    let rows = tx.query("SELECT r::text FROM dashboard.query_as($1, $2) r LIMIT $3", &[&id, &sql, &cap]).await?;
+    // The user's statement resolves names as that user's own login would
+    // (PostgreSQL's default path); the server's own statements, before and
+    // after, keep theirs pinned (`db::SEARCH_PATH`). This statement names
+    // only the schema-qualified query_as.
+    tx.batch_execute("SET LOCAL search_path TO \"$user\", public").await?;
+    let rows = tx.query("SELECT r::pg_catalog.text FROM dashboard.query_as($1, $2) r LIMIT $3", &[&id, &sql, &cap]).await?;
+    tx.batch_execute("SET LOCAL search_path TO pg_catalog, pg_temp").await?;
     rows.iter()
         .map(|r| {
             let s: String = r.get(0);
