@@ -391,4 +391,29 @@ pub struct ServeArgs {
     /// what the URL leaves out comes from --database-url's settings
     #[arg(long, env = "FLUXBASE_READ_REPLICA_URL", hide_env_values = true, value_name = "URL")]
     pub read_replica_url: Option<String>,
+    /// The database URL is a transaction-pooling pooler (pgbouncer pool_mode=transaction,
+    /// Supavisor): no statement stays prepared across transactions, search_path is set in
+    /// each transaction (chosen automatically when the pooler refuses the options parameter)
+    #[arg(long, env = "FLUXBASE_POOLER")]
+    pub pooler: bool,
+    /// Statement timeout of the Tables section (explorer, exports, SQL console), in seconds
+    #[arg(long, env = "FLUXBASE_STATEMENT_TIMEOUT", default_value_t = 15.0, value_name = "SECONDS",
+          value_parser = positive_seconds)]
+    pub statement_timeout: f64,
+    /// Longest wait for a free database connection before the 503 page, in seconds
+    #[arg(long, env = "FLUXBASE_POOL_WAIT", default_value_t = 5.0, value_name = "SECONDS",
+          value_parser = positive_seconds)]
+    pub pool_wait: f64,
+    /// Where admins reach the dashboard (e.g. https://admin.example.com), for the links it
+    /// hands out (invitations); by default the listen address's URL
+    #[arg(long, env = "FLUXBASE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+/// A number of seconds above 0 and at most a day.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400")),
+    }
 }

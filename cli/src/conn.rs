@@ -69,6 +69,35 @@ pub fn build_config(url: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> 
     Ok(cfg)
 }
 
+/// The `options` startup parameter that pins `search_path` for the whole
+/// connection: only the system catalog (and the session's temporary schema,
+/// last), so no function, operator or type a database user created in
+/// `public` or in a schema named after the login can stand in for a built-in
+/// one (issue 28). Every name the CLI writes is schema-qualified as well.
+pub const PIN_OPTION: &str = "-c search_path=pg_catalog,pg_temp";
+
+/// The same for one transaction, where the connection cannot carry it
+/// (a transaction pooler such as pgbouncer refuses `options`).
+pub const PIN_TX: &str = "SET LOCAL search_path TO pg_catalog, pg_temp";
+
+/// `cfg` with `PIN_OPTION` after the caller's own options (so it wins).
+pub fn pinned(cfg: &Config) -> Config {
+    let mut cfg = cfg.clone();
+    let opts = match cfg.get_options() {
+        Some(o) if !o.trim().is_empty() => format!("{o} {PIN_OPTION}"),
+        _ => PIN_OPTION.to_string(),
+    };
+    cfg.options(&opts);
+    cfg
+}
+
+/// The server refused the `options` startup parameter: pgbouncer's
+/// "unsupported startup parameter: options".
+pub fn options_refused(e: &postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| d.message().contains("unsupported startup parameter"))
+        || e.to_string().contains("unsupported startup parameter")
+}
+
 /// "host:port" or "socket /dir/.s.PGSQL.port", for messages (never the password).
 pub fn describe_target(cfg: &Config) -> String {
     let port = cfg.get_ports().first().copied().unwrap_or(5432);
@@ -167,6 +196,14 @@ mod tests {
         let c = cfg(Some("host=/tmp/x port=1234 dbname=d user=u"), &[]).unwrap();
         assert_eq!(describe_target(&c), "/tmp/x/.s.PGSQL.1234");
         assert_eq!(c.get_dbname(), Some("d"));
+    }
+
+    #[test]
+    fn pinned_appends_search_path_after_the_callers_options() {
+        let c = pinned(&cfg(Some("postgresql:///app"), &[]).unwrap());
+        assert_eq!(c.get_options(), Some(PIN_OPTION));
+        let c = pinned(&cfg(Some("postgresql:///app?options=-c%20work_mem%3D8MB"), &[]).unwrap());
+        assert_eq!(c.get_options(), Some("-c work_mem=8MB -c search_path=pg_catalog,pg_temp"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `fluxbase`: the command-line tool for the fluxbase_admin extension. It talks
 //! to PostgreSQL like any client and calls the extension's SQL API
 //! (dashboard_auth.*, dashboard.*); results are read generically as JSON rows
-//! (`SELECT to_json(t) FROM fn(...) t`) so the tool does not hard-code each
+//! (`SELECT pg_catalog.to_json(t) FROM fn(...) t`) so the tool does not hard-code each
 //! function's column list.
 
 /// println! that ends quietly when stdout is closed early (`fluxbase ... | head`).
@@ -85,7 +85,7 @@ fn run(args: Cli) -> Result<(), Fail> {
             let rows = ctx.rows(
                 "dashboard.audit_search",
                 // audit_search shows a row-change entry's rows decoded; `--action row.*` is a prefix
-                "SELECT to_json(t)::text FROM (
+                "SELECT pg_catalog.to_json(t)::text FROM (
                    SELECT id, occurred_at, actor, action, target_type, target_id, success, ip, details
                    FROM dashboard.audit_search(actor => $1::text, action => $2::text, target => $3::text,
                                                page_size => $4::text::int)) t",
@@ -118,7 +118,7 @@ fn audit_verify(ctx: &mut Ctx, witness: Option<&std::path::Path>) -> Result<(), 
     let (id, hash) = (saved.as_ref().map(|(i, _)| i.to_string()), saved.as_ref().map(|(_, h)| h.clone()));
     let result = ctx.json_scalar(
         "dashboard_auth.verify_audit_chain",
-        "SELECT to_json(t)::text FROM dashboard_auth.verify_audit_chain($1::text::bigint, pg_catalog.decode($2::text, 'hex')) t",
+        "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.verify_audit_chain($1::text::bigint, pg_catalog.decode($2::text, 'hex')) t",
         &[id, hash],
     )?;
     let ok = result["ok"].as_bool() == Some(true);
@@ -135,7 +135,7 @@ fn audit_verify(ctx: &mut Ctx, witness: Option<&std::path::Path>) -> Result<(), 
     if let Some(path) = witness {
         let head = ctx.json_scalar(
             "dashboard_auth.audit_witness",
-            "SELECT json_build_object('id', id, 'hash', pg_catalog.encode(hash, 'hex'))::text FROM dashboard_auth.audit_witness()",
+            "SELECT pg_catalog.json_build_object('id', id, 'hash', pg_catalog.encode(hash, 'hex'))::text FROM dashboard_auth.audit_witness()",
             &[],
         )?;
         let line = format!("{} {}\n", head["id"], head["hash"].as_str().unwrap_or_default());
@@ -198,6 +198,10 @@ fn serve(url: Option<&str>, a: ServeArgs) -> Result<(), Fail> {
         allow_superuser: a.allow_superuser,
         pool_size: a.pool_size,
         replica,
+        pooler: a.pooler,
+        statement_timeout: std::time::Duration::from_secs_f64(a.statement_timeout),
+        pool_wait: std::time::Duration::from_secs_f64(a.pool_wait),
+        public_url: a.public_url,
     };
     let rt = tokio::runtime::Runtime::new().map_err(|e| Fail::failure(format!("cannot start: {e}")))?;
     rt.block_on(fluxbase_web::serve(opts)).map_err(|e| Fail::failure(format!("{e:#}")))
@@ -248,6 +252,9 @@ struct Ctx {
     yes: bool,
     /// Secrets come from stdin (--password-stdin), not from a prompt.
     password_stdin: bool,
+    /// Connected through a pooler that refused the `options` startup
+    /// parameter: every transaction pins `search_path` itself.
+    pooled: bool,
 }
 
 /// SQLSTATE of a step-up refusal: the saved session must re-authenticate.
@@ -258,21 +265,39 @@ type Param = Option<String>;
 impl Ctx {
     fn connect(url: Option<&str>, session: Option<String>, out: Out, yes: bool, password_stdin: bool) -> Result<Ctx, Fail> {
         let cfg = conn::build_config(url, &|k| std::env::var(k).ok())?;
-        let mut client = cfg.connect(NoTls).map_err(|e| conn::connect_error(&cfg, &e))?;
-        let row = client
-            .query_one(
-                "SELECT current_database()::text, current_user::text,
-                        EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'fluxbase_admin')",
+        // search_path pinned at connect time (`options`); a pooler that
+        // refuses the parameter (pgbouncer) gets it per transaction instead.
+        let (mut client, pooled) = match conn::pinned(&cfg).connect(NoTls) {
+            Ok(c) => (c, false),
+            Err(e) if conn::options_refused(&e) => (cfg.connect(NoTls).map_err(|e| conn::connect_error(&cfg, &e))?, true),
+            Err(e) => return Err(conn::connect_error(&cfg, &e)),
+        };
+        let row = (|| {
+            let mut tx = client.transaction()?;
+            if pooled {
+                tx.batch_execute(conn::PIN_TX)?;
+            }
+            let row = tx.query_one(
+                "SELECT pg_catalog.current_database()::text, current_user::text,
+                        EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'fluxbase_admin')",
                 &[],
-            )
-            .map_err(|e| Fail::failure(format!("lost the connection to PostgreSQL: {e}")))?;
-        let (dbname, user, installed): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+            )?;
+            // (read, and the row with its statement dropped, before COMMIT:
+            // behind a transaction pooler the statement is closed on the
+            // server connection that prepared it)
+            let got: (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+            drop(row);
+            tx.commit()?;
+            Ok::<_, postgres::Error>(got)
+        })()
+        .map_err(|e| Fail::failure(format!("lost the connection to PostgreSQL: {e}")))?;
+        let (dbname, user, installed) = row;
         if !installed {
             return Err(Fail::connect(format!(
                 "the fluxbase_admin extension is not installed in database {dbname}: run CREATE EXTENSION fluxbase_admin"
             )));
         }
-        Ok(Ctx { client, user, session, out, yes, password_stdin })
+        Ok(Ctx { client, user, session, out, yes, password_stdin, pooled })
     }
 
     /// Run one statement returning one text column, in a transaction that first
@@ -316,7 +341,7 @@ impl Ctx {
         let until = self
             .query_with_once(
                 "dashboard_auth.reauthenticate",
-                "SELECT to_char(dashboard_auth.reauthenticate($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                "SELECT pg_catalog.to_char(dashboard_auth.reauthenticate($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
                 &[Some(secret)],
                 true,
             )
@@ -334,18 +359,27 @@ impl Ctx {
 
     fn query_with_once(&mut self, label: &str, sql: &str, params: &[Param], with_session: bool) -> Result<Vec<Option<String>>, Retry> {
         let token = if with_session { self.session.clone() } else { None };
+        let pooled = self.pooled;
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
         let result = (|| {
             let mut tx = self.client.transaction().map_err(|e| (Stage::Command, e))?;
+            if pooled {
+                tx.batch_execute(conn::PIN_TX).map_err(|e| (Stage::Command, e))?;
+            }
             if let Some(t) = &token {
                 tx.query("SELECT dashboard_auth.use_session($1)", &[t]).map_err(|e| (Stage::Session, e))?;
             }
             let rows = tx.query(sql, &refs).map_err(|e| (Stage::Command, e))?;
+            // The rows (and the statement they hold) go before COMMIT, so its
+            // Close reaches the server connection that prepared it, also
+            // behind a transaction pooler.
+            let out: Vec<Option<String>> = rows.iter().map(|r| r.get::<_, Option<String>>(0)).collect();
+            drop(rows);
             tx.commit().map_err(|e| (Stage::Command, e))?;
-            Ok::<_, (Stage, postgres::Error)>(rows)
+            Ok::<_, (Stage, postgres::Error)>(out)
         })();
         match result {
-            Ok(rows) => Ok(rows.iter().map(|r| r.get::<_, Option<String>>(0)).collect()),
+            Ok(rows) => Ok(rows),
             Err((Stage::Command, e)) if token.is_some() && e.as_db_error().is_some_and(|d| d.code().code() == REAUTH_REQUIRED) => {
                 Err(Retry::Reauth(e.as_db_error().cloned().expect("checked")))
             }
@@ -372,15 +406,23 @@ impl Ctx {
         }
         if code == "42883" {
             if let Some((schema, name)) = label.split_once('.') {
-                let exists = self
-                    .client
-                    .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-                                         WHERE n.nspname = $1 AND p.proname = $2)",
+                let pooled = self.pooled;
+                let exists = (|| {
+                    let mut tx = self.client.transaction()?;
+                    if pooled {
+                        tx.batch_execute(conn::PIN_TX)?;
+                    }
+                    let r = tx.query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+                                         WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND p.proname OPERATOR(pg_catalog.=) $2)",
                         &[&schema, &name],
-                    )
-                    .map(|r| r.get::<_, bool>(0))
-                    .unwrap_or(true);
+                    )?;
+                    let exists = r.get::<_, bool>(0);
+                    drop(r);
+                    tx.commit()?;
+                    Ok::<_, postgres::Error>(exists)
+                })()
+                .unwrap_or(true);
                 if !exists {
                     return Fail::failure(format!("this server's fluxbase_admin has no {label} (upgrade the extension)"));
                 }
@@ -444,13 +486,13 @@ fn admin(ctx: &mut Ctx, cmd: AdminCmd) -> Result<(), Fail> {
     match cmd {
         AdminCmd::Users { cmd } => match cmd {
             AdminUsersCmd::List => {
-                let rows = ctx.rows("dashboard_auth.list_admins", "SELECT to_json(t)::text FROM dashboard_auth.list_admins() t", &[])?;
+                let rows = ctx.rows("dashboard_auth.list_admins", "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.list_admins() t", &[])?;
                 ctx.out.list_view(&rows, "admin users", output::views::ADMINS);
             }
             AdminUsersCmd::Get { id } => {
                 let rows = ctx.rows(
                     "dashboard_auth.get_admin",
-                    "SELECT to_json(t)::text FROM dashboard_auth.get_admin($1::text::uuid) t",
+                    "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.get_admin($1::text::uuid) t",
                     &[s(&id)],
                 )?;
                 let r = first_or_not_found(rows, format!("no admin with id {id}"))?;
@@ -478,7 +520,7 @@ fn admin(ctx: &mut Ctx, cmd: AdminCmd) -> Result<(), Fail> {
             InvitationsCmd::List { include_accepted, include_expired } => {
                 let rows = ctx.rows(
                     "dashboard_auth.list_invitations",
-                    "SELECT to_json(t)::text FROM dashboard_auth.list_invitations($1::text::bool, $2::text::bool) t",
+                    "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.list_invitations($1::text::bool, $2::text::bool) t",
                     &[s(&include_accepted.to_string()), s(&include_expired.to_string())],
                 )?;
                 ctx.out.list_view(&rows, "invitations", output::views::INVITATIONS);
@@ -496,7 +538,7 @@ fn admin(ctx: &mut Ctx, cmd: AdminCmd) -> Result<(), Fail> {
             SessionsCmd::List { user_id } => {
                 let rows = ctx.rows(
                     "dashboard_auth.list_sessions",
-                    "SELECT to_json(t)::text FROM dashboard_auth.list_sessions($1::text::uuid) t",
+                    "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.list_sessions($1::text::uuid) t",
                     &[user_id],
                 )?;
                 ctx.out.list_view(&rows, "active admin sessions", output::views::SESSIONS);
@@ -552,20 +594,20 @@ fn users(ctx: &mut Ctx, cmd: UsersCmd) -> Result<(), Fail> {
         UsersCmd::List { search, page_size, after } => {
             let rows = ctx.rows(
                 "dashboard.list_users",
-                "SELECT to_json(t)::text FROM dashboard.list_users($1, $2::text::int, $3::text::uuid) t",
+                "SELECT pg_catalog.to_json(t)::text FROM dashboard.list_users($1, $2::text::int, $3::text::uuid) t",
                 &[search, s(&page_size.to_string()), after],
             )?;
             ctx.out.list_view(&rows, "users", output::views::APP_USERS);
         }
         UsersCmd::Get { id } => {
-            let rows = ctx.rows("dashboard.get_user", "SELECT to_json(t)::text FROM dashboard.get_user($1::text::uuid) t", &[s(&id)])?;
+            let rows = ctx.rows("dashboard.get_user", "SELECT pg_catalog.to_json(t)::text FROM dashboard.get_user($1::text::uuid) t", &[s(&id)])?;
             let r = first_or_not_found(rows, format!("no user with id {id}"))?;
             ctx.out.record(&r);
         }
         UsersCmd::Invite { email, role } => {
             let rows = match &role {
-                Some(r) => ctx.rows("dashboard.invite_user", "SELECT to_json(t)::text FROM dashboard.invite_user($1, $2) t", &[s(&email), s(r)])?,
-                None => ctx.rows("dashboard.invite_user", "SELECT to_json(t)::text FROM dashboard.invite_user($1) t", &[s(&email)])?,
+                Some(r) => ctx.rows("dashboard.invite_user", "SELECT pg_catalog.to_json(t)::text FROM dashboard.invite_user($1, $2) t", &[s(&email), s(r)])?,
+                None => ctx.rows("dashboard.invite_user", "SELECT pg_catalog.to_json(t)::text FROM dashboard.invite_user($1) t", &[s(&email)])?,
             };
             let r = rows.into_iter().next().unwrap_or(Value::Null);
             if ctx.out.for_scripts() || ctx.out.quiet {
@@ -620,7 +662,7 @@ fn setup(ctx: &mut Ctx, email: &str, name: Option<&str>, password_stdin: bool) -
     let password = read_secret("Password for the first admin: ", password_stdin, true)?;
     let rows = ctx.rows(
         "dashboard_auth.setup_first_admin",
-        "SELECT to_json(t)::text FROM dashboard_auth.setup_first_admin($1, $2, $3) t",
+        "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.setup_first_admin($1, $2, $3) t",
         &[s(email), Some(password), name.map(str::to_string)],
     )?;
     let r = rows.into_iter().next().ok_or_else(|| Fail::failure("setup_first_admin returned nothing"))?;
@@ -639,7 +681,7 @@ fn login(ctx: &mut Ctx, email: &str, password_stdin: bool) -> Result<(), Fail> {
     let ua = format!("fluxbase-cli/{}", env!("CARGO_PKG_VERSION"));
     let rows = ctx.rows(
         "dashboard_auth.login",
-        "SELECT to_json(t)::text FROM dashboard_auth.login($1, $2, NULL, $3) t",
+        "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.login($1, $2, NULL, $3) t",
         &[s(email), Some(password), Some(ua)],
     )?;
     let mut r = rows.into_iter().next().unwrap_or(Value::Null);
@@ -658,7 +700,7 @@ fn login(ctx: &mut Ctx, email: &str, password_stdin: bool) -> Result<(), Fail> {
         }
         let rows = ctx.rows(
             "dashboard_auth.login_mfa",
-            "SELECT to_json(t)::text FROM dashboard_auth.login_mfa($1, $2) t",
+            "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.login_mfa($1, $2) t",
             &[Some(pending), Some(code)],
         )?;
         r = rows.into_iter().next().unwrap_or(Value::Null);
@@ -712,7 +754,7 @@ fn impersonate(ctx: &mut Ctx, user: &str, reason: &str, params: Option<&str>, sq
     // Run the statement, then always end the impersonation, even when the statement failed.
     let result = ctx.rows(
         "dashboard.query_as",
-        "SELECT to_json(t)::text FROM dashboard.query_as($1::text::uuid, $2, $3::text::jsonb) t",
+        "SELECT pg_catalog.to_json(t)::text FROM dashboard.query_as($1::text::uuid, $2, $3::text::jsonb) t",
         &[s(&id), s(sql), s(params)],
     );
     let stopped = ctx.scalar("dashboard.stop_impersonation", "SELECT dashboard.stop_impersonation($1::text::uuid)::text", &[s(&id)]);
@@ -765,13 +807,13 @@ pub fn parse_cursor(c: &str) -> Value {
 fn tables(ctx: &mut Ctx, cmd: TablesCmd) -> Result<(), Fail> {
     match cmd {
         TablesCmd::List { schema } => {
-            let rows = ctx.rows("dashboard.list_tables", "SELECT to_json(t)::text FROM dashboard.list_tables($1) t", &[schema])?;
+            let rows = ctx.rows("dashboard.list_tables", "SELECT pg_catalog.to_json(t)::text FROM dashboard.list_tables($1) t", &[schema])?;
             ctx.out.list_view(&rows, "tables", output::views::TABLES);
         }
         TablesCmd::Describe { table } => {
             let rows = ctx.rows(
                 "dashboard.describe_table",
-                "SELECT to_json(t)::text FROM dashboard.describe_table($1::text::regclass) t",
+                "SELECT pg_catalog.to_json(t)::text FROM dashboard.describe_table($1::text::regclass) t",
                 &[s(&table)],
             )?;
             ctx.out.list(&rows, "columns");

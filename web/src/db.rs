@@ -9,7 +9,10 @@
 //! the replica, READ ONLY; everything else, and every fallback, on the
 //! primary. See `replica` for the rules and why.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
@@ -28,22 +31,143 @@ pub type Tx<'a> = deadpool_postgres::Transaction<'a>;
 pub struct Db {
     /// The primary: every write, and every read not sent to the replica.
     pub pool: Pool,
+    /// A few connections to the primary that only sign-in, sign-out, health
+    /// and the step-up dialog use (`limits`).
+    pub reserved: Pool,
+    /// Slots of `pool` the Tables section may hold at once (`limits::timed_share`).
+    pub timed: std::sync::Arc<tokio::sync::Semaphore>,
     /// The read replica, when configured (`replica`).
     pub replica: Option<crate::replica::Replica>,
 }
 
+/// The `search_path` of every connection and transaction of the server:
+/// only the system catalog (and the session's own temporary schema, last),
+/// so that no function, operator or type a database user created in
+/// `public` or in a schema named after the login can stand in for a
+/// built-in one (issue 28). Every name the server writes is schema-qualified
+/// as well.
+pub const SEARCH_PATH: &str = "pg_catalog, pg_temp";
+
+/// Behind a transaction-pooling pooler (`fluxbase serve --pooler`): no
+/// statement kept prepared across transactions (each is prepared and closed
+/// inside its transaction), and `search_path` pinned by `SET LOCAL` in every
+/// transaction instead of the `options` startup parameter (which pgbouncer
+/// refuses, and which would pin one server connection only). Set once at
+/// startup.
+static POOLER: AtomicBool = AtomicBool::new(false);
+
+pub fn set_pooler(on: bool) {
+    POOLER.store(on, Ordering::Relaxed);
+}
+
+pub fn pooler() -> bool {
+    POOLER.load(Ordering::Relaxed)
+}
+
+/// `pg` with `search_path` pinned at connect time: the `options` startup
+/// parameter `-c search_path=pg_catalog,pg_temp`, after any options of the
+/// caller's (so it wins). In pooler mode `pg` unchanged (see `begin`).
+pub fn pinned(pg: &tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut pg = pg.clone();
+    if !pooler() {
+        let pin = "-c search_path=pg_catalog,pg_temp";
+        let opts = match pg.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} {pin}"),
+            _ => pin.to_string(),
+        };
+        pg.options(&opts);
+    }
+    pg
+}
+
+/// Begin a transaction on `client`; in pooler mode pin `search_path` for it.
+pub async fn begin(client: &mut deadpool_postgres::Object) -> Result<Tx<'_>, WebError> {
+    let tx = client.transaction().await?;
+    pin_tx(&tx).await?;
+    Ok(tx)
+}
+
+/// In pooler mode: `SET LOCAL search_path` in `tx` (a no-op otherwise: the
+/// connection's own setting holds).
+pub async fn pin_tx(tx: &Tx<'_>) -> Result<(), WebError> {
+    if pooler() {
+        tx.batch_execute("SET LOCAL search_path TO pg_catalog, pg_temp").await?;
+    }
+    Ok(())
+}
+
 pub(crate) fn pool(pg: tokio_postgres::Config, size: usize) -> anyhow::Result<Pool> {
+    let pg = pinned(&pg);
     let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    Ok(Pool::builder(mgr).max_size(size.max(1)).build()?)
+    // (the runtime lets a wait for a connection be bounded: `get`)
+    Ok(Pool::builder(mgr).max_size(size.max(1)).runtime(deadpool_postgres::Runtime::Tokio1).build()?)
+}
+
+/// A connection of `pool`, waiting at most `limits::pool_wait()` for one:
+/// `WebError::Unavailable` (the 503 page) when none came free in time.
+pub(crate) async fn get(pool: &Pool) -> Result<deadpool_postgres::Object, WebError> {
+    let wait = crate::limits::pool_wait();
+    let t = deadpool_postgres::Timeouts { wait: Some(wait), ..Default::default() };
+    pool.timeout_get(&t).await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Timeout(_) => WebError::Unavailable(format!(
+            "every database connection of the dashboard is in use (waited {} s)",
+            wait.as_secs_f32()
+        )),
+        // (the database's own message: "db error" alone says nothing)
+        deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
+            Some(db) => WebError::internal(format!("database connection: {}: {}", db.code().code(), db.message())),
+            None => WebError::internal(format!("database connection: {e}")),
+        },
+        e => WebError::internal(format!("database connection: {e}")),
+    })
+}
+
+/// A pooled connection, with the Tables slot it holds (if any).
+pub struct Conn {
+    pub obj: deadpool_postgres::Object,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        &self.obj
+    }
 }
 
 impl Db {
     pub fn new(pg: tokio_postgres::Config, size: usize) -> anyhow::Result<Db> {
-        Ok(Db { pool: pool(pg, size)?, replica: None })
+        let size = size.max(1);
+        Ok(Db {
+            reserved: pool(pg.clone(), crate::limits::reserved_size(size))?,
+            pool: pool(pg, size)?,
+            timed: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::limits::timed_share(size))),
+            replica: None,
+        })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, WebError> {
-        self.pool.get().await.map_err(|e| WebError::internal(format!("database connection: {e}")))
+    /// A connection for the current request's class (`limits`): `Priority`
+    /// from the reserved pool; `Timed` once it holds one of the Tables
+    /// section's slots; every wait bounded (503).
+    async fn client(&self) -> Result<Conn, WebError> {
+        use crate::limits::Class;
+        match crate::limits::current() {
+            Class::Priority => Ok(Conn { obj: get(&self.reserved).await?, _slot: None }),
+            Class::Timed => {
+                let wait = crate::limits::pool_wait();
+                let slot = match tokio::time::timeout(wait, self.timed.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        return Err(WebError::Unavailable(format!(
+                            "every database connection the Tables section may use is busy (waited {} s)",
+                            wait.as_secs_f32()
+                        )))
+                    }
+                };
+                Ok(Conn { obj: get(&self.pool).await?, _slot: Some(slot) })
+            }
+            Class::Normal => Ok(Conn { obj: get(&self.pool).await?, _slot: None }),
+        }
     }
 
     /// Run `f` as the admin of `token`; `f` gets the admin's id.
@@ -89,15 +213,17 @@ impl Db {
             _ => (pre, f),
         };
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client.obj).await?;
         let out = session_tx(&tx, token, imp, pre, f).await?;
         tx.commit().await?;
         if let (Some(rep), Route::Write) = (&self.replica, route) {
             // Read-your-writes: this session's next reads wait for the
             // replica to have replayed this far (or go to the primary).
             // The insert position is at or past the commit record just written.
-            if let Ok(row) = client.query_one("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &[]).await {
-                rep.wrote(token, row.get(0));
+            if let Ok(row) = client.query_typed("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text", &[]).await {
+                if let Some(row) = row.first() {
+                    rep.wrote(token, row.get(0));
+                }
             }
         }
         Ok(out)
@@ -127,8 +253,11 @@ impl Db {
         // replica's lag. Only the data a page shows can lag.
         let live = async {
             let client = self.client().await.ok()?;
-            let stmt = client.prepare_cached("SELECT 1 FROM dashboard_auth.validate_session($1)").await.ok()?;
-            Some(!client.query(&stmt, &[&token]).await.ok()?.is_empty())
+            // An unnamed statement: one round trip, and nothing kept prepared
+            // (a transaction pooler may hand the next statement to another
+            // server connection).
+            let rows = client.query_typed("SELECT 1 FROM dashboard_auth.validate_session($1)", &[(&token, Type::TEXT)]).await.ok()?;
+            Some(!rows.is_empty())
         };
         if live.await != Some(true) {
             return Tried::Back(pre, f);
@@ -147,18 +276,27 @@ impl Db {
                 return Tried::Back(pre, f);
             }
         };
+        if let Err(e) = pin_tx(&tx).await {
+            rep.failed(&format!("cannot pin search_path: {e:?}"));
+            return Tried::Back(pre, f);
+        }
         // The session's own last write, and use_session, in one round trip.
         let lsn = rep.own_write(token).unwrap_or_else(|| "0/0".into());
-        let check = "SELECT dashboard_auth.use_session($1),
-                            coalesce(pg_catalog.pg_last_wal_replay_lsn() >= $2::text::pg_catalog.pg_lsn, true)";
-        let checked = match tx.prepare_cached(check).await {
-            Ok(stmt) => tx.query_one(&stmt, &[&token, &lsn]).await,
-            Err(e) => Err(e),
-        };
+        let (check, timeout) = session_sql(
+            "SELECT dashboard_auth.use_session($1),
+                    coalesce(pg_catalog.pg_last_wal_replay_lsn() OPERATOR(pg_catalog.>=) $2::pg_catalog.text::pg_catalog.pg_lsn, true)",
+        );
+        let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = vec![(&token, Type::TEXT), (&lsn, Type::TEXT)];
+        if let Some(ms) = &timeout {
+            params.push((ms, Type::TEXT));
+        }
+        let checked = tx.query_typed(&check, &params).await;
         let me: Uuid = match checked {
-            Ok(row) if row.get::<_, bool>(1) => row.get(0),
-            // Behind this session's own write: the primary has it.
-            Ok(_) => return Tried::Back(pre, f),
+            Ok(rows) => match rows.first() {
+                Some(row) if row.get::<_, bool>(1) => row.get(0),
+                // Behind this session's own write: the primary has it.
+                _ => return Tried::Back(pre, f),
+            },
             // Not known there (yet): a login the replica has not replayed.
             // The primary said the session is live; it decides.
             Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Tried::Back(pre, f),
@@ -196,7 +334,9 @@ impl Db {
             .await?;
         match f(tx).await {
             Ok(out) => {
-                tx.batch_execute("RELEASE SAVEPOINT fluxbase_timed; SET LOCAL statement_timeout TO DEFAULT").await?;
+                // back to the request's own timeout (`limits`), or none
+                tx.batch_execute(&format!("RELEASE SAVEPOINT fluxbase_timed; SET LOCAL statement_timeout TO {}", request_timeout_setting()))
+                    .await?;
                 Ok(Some(out))
             }
             Err(WebError::Cancelled(_)) => {
@@ -211,10 +351,18 @@ impl Db {
     /// always on the primary.
     pub async fn without_session<T>(&self, f: impl AsyncFnOnce(&Tx<'_>) -> Result<T, WebError>) -> Result<T, WebError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let tx = begin(&mut client.obj).await?;
         let out = f(&tx).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Does the session of `token` still hold (`validate_session` on the
+    /// primary: one unnamed statement)? None when the database cannot say.
+    pub async fn session_live(&self, token: &str) -> Option<bool> {
+        let client = self.client().await.ok()?;
+        let rows = client.query_typed("SELECT 1 FROM dashboard_auth.validate_session($1)", &[(&token, Type::TEXT)]).await.ok()?;
+        Some(!rows.is_empty())
     }
 
     /// Startup check: is the login a superuser? (Browsing tables as a
@@ -222,8 +370,8 @@ impl Db {
     /// superuser rights.)
     pub async fn login_is_superuser(&self) -> Result<bool, WebError> {
         let client = self.client().await?;
-        let row = client.query_one("SELECT current_setting('is_superuser') = 'on'", &[]).await?;
-        Ok(row.get(0))
+        let rows = client.query_typed("SELECT pg_catalog.current_setting('is_superuser')::pg_catalog.bool", &[]).await?;
+        rows.first().map(|r| r.get(0)).ok_or_else(|| WebError::internal("no answer"))
     }
 }
 
@@ -242,13 +390,45 @@ async fn session_tx<P, T>(
     pre: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<P, WebError>,
     f: impl AsyncFnOnce(&Tx<'_>, &Viewer) -> Result<T, WebError>,
 ) -> Result<(Viewer, P, T), WebError> {
-    let stmt = tx.prepare_cached("SELECT dashboard_auth.use_session($1)").await?;
-    let me: Uuid = match tx.query_one(&stmt, &[&token]).await {
-        Ok(row) => row.get(0),
+    // An unnamed statement (one round trip, nothing kept prepared); in the
+    // Tables section it also sets the statement timeout for the rest of the
+    // transaction (`limits`).
+    let (sql, timeout) = session_sql("SELECT dashboard_auth.use_session($1)");
+    let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = vec![(&token, Type::TEXT)];
+    if let Some(ms) = &timeout {
+        params.push((ms, Type::TEXT));
+    }
+    let me: Uuid = match tx.query_typed(&sql, &params).await {
+        Ok(rows) => match rows.first() {
+            Some(row) => row.get(0),
+            None => return Err(WebError::internal("use_session answered no row")),
+        },
         Err(e) if e.code().map(|c| c.code()) == Some("28000") => return Err(WebError::Expired),
         Err(e) => return Err(e.into()),
     };
     as_viewer(tx, me, imp, pre, f).await
+}
+
+/// `sql` (whose last parameter is `$1`, or `$2` on the replica), and in a
+/// `Timed` request also `set_config('statement_timeout', $n, true)` with the
+/// value to bind (milliseconds, text): one round trip for both.
+fn session_sql(sql: &str) -> (String, Option<String>) {
+    if crate::limits::current() != crate::limits::Class::Timed {
+        return (sql.to_string(), None);
+    }
+    let n = if sql.contains("$2") { 3 } else { 2 };
+    let ms = crate::limits::statement_timeout().as_millis().to_string();
+    (format!("{sql}, pg_catalog.set_config('statement_timeout', ${n}, true)"), Some(ms))
+}
+
+/// The statement timeout a `Timed` request's transaction runs under, as SET
+/// takes it; `DEFAULT` otherwise.
+pub fn request_timeout_setting() -> String {
+    if crate::limits::current() == crate::limits::Class::Timed {
+        crate::limits::statement_timeout().as_millis().to_string()
+    } else {
+        "DEFAULT".to_string()
+    }
 }
 
 /// The rest of a session transaction once `use_session` named the admin `me`

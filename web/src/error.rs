@@ -2,8 +2,9 @@
 //! 28000 from use_session → clear the cookie, back to the login page with a
 //! reason (htmx: `HX-Redirect`); 42501 → 403; 22023 22004 22P02 23505 28P01
 //! 55000 P0001 (and the step-up code FBR01) → 400 with the database's message;
-//! P0002 → 404; anything else (57014 too, as `Cancelled`) → 500 with a request
-//! id, the detail only logged.
+//! P0002 → 404; 57014 (`Cancelled`) → 504 naming the statement timeout; no
+//! free connection in time (`Unavailable`) → 503; anything else → 500 with a
+//! request id, the detail only logged.
 
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -33,10 +34,12 @@ pub enum WebError {
     NotFound(String),
     /// 500; the detail is logged, the page shows only the request id.
     Internal(String),
-    /// SQLSTATE 57014: a statement cancelled (a statement timeout). A 500
-    /// like `Internal` (same detail text), told apart so that
-    /// `Db::with_timeout` can catch exactly it.
+    /// SQLSTATE 57014: a statement cancelled (a statement timeout). Told
+    /// apart so that `Db::with_timeout` can catch exactly it; the page (504)
+    /// names the dashboard's statement timeout (`limits`).
     Cancelled(String),
+    /// 503: no database connection came free in time (`limits`).
+    Unavailable(String),
 }
 
 impl WebError {
@@ -59,18 +62,25 @@ impl From<tokio_postgres::Error> for WebError {
             return WebError::internal(format!("database: {e}"));
         };
         let msg = db.message().to_string();
+        // The extension's own errors name their routine `fluxbase_admin`
+        // (src/errors.rs `raise`); a table owner's code (a view, a trigger, a
+        // function the SQL console calls) cannot. Only the API's own 28000
+        // or enrolment refusal means "your session": the same codes from
+        // anyone else's code are an error of that code (issue 28 item 5).
+        let ours = db.routine() == Some("fluxbase_admin");
         match db.code().code() {
             // A session limited to 2FA enrolment (its hint names totp_setup).
-            "42501" if db.hint().is_some_and(|h| h.contains("totp_setup")) => WebError::EnrolFirst,
+            "42501" if ours && db.hint().is_some_and(|h| h.contains("totp_setup")) => WebError::EnrolFirst,
             "42501" => WebError::Denied(msg),
             "22023" | "22004" | "22P02" | "23505" | "28P01" | "55000" | "P0001" | "23514" | "22001" | "22007" | "22008" => {
                 WebError::BadRequest(msg)
             }
-            // A column the address names that the table does not have (the explorer's 42703).
-            "42703" => WebError::BadRequest(msg),
+            // An unknown column, a NUL or an escape jsonb cannot hold (a filter, a sort).
+            "42703" | "22P05" | "22021" => WebError::BadRequest(msg),
             "FBR01" => WebError::Reauth(msg),
             "P0002" => WebError::NotFound(msg),
-            "28000" => WebError::Expired,
+            "28000" if ours => WebError::Expired,
+            "28000" => WebError::Denied(msg),
             "57014" => WebError::Cancelled(format!("database 57014: {msg}")),
             code => WebError::internal(format!("database {code}: {msg}")),
         }
@@ -158,7 +168,22 @@ impl WebError {
                 false,
             ),
             WebError::NotFound(m) => error_response(StatusCode::NOT_FOUND, &m, htmx),
-            WebError::Internal(detail) | WebError::Cancelled(detail) => {
+            WebError::Unavailable(m) => {
+                error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("The dashboard is busy: {m}. Try again in a moment."), htmx)
+            }
+            WebError::Cancelled(detail) => {
+                let id = request_id();
+                eprintln!("fluxbase serve: request {id} cancelled: {detail}");
+                error_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!(
+                        "The database statement ran longer than the dashboard's statement timeout ({} s, fluxbase serve --statement-timeout) and was cancelled (request id {id}). Narrow the view with a filter, or try again.",
+                        crate::limits::statement_timeout().as_secs_f32()
+                    ),
+                    htmx,
+                )
+            }
+            WebError::Internal(detail) => {
                 let id = request_id();
                 eprintln!("fluxbase serve: request {id} failed: {detail}");
                 error_response(

@@ -16,10 +16,12 @@ pub mod api;
 pub mod assets;
 pub mod cookies;
 pub mod csrf;
+pub mod csv_safe;
 pub mod db;
 pub mod error;
 pub mod form;
 pub mod headers;
+pub mod limits;
 pub mod qr;
 pub mod replica;
 pub mod metrics;
@@ -93,7 +95,7 @@ impl App {
         let mut csrf_key = [0u8; 32];
         getrandom::fill(&mut csrf_key).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
         Ok(App(Arc::new(Inner {
-            live: live::Live::new(cfg.pg.clone()),
+            live: live::Live::new(db::pinned(&cfg.pg)),
             db,
             csrf_key,
             setup_done: AtomicBool::new(false),

@@ -101,6 +101,27 @@ async fn listen_forever(pg: tokio_postgres::Config, tx: broadcast::Sender<Change
     }
 }
 
+/// How often an open event stream checks that its session still holds.
+pub const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `stream` until the session of `token` ends (revoked, expired, signed
+/// out): checked every `SESSION_CHECK` with `validate_session` on the
+/// primary, so a revoked session's event streams stop within seconds
+/// (issue 28 item 5). A check that cannot reach the database ends the
+/// stream too (the browser reconnects, through `use_session`).
+pub fn until_revoked<S: futures_util::Stream>(app: crate::App, token: String, stream: S) -> impl futures_util::Stream<Item = S::Item> {
+    use futures_util::StreamExt;
+    let ended = async move {
+        loop {
+            tokio::time::sleep(SESSION_CHECK).await;
+            if app.db.session_live(&token).await != Some(true) {
+                return;
+            }
+        }
+    };
+    stream.take_until(Box::pin(ended))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,37 @@ pub struct ServeOpts {
     pub pool_size: usize,
     /// A read replica (hot standby) for read-only requests (`replica`).
     pub replica: Option<tokio_postgres::Config>,
+    /// Behind a transaction-pooling pooler (`db::pooler`); also chosen when
+    /// the server refuses the `options` startup parameter.
+    pub pooler: bool,
+    /// The Tables section's statement timeout (`limits`).
+    pub statement_timeout: std::time::Duration,
+    /// The longest wait for a pooled connection (`limits`).
+    pub pool_wait: std::time::Duration,
+    /// Where admins reach the dashboard (`--public-url`), for the links it
+    /// hands out (invitations); by default the listen address's URL.
+    pub public_url: Option<String>,
+}
+
+static PUBLIC_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The dashboard's public origin (`--public-url`, else the listen address's
+/// URL; `http://localhost` outside `serve`): links the server hands out
+/// are built from it, never from a request's Host header (issue 28 item 5).
+pub fn public_url() -> &'static str {
+    PUBLIC_URL.get().map(String::as_str).unwrap_or("http://localhost")
+}
+
+/// `--public-url`: an http(s) URL without query or fragment; no trailing `/`.
+pub fn check_public_url(u: &str) -> anyhow::Result<String> {
+    let u = u.trim().trim_end_matches('/');
+    let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && r.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'\\') => {
+            Ok(u.to_string())
+        }
+        _ => bail!("--public-url must be an http:// or https:// URL without query or fragment (got {u:?})"),
+    }
 }
 
 /// Refusals that need no database: plain HTTP beyond loopback, half a TLS pair.
@@ -38,9 +69,26 @@ pub fn check_opts(o: &ServeOpts) -> anyhow::Result<bool> {
 
 pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
     let tls = check_opts(&o)?;
+    let public = o.public_url.as_deref().map(check_public_url).transpose()?;
     let _ = assets::links(); // a missing asset stops startup here
-    let app = App::with_replica(Config { pg: o.pg, behind_proxy: o.behind_proxy, tls, pool_size: o.pool_size }, o.replica)?;
-    let su = app.db.login_is_superuser().await.map_err(|e| anyhow::anyhow!("cannot use the database: {e:?}"))?;
+    crate::db::set_pooler(o.pooler);
+    crate::limits::set_statement_timeout(o.statement_timeout);
+    crate::limits::set_pool_wait(o.pool_wait);
+    let config = || Config { pg: o.pg.clone(), behind_proxy: o.behind_proxy, tls, pool_size: o.pool_size };
+    let mut app = App::with_replica(config(), o.replica.clone())?;
+    let su = match app.db.login_is_superuser().await {
+        // pgbouncer refuses the `options` startup parameter that pins
+        // search_path: a transaction pooler, so pooler mode (search_path set
+        // in every transaction, no statement kept prepared).
+        Err(crate::error::WebError::Internal(m)) if !o.pooler && m.contains("unsupported startup parameter") => {
+            println!("the database refused the options startup parameter (a transaction pooler?): pooler mode (--pooler)");
+            crate::db::set_pooler(true);
+            app = App::with_replica(config(), o.replica.clone())?;
+            app.db.login_is_superuser().await
+        }
+        r => r,
+    }
+    .map_err(|e| anyhow::anyhow!("cannot use the database: {e:?}"))?;
     if su && !o.allow_superuser {
         bail!(
             "refusing to serve as a superuser login: browsing tables would run their owners' triggers and functions with superuser rights. \
@@ -77,6 +125,7 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
         o.listen.ip().to_string()
     };
     let url = format!("{scheme}://{host}:{}/admin", o.listen.port());
+    let _ = PUBLIC_URL.set(public.unwrap_or_else(|| format!("{scheme}://{host}:{}", o.listen.port())));
     if tls {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(o.tls_cert.unwrap(), o.tls_key.unwrap())

@@ -9,7 +9,7 @@ use crate::db::Tx;
 use crate::error::WebError;
 
 pub async fn needs_setup(tx: &Tx<'_>) -> Result<bool, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.needs_setup() t", &[]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.needs_setup() t", &[]).await
 }
 
 #[derive(Deserialize)]
@@ -21,7 +21,7 @@ pub struct NewSession {
 pub async fn setup_first_admin(tx: &Tx<'_>, email: &str, password: &str, full_name: &str) -> Result<NewSession, WebError> {
     one(
         tx,
-        "SELECT to_json(t) FROM dashboard_auth.setup_first_admin($1, $2, $3) t",
+        "SELECT pg_catalog.to_json(t) FROM dashboard_auth.setup_first_admin($1, $2, $3) t",
         &[&email, &password, &full_name],
     )
     .await
@@ -38,7 +38,7 @@ pub struct LoginAnswer {
 pub async fn login(tx: &Tx<'_>, email: &str, password: &str, ip: Option<&str>, user_agent: Option<&str>) -> Result<LoginAnswer, WebError> {
     one(
         tx,
-        "SELECT to_json(t) FROM dashboard_auth.login($1, $2, $3::text::inet, $4) t",
+        "SELECT pg_catalog.to_json(t) FROM dashboard_auth.login($1, $2, $3::text::inet, $4) t",
         &[&email, &password, &ip, &user_agent],
     )
     .await
@@ -57,7 +57,7 @@ pub struct Admin {
 /// used, revoked or expired token (SQLSTATE 28000) is the form's message
 /// here, not a session that ended.
 pub async fn accept_invitation(tx: &Tx<'_>, token: &str, password: &str, full_name: &str) -> Result<Uuid, WebError> {
-    let sql = "SELECT to_json(dashboard_auth.accept_invitation($1, $2, $3))";
+    let sql = "SELECT pg_catalog.to_json(dashboard_auth.accept_invitation($1, $2, $3))";
     match tx.query_one(sql, &[&token, &password, &full_name]).await {
         Ok(row) => serde_json::from_value(row.get(0)).map_err(|e| WebError::internal(format!("unexpected answer: {e}"))),
         Err(e) => match e.as_db_error() {
@@ -68,7 +68,7 @@ pub async fn accept_invitation(tx: &Tx<'_>, token: &str, password: &str, full_na
 }
 
 pub async fn get_admin(tx: &Tx<'_>, id: Uuid) -> Result<Admin, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.get_admin($1) t", &[&id]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.get_admin($1) t", &[&id]).await
 }
 
 pub async fn change_password(tx: &Tx<'_>, old: &str, new: &str) -> Result<(), WebError> {

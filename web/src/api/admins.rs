@@ -28,7 +28,7 @@ pub struct AdminRow {
 }
 
 pub async fn list(tx: &Tx<'_>) -> Result<Vec<AdminRow>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard_auth.list_admins() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.list_admins() t", &[]).await
 }
 
 pub async fn update_role(tx: &Tx<'_>, id: Uuid, role: &str) -> Result<(), WebError> {
@@ -38,7 +38,7 @@ pub async fn update_role(tx: &Tx<'_>, id: Uuid, role: &str) -> Result<(), WebErr
 
 /// Lift an admin's login lockout (a step-up action); true when it was locked.
 pub async fn unlock(tx: &Tx<'_>, id: Uuid) -> Result<bool, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.unlock_admin($1) t", &[&id]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.unlock_admin($1) t", &[&id]).await
 }
 
 pub async fn delete(tx: &Tx<'_>, id: Uuid) -> Result<(), WebError> {
@@ -47,7 +47,7 @@ pub async fn delete(tx: &Tx<'_>, id: Uuid) -> Result<(), WebError> {
 }
 
 pub async fn invite(tx: &Tx<'_>, email: &str, role: &str) -> Result<String, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.invite_admin($1, $2) t", &[&email, &role]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.invite_admin($1, $2) t", &[&email, &role]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -62,7 +62,7 @@ pub struct Invitation {
 }
 
 pub async fn invitations(tx: &Tx<'_>) -> Result<Vec<Invitation>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard_auth.list_invitations() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.list_invitations() t", &[]).await
 }
 
 /// Revoke by the id `list_invitations` shows (the function takes a token or an id).
@@ -85,13 +85,13 @@ pub struct SessionRow {
 }
 
 pub async fn sessions(tx: &Tx<'_>) -> Result<Vec<SessionRow>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard_auth.list_sessions() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.list_sessions() t", &[]).await
 }
 
 pub async fn revoke_session(tx: &Tx<'_>, id: Uuid) -> Result<bool, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.revoke_session($1) t", &[&id]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.revoke_session($1) t", &[&id]).await
 }
 
 pub async fn revoke_all_sessions(tx: &Tx<'_>, user_id: Uuid) -> Result<i32, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.revoke_all_sessions($1) t", &[&user_id]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.revoke_all_sessions($1) t", &[&user_id]).await
 }

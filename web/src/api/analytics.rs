@@ -20,7 +20,7 @@ pub struct ActiveSession {
 }
 
 pub async fn active_sessions(tx: &Tx<'_>) -> Result<Vec<ActiveSession>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.active_sessions() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.active_sessions() t", &[]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -36,7 +36,7 @@ pub struct ConnGroup {
 }
 
 pub async fn connection_breakdown(tx: &Tx<'_>) -> Result<Vec<ConnGroup>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.connection_breakdown() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.connection_breakdown() t", &[]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -48,7 +48,7 @@ pub struct CacheHits {
 }
 
 pub async fn cache_hit_ratio(tx: &Tx<'_>) -> Result<Vec<CacheHits>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.cache_hit_ratio() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.cache_hit_ratio() t", &[]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -58,7 +58,7 @@ pub struct StatsAvailable {
 }
 
 pub async fn query_stats_available(tx: &Tx<'_>) -> Result<StatsAvailable, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard.query_stats_available() t", &[]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.query_stats_available() t", &[]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -73,7 +73,7 @@ pub struct TopQuery {
 }
 
 pub async fn top_queries(tx: &Tx<'_>, order_by: &str, limit: i32) -> Result<Vec<TopQuery>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.top_queries($1, $2) t", &[&order_by, &limit]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.top_queries($1, $2) t", &[&order_by, &limit]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -88,7 +88,7 @@ pub struct Storage {
 }
 
 pub async fn storage_usage(tx: &Tx<'_>) -> Result<Vec<Storage>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.storage_usage() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.storage_usage() t", &[]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -101,5 +101,5 @@ pub struct IndexSize {
 }
 
 pub async fn largest_indexes(tx: &Tx<'_>, limit: i32) -> Result<Vec<IndexSize>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.largest_indexes($1) t", &[&limit]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.largest_indexes($1) t", &[&limit]).await
 }

@@ -66,7 +66,7 @@ pub async fn search(tx: &Tx<'_>, q: &Search, page_size: i32) -> Result<Vec<Entry
     let action = blank(&q.action).map(|a| if a.ends_with('*') { a.to_string() } else { format!("{a}*") });
     rows(
         tx,
-        "SELECT to_json(t) FROM dashboard.audit_search($1, $2, $3, $4::text::timestamptz, $5::text::timestamptz, $6, $7) t",
+        "SELECT pg_catalog.to_json(t) FROM dashboard.audit_search($1, $2, $3, $4::text::timestamptz, $5::text::timestamptz, $6, $7) t",
         &[&blank(&q.actor), &action, &blank(&q.target), &blank(&q.since), &blank(&q.until), &page_size, &q.after],
     )
     .await
@@ -85,5 +85,5 @@ pub struct Chain {
 }
 
 pub async fn verify_chain(tx: &Tx<'_>) -> Result<Chain, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.verify_audit_chain() t", &[]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.verify_audit_chain() t", &[]).await
 }

@@ -68,7 +68,7 @@ pub struct TableInfo {
 /// admin's own view every table of the user schemas, with its owner, RLS
 /// state and policy count.
 pub async fn list_tables(tx: &Tx<'_>, schema: Option<&str>) -> Result<Vec<TableInfo>, WebError> {
-    let mut tables: Vec<TableInfo> = rows(tx, "SELECT to_json(t) FROM dashboard.table_overview($1) t", &[&schema]).await?;
+    let mut tables: Vec<TableInfo> = rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.table_overview($1) t", &[&schema]).await?;
     for t in &mut tables {
         t.rls_enabled = t.rls != "off";
     }
@@ -88,7 +88,7 @@ pub struct ColumnInfo {
 }
 
 pub async fn describe(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<ColumnInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.describe_table({REL}) t"), &[&qualified(schema, table)]).await
+    rows(tx, &format!("SELECT pg_catalog.to_json(t) FROM dashboard.describe_table({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -100,7 +100,7 @@ pub struct IndexInfo {
 }
 
 pub async fn indexes(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<IndexInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_indexes({REL}) t"), &[&qualified(schema, table)]).await
+    rows(tx, &format!("SELECT pg_catalog.to_json(t) FROM dashboard.table_indexes({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -114,14 +114,13 @@ pub struct PolicyInfo {
 }
 
 pub async fn policies(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<PolicyInfo>, WebError> {
-    rows(tx, &format!("SELECT to_json(t) FROM dashboard.table_policies({REL}) t"), &[&qualified(schema, table)]).await
+    rows(tx, &format!("SELECT pg_catalog.to_json(t) FROM dashboard.table_policies({REL}) t"), &[&qualified(schema, table)]).await
 }
 
 /// The labels of each enum column (domains over enums too), in the enum's
 /// order: `dashboard.column_choices`.
 pub async fn choices(tx: &Tx<'_>, schema: &str, table: &str) -> Result<Vec<(String, Vec<String>)>, WebError> {
-    let stmt = tx.prepare_cached(&format!("SELECT column_name, labels FROM dashboard.column_choices({REL})")).await?;
-    let rs = tx.query(&stmt, &[&qualified(schema, table)]).await?;
+    let rs = super::query(tx, &format!("SELECT column_name, labels FROM dashboard.column_choices({REL})"), &[&qualified(schema, table)]).await?;
     Ok(rs.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -155,6 +154,29 @@ impl<'de> Deserialize<'de> for RawRow {
     }
 }
 
+/// Refuse with 400 what no column name or value can be: an empty sort or
+/// filter column (`s=-`), a NUL anywhere (PostgreSQL text cannot hold it).
+/// An unknown column is the extension's 42703, also a 400 (`error.rs`).
+pub fn check_query(q: &Query) -> Result<(), WebError> {
+    fn walk(v: &Value, key: Option<&str>) -> Result<(), WebError> {
+        match v {
+            Value::String(s) if s.contains('\0') => Err(WebError::BadRequest("a filter or search value cannot contain a NUL character".into())),
+            Value::String(s) if key == Some("column") && s.is_empty() => {
+                Err(WebError::BadRequest("a sort or filter names no column".into()))
+            }
+            Value::Array(a) => a.iter().try_for_each(|x| walk(x, None)),
+            Value::Object(o) => o.iter().try_for_each(|(k, x)| walk(x, Some(k))),
+            _ => Ok(()),
+        }
+    }
+    walk(&q.filters, None)?;
+    walk(&q.sort, None)?;
+    if q.search.as_deref().is_some_and(|s| s.contains('\0')) {
+        return Err(WebError::BadRequest("the search cannot contain a NUL character".into()));
+    }
+    Ok(())
+}
+
 /// One page of `browse`.
 #[derive(Deserialize, Debug)]
 pub struct Page {
@@ -179,6 +201,7 @@ pub async fn browse(
     page_size: i32,
     after: Option<&Value>,
 ) -> Result<Page, WebError> {
+    check_query(q)?;
     let row = tx
         .query_one(
             &format!("SELECT dashboard.browse({REL}, $2, $3, $4, $5, $6)"),
@@ -210,6 +233,7 @@ pub async fn export_rows(
     format: &str,
     after: Option<&Value>,
 ) -> Result<ExportChunk, WebError> {
+    check_query(q)?;
     let row = tx
         .query_one(
             &format!("SELECT data, row_count, next_cursor FROM dashboard.export_rows({REL}, $2, $3, $4, $5, $6, $7)"),
@@ -221,6 +245,7 @@ pub async fn export_rows(
 
 /// The exact number of rows of the view (filters and search), as the viewer.
 pub async fn count_rows(tx: &Tx<'_>, schema: &str, table: &str, q: &Query) -> Result<i64, WebError> {
+    check_query(q)?;
     let row = tx
         .query_one(&format!("SELECT dashboard.count_rows({REL}, $2, $3)"), &[&qualified(schema, table), &q.filters, &q.search])
         .await?;

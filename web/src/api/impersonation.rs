@@ -12,7 +12,7 @@ use crate::db::Tx;
 use crate::error::WebError;
 
 pub async fn start(tx: &Tx<'_>, target: &str, reason: &str) -> Result<Uuid, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard.start_impersonation($1, $2) t", &[&target, &reason]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.start_impersonation($1, $2) t", &[&target, &reason]).await
 }
 
 pub async fn stop(tx: &Tx<'_>, id: Uuid) -> Result<(), WebError> {
@@ -75,9 +75,10 @@ pub async fn live(tx: &Tx<'_>, me: Uuid, id: Uuid) -> Result<Option<Live>, WebEr
     let found: Vec<Row> = rows(
         tx,
         "SELECT pg_catalog.json_build_object('role', t.role, 'detail', t.detail,
-                'seconds_left', pg_catalog.ceil(pg_catalog.date_part('epoch', t.expires_at - pg_catalog.now()))::int8)
+                'seconds_left', pg_catalog.ceil(pg_catalog.date_part('epoch', t.expires_at OPERATOR(pg_catalog.-) pg_catalog.now()))::pg_catalog.int8)
          FROM dashboard.active_sessions() t
-         WHERE t.kind = 'impersonation' AND t.session_id = $1 AND t.user_id = $2",
+         WHERE t.kind OPERATOR(pg_catalog.=) 'impersonation' AND t.session_id OPERATOR(pg_catalog.=) $1
+           AND t.user_id OPERATOR(pg_catalog.=) $2",
         &[&id, &me],
     )
     .await?;
@@ -85,7 +86,7 @@ pub async fn live(tx: &Tx<'_>, me: Uuid, id: Uuid) -> Result<Option<Live>, WebEr
     let d = r.detail.unwrap_or(Detail { target_user_id: None, impersonation_type: None, reason: None });
     let who = match d.target_user_id {
         Some(uid) => {
-            let u: Vec<AppUser> = rows(tx, "SELECT to_json(t) FROM dashboard.get_user($1) t", &[&uid]).await?;
+            let u: Vec<AppUser> = rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.get_user($1) t", &[&uid]).await?;
             u.into_iter().next().and_then(|u| u.email).unwrap_or_else(|| uid.to_string())
         }
         None => d.impersonation_type.clone().unwrap_or_default(),
@@ -106,7 +107,13 @@ pub const QUERY_CAP: usize = 1000;
 /// (the extra one only says there were more).
 pub async fn query_as(tx: &Tx<'_>, id: Uuid, sql: &str) -> Result<Vec<Box<RawValue>>, WebError> {
     let cap = (QUERY_CAP + 1) as i64;
-    let rows = tx.query("SELECT r::text FROM dashboard.query_as($1, $2) r LIMIT $3", &[&id, &sql, &cap]).await?;
+    // The user's statement resolves names as that user's own login would
+    // (PostgreSQL's default path); the server's own statements, before and
+    // after, keep theirs pinned (`db::SEARCH_PATH`). This statement names
+    // only the schema-qualified query_as.
+    tx.batch_execute("SET LOCAL search_path TO \"$user\", public").await?;
+    let rows = tx.query("SELECT r::pg_catalog.text FROM dashboard.query_as($1, $2) r LIMIT $3", &[&id, &sql, &cap]).await?;
+    tx.batch_execute("SET LOCAL search_path TO pg_catalog, pg_temp").await?;
     rows.iter()
         .map(|r| {
             let s: String = r.get(0);

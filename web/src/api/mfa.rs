@@ -14,12 +14,12 @@ pub struct TotpSetup {
 }
 
 pub async fn totp_setup(tx: &Tx<'_>) -> Result<TotpSetup, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.totp_setup() t", &[]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.totp_setup() t", &[]).await
 }
 
 /// Turns 2FA on; the backup codes, shown once.
 pub async fn totp_enable(tx: &Tx<'_>, code: &str) -> Result<Vec<String>, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.totp_enable($1) t", &[&code]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.totp_enable($1) t", &[&code]).await
 }
 
 pub async fn totp_disable(tx: &Tx<'_>, code: &str) -> Result<(), WebError> {
@@ -27,5 +27,5 @@ pub async fn totp_disable(tx: &Tx<'_>, code: &str) -> Result<(), WebError> {
 }
 
 pub async fn regenerate_backup_codes(tx: &Tx<'_>, code: &str) -> Result<Vec<String>, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.regenerate_backup_codes($1) t", &[&code]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.regenerate_backup_codes($1) t", &[&code]).await
 }

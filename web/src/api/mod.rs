@@ -1,5 +1,5 @@
 //! The extension's SQL API, one function per SQL function, split like the
-//! extension's `src/`. Each reads `SELECT to_json(t) FROM fn(..) t` into serde
+//! extension's `src/`. Each reads `SELECT pg_catalog.to_json(t) FROM fn(..) t` into serde
 //! structs (as the CLI does). No other SQL anywhere in the server.
 
 pub mod accounts;
@@ -25,10 +25,7 @@ use crate::error::WebError;
 
 /// Every row of `sql` (which selects one json column), deserialised.
 pub async fn rows<T: DeserializeOwned>(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<T>, WebError> {
-    // Prepared once per pooled connection: a statement costs one round trip
-    // instead of two (prepare, then execute).
-    let stmt = tx.prepare_cached(sql).await?;
-    let rows = tx.query(&stmt, params).await?;
+    let rows = query(tx, sql, params).await?;
     rows.iter()
         .map(|r| {
             let v: serde_json::Value = r.get(0);
@@ -48,9 +45,21 @@ pub async fn one<T: DeserializeOwned>(tx: &Tx<'_>, sql: &str, params: &[&(dyn To
 
 /// Call a function for its effect (void or a value we don't need).
 pub async fn call(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), WebError> {
-    let stmt = tx.prepare_cached(sql).await?;
-    tx.query(&stmt, params).await?;
+    query(tx, sql, params).await?;
     Ok(())
+}
+
+/// Run `sql`. Directly connected: prepared once per pooled connection (a
+/// statement costs one round trip instead of two: prepare, then execute).
+/// Behind a transaction pooler (`db::pooler`): prepared and closed inside
+/// this transaction, as the next transaction may run on another server
+/// connection.
+pub async fn query(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, WebError> {
+    if crate::db::pooler() {
+        return Ok(tx.query(sql, params).await?);
+    }
+    let stmt = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&stmt, params).await?)
 }
 
 /// A timestamp as `to_json` writes it (`2026-12-01T23:12:36.12+00:00`),

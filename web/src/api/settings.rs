@@ -8,7 +8,7 @@ use crate::db::Tx;
 use crate::error::WebError;
 
 pub async fn get_setting(tx: &Tx<'_>, key: &str) -> Result<serde_json::Value, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard_auth.get_setting($1) t", &[&key]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.get_setting($1) t", &[&key]).await
 }
 
 #[derive(Deserialize, Clone)]
@@ -19,7 +19,7 @@ pub struct Definition {
 }
 
 pub async fn definitions(tx: &Tx<'_>) -> Result<Vec<Definition>, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard_auth.setting_definitions() t", &[]).await
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard_auth.setting_definitions() t", &[]).await
 }
 
 pub async fn set_setting(tx: &Tx<'_>, key: &str, value: &serde_json::Value) -> Result<(), WebError> {

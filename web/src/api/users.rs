@@ -109,14 +109,14 @@ pub struct UserFilter<'a> {
 pub async fn search(tx: &Tx<'_>, f: &UserFilter<'_>) -> Result<Vec<ListedUser>, WebError> {
     rows(
         tx,
-        "SELECT to_json(t) FROM dashboard.search_users($1, $2, $3, $4, $5, $6, $7) t",
+        "SELECT pg_catalog.to_json(t) FROM dashboard.search_users($1, $2, $3, $4, $5, $6, $7) t",
         &[&f.search, &f.confirmed, &f.role, &f.sort, &f.descending, &f.page_size, &f.after],
     )
     .await
 }
 
 pub async fn get(tx: &Tx<'_>, id: Uuid) -> Result<AppUser, WebError> {
-    rows(tx, "SELECT to_json(t) FROM dashboard.get_user($1) t", &[&id])
+    rows(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.get_user($1) t", &[&id])
         .await?
         .into_iter()
         .next()
@@ -130,7 +130,7 @@ pub struct Invited {
 }
 
 pub async fn invite(tx: &Tx<'_>, email: &str, role: &str) -> Result<Invited, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard.invite_user($1, $2) t", &[&email, &role]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.invite_user($1, $2) t", &[&email, &role]).await
 }
 
 pub async fn update_role(tx: &Tx<'_>, id: Uuid, role: &str) -> Result<(), WebError> {
@@ -139,7 +139,7 @@ pub async fn update_role(tx: &Tx<'_>, id: Uuid, role: &str) -> Result<(), WebErr
 }
 
 pub async fn reset_password(tx: &Tx<'_>, id: Uuid) -> Result<String, WebError> {
-    one(tx, "SELECT to_json(t) FROM dashboard.reset_user_password($1) t", &[&id]).await
+    one(tx, "SELECT pg_catalog.to_json(t) FROM dashboard.reset_user_password($1) t", &[&id]).await
 }
 
 pub async fn delete(tx: &Tx<'_>, id: Uuid) -> Result<(), WebError> {

@@ -187,11 +187,11 @@ struct EnrolPartial {
 }
 
 /// The only page of a session limited to enrolling in 2FA (`mfa.required`):
-/// a fresh secret to scan; confirming it (`twofa_enable_post`) makes the
-/// session a full one.
-async fn enrol_get(State(app): State<App>, s: Session) -> Result<Response, WebError> {
-    let t = app.db.with_session(&s.token, async |tx, _| api::mfa::totp_setup(tx).await).await?;
-    let partial = EnrolPartial { csrf: s.csrf.clone(), mfa: None, enrol: Some(Enrol::new(t.secret, t.otpauth_uri)) };
+/// a button that makes a fresh secret (a POST to `twofa_setup_post`: a GET
+/// writes nothing, issue 28 item 5); confirming its code
+/// (`twofa_enable_post`) makes the session a full one.
+async fn enrol_get(s: Session) -> Result<Response, WebError> {
+    let partial = EnrolPartial { csrf: s.csrf.clone(), mfa: None, enrol: None };
     full("Set up two-factor authentication", None, Some(&s.csrf), &partial)
 }
 
@@ -219,7 +219,14 @@ async fn password_post(State(app): State<App>, s: Session, hx: HxRequest, WebFor
 
 async fn twofa_setup_post(State(app): State<App>, s: Session, hx: HxRequest) -> Result<Response, WebError> {
     match app.db.with_session(&s.token, async |tx, _| api::mfa::totp_setup(tx).await).await {
-        Ok(t) => show(&app, &s, hx, View { enrol: Some(Enrol::new(t.secret, t.otpauth_uri)), ..View::default() }).await,
+        Ok(t) => match show(&app, &s, hx, View { enrol: Some(Enrol::new(t.secret.clone(), t.otpauth_uri.clone())), ..View::default() }).await {
+            // A session limited to enrolment: the enrolment page, with the secret.
+            Err(WebError::EnrolFirst) => {
+                let partial = EnrolPartial { csrf: s.csrf.clone(), mfa: None, enrol: Some(Enrol::new(t.secret, t.otpauth_uri)) };
+                full("Set up two-factor authentication", None, Some(&s.csrf), &partial)
+            }
+            r => r,
+        },
         Err(e) => show(&app, &s, hx, View { mfa: refusal(e)?, ..View::default() }).await,
     }
 }

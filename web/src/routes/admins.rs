@@ -4,7 +4,6 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -90,11 +89,10 @@ async fn invite_post(
     State(app): State<App>,
     s: Session,
     hx: HxRequest,
-    headers: HeaderMap,
     WebForm(f): WebForm<InviteInput>,
 ) -> Result<Response, WebError> {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
-    let origin = format!("{}://{host}", crate::headers::scheme(&app, &headers));
+    // From --public-url (or the listen address), never the request's Host.
+    let origin = crate::serve::public_url();
     page(&app, &s, hx, Url::Admins, "Admins", async |tx, me| {
         let token = api::admins::invite(tx, f.email.trim(), &f.role).await?;
         // The token rides in the fragment: no server, log or Referer sees it.

@@ -296,7 +296,18 @@ async fn twofa_post(
 
 async fn logout_post(State(app): State<App>, headers: HeaderMap) -> Result<Response, WebError> {
     if let Some(token) = cookies::get(&headers, cookies::SESSION) {
+        // Signing out ends a running *View as…* (issue 28 item 5): the next
+        // sign-in does not resume it. (A session already gone cannot stop
+        // it; the impersonation then ends at its own expiry.)
+        if let Some(imp) = cookies::get(&headers, cookies::IMPERSONATION).and_then(|v| v.parse::<uuid::Uuid>().ok()) {
+            let stopped = app.db.with_session(&token, async |tx, _| api::impersonation::stop(tx, imp).await).await;
+            if let Err(e) = stopped {
+                eprintln!("fluxbase serve: sign-out could not stop impersonation {imp}: {e:?}");
+            }
+        }
         app.db.without_session(async |tx| api::sessions::logout(tx, &token).await).await?;
     }
-    Ok(to_login(Some("signed_out"), headers.contains_key("hx-request")))
+    let mut resp = to_login(Some("signed_out"), headers.contains_key("hx-request"));
+    resp.headers_mut().append(header::SET_COOKIE, cookies::clear(cookies::IMPERSONATION));
+    Ok(resp)
 }

@@ -136,6 +136,7 @@ pub fn app(state: App) -> Router {
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), crate::replica::route_reads))
         .layer(from_fn_with_state(state.clone(), headers::setup_gate))
+        .layer(from_fn(crate::limits::classify))
         .layer(from_fn_with_state(state.clone(), csrf::protect))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(from_fn(headers::security))

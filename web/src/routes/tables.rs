@@ -1179,6 +1179,8 @@ async fn events_get(
             return Some((Ok::<_, std::convert::Infallible>(ev), (rx, schema, table, closed)));
         }
     });
+    // (ends once the session does: revoked, expired, signed out)
+    let stream = crate::live::until_revoked(app.clone(), s.token.clone(), stream);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
@@ -1225,6 +1227,9 @@ async fn export_get(
 ) -> Result<Response, WebError> {
     let view = View::parse(raw.as_deref());
     let csv = !raw.as_deref().unwrap_or("").split('&').any(|kv| kv == "format=json");
+    // CSV is spreadsheet-safe by default (a value starting a formula gets a
+    // leading '); `csv=copy` gives COPY's bytes exactly (docs/TABLES_EXPORT.md).
+    let exact = raw.as_deref().unwrap_or("").split('&').any(|kv| kv == "csv=copy");
     let format = if csv { "csv" } else { "json" };
     let q = view.browse_query();
     let first = export_chunk(&app, &s.token, s.imp, &schema, &table, &q, format, None).await?;
@@ -1232,10 +1237,14 @@ async fn export_get(
     let disposition = format!("attachment; filename=\"{name}.{format}\"");
     let (send, recv) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(EXPORT_AHEAD);
     let (token, imp) = (s.token.clone(), s.imp);
-    tokio::spawn(async move {
+    // (the later chunks keep the request's class: its statement timeout, `limits`)
+    tokio::spawn(crate::limits::scope(crate::limits::current(), async move {
         // JSON: "[", the chunks' objects joined by ",\n", "]".
         let mut wrote = false;
         let frame = |data: String, wrote: &mut bool| -> String {
+            if csv && !exact {
+                return crate::csv_safe::spreadsheet_safe(&data);
+            }
             if csv || data.is_empty() {
                 return data;
             }
@@ -1270,7 +1279,7 @@ async fn export_get(
                 }
             }
         }
-    });
+    }));
     let stream = futures_util::stream::unfold(recv, |mut r| async move { r.recv().await.map(|c| (c, r)) });
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();

@@ -129,9 +129,17 @@ async fn mfa_required_sends_to_enrolment_first() {
     let r = db.send(get("/admin", Some(&token))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), Some("/admin/account/2fa/required"));
+    // The page writes nothing (issue 28 item 5): the secret is made by a POST.
+    let sealed = "SELECT c.totp_secret_sealed IS NULL FROM dashboard_auth.credentials c
+                  JOIN dashboard_auth.users u ON u.id = c.user_id WHERE u.email = 'root@example.com'";
     let page = db.send(get("/admin/account/2fa/required", Some(&token))).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains("totp-secret"), "{}", page.body);
+    assert!(db.su().await.query_one(sealed, &[]).await.unwrap().get::<_, bool>(0), "no secret stored by a GET");
     let csrf = page.csrf();
+    let page = db.send(post("/admin/account/2fa/setup", &form(&[]), Some((&token, &csrf)))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!db.su().await.query_one(sealed, &[]).await.unwrap().get::<_, bool>(0), "the POST stored one");
     let secret_text = between(&page.body, "id=\"totp-secret\">", "<").to_string();
     let secret = base32(&secret_text);
     let bad = form(&[("code", "000000"), ("secret", &secret_text), ("otpauth_uri", "x")]);

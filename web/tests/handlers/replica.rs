@@ -12,6 +12,7 @@ use crate::common::{form, get, pg, post, su, TestDb};
 /// `db`'s copy, taken now (its connections closed first).
 async fn copy_of(db: &TestDb) -> String {
     db.app.db.pool.close();
+    db.app.db.reserved.close();
     let copy = format!("{}_replica", db.name);
     let c = su("postgres").await;
     for _ in 0..50 {
@@ -95,6 +96,7 @@ async fn gets_read_the_replica_posts_write_the_primary_and_sessions_are_the_prim
     assert!(r.header("location").unwrap_or("").contains("/admin/login"));
 
     app.db.pool.close();
+    app.db.reserved.close();
     if let Some(rep) = &app.db.replica {
         rep.pool.close();
     }
@@ -127,5 +129,6 @@ async fn a_replica_that_cannot_be_reached_leaves_the_pages_to_the_primary() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("served by the primary"), "{}", r.body);
     app.db.pool.close();
+    app.db.reserved.close();
     db.drop().await;
 }

@@ -37,15 +37,19 @@ async fn csv_export_of_every_kind_of_value_equals_copy_and_json_is_one_object_pe
     let a = Admin::new(&db).await;
     let su = db.su().await;
     su.batch_execute(RICH).await.unwrap();
-    let r = db.send(a.get("/admin/tables/public/rich/export?format=csv")).await;
+    let r = db.send(a.get("/admin/tables/public/rich/export?format=csv&csv=copy")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.header("content-type").unwrap().starts_with("text/csv"));
     same(&r.body, &copy_csv(&su, "SELECT * FROM rich ORDER BY id").await);
+    // By default spreadsheet-safe: COPY's text with a ' before every value
+    // that would start a formula (issue 28 item 5).
+    let r = db.send(a.get("/admin/tables/public/rich/export?format=csv")).await;
+    same(&r.body, &fluxbase_web::csv_safe::spreadsheet_safe(&copy_csv(&su, "SELECT * FROM rich ORDER BY id").await));
     // The view's filters, sort and search apply.
-    let r = db.send(a.get("/admin/tables/public/rich/export?fc=id&fo=lte&fv=2000&s=-n&q=row")).await;
+    let r = db.send(a.get("/admin/tables/public/rich/export?fc=id&fo=lte&fv=2000&s=-n&q=row&csv=copy")).await;
     same(&r.body, &copy_csv(&su, "SELECT * FROM rich WHERE id <= 2000 AND t ILIKE '%row%' ORDER BY n DESC NULLS FIRST, id").await);
     // A single column: `\.` is quoted (it was COPY's end-of-data marker).
-    let r = db.send(a.get("/admin/tables/public/one/export")).await;
+    let r = db.send(a.get("/admin/tables/public/one/export?csv=copy")).await;
     same(&r.body, &copy_csv(&su, "SELECT v FROM one ORDER BY ctid").await);
     assert!(r.body.starts_with("\"\\.\"\n"), "{}", r.body);
     // JSON: an array of to_json of each row, in order.
@@ -88,7 +92,7 @@ async fn export_and_count_as_alice_equal_what_her_own_login_sees() {
     c.execute("SELECT set_config('request.jwt.claims', $1, false)", &[&claims]).await.unwrap();
     let real = copy_csv(&c, "SELECT * FROM notes ORDER BY id").await;
     assert_eq!(real.lines().count(), 10);
-    let r = db.send(a.get("/admin/tables/public/notes/export")).await;
+    let r = db.send(a.get("/admin/tables/public/notes/export?csv=copy")).await;
     same(&r.body, &real);
     let r = db.send(a.get("/admin/tables/public/notes/count?fc=id&fo=gt&fv=15")).await;
     assert!(r.body.contains("exactly 5 rows"), "{}", r.body);
@@ -115,5 +119,33 @@ async fn an_exact_count_that_runs_out_of_time_says_so_and_shows_the_estimate() {
     // the table itself counts, and the transaction was not spoilt by the timeout
     let r = db.send(a.get("/admin/tables/public/t/count?fc=id&fo=gt&fv=10")).await;
     assert!(r.body.contains("exactly 990 rows"), "{}", r.body);
+    db.drop().await;
+}
+
+/// Issue 28 item 5: the CSV download is spreadsheet-safe by default (a ' before
+/// every value that would start a formula: = + - @ tab CR, as the Audit CSV);
+/// `csv=copy` is COPY's text exactly.
+#[tokio::test]
+async fn csv_export_is_spreadsheet_safe_by_default_and_copy_exact_on_request() {
+    let db = TestDb::new().await;
+    let a = Admin::new(&db).await;
+    let su = db.su().await;
+    su.batch_execute(
+        "CREATE TABLE f (id int PRIMARY KEY, v text);
+         INSERT INTO f VALUES (1, '=HYPERLINK(\"http://x\",\"y\")'), (2, '+cmd|'' /C calc''!A0'), (3, '@SUM(1)'),
+                              (4, '-2'), (5, E'\\tx'), (6, E'\\rx'), (7, 'plain'), (-8, NULL);
+         GRANT SELECT ON f TO fluxbase_dashboard",
+    )
+    .await
+    .unwrap();
+    let r = db.send(a.get("/admin/tables/public/f/export")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body,
+        "'-8,\n1,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"\n2,'+cmd|' /C calc'!A0\n3,'@SUM(1)\n4,'-2\n5,'\tx\n6,\"'\rx\"\n7,plain\n"
+    );
+    let r = db.send(a.get("/admin/tables/public/f/export?csv=copy")).await;
+    same(&r.body, &copy_csv(&su, "SELECT * FROM f ORDER BY id").await);
+    assert!(r.body.contains("\n1,\"=HYPERLINK("), "{}", r.body);
     db.drop().await;
 }

@@ -88,6 +88,7 @@ impl TestDb {
 
     pub async fn drop(self) {
         self.app.db.pool.close();
+        self.app.db.reserved.close();
         su("postgres").await.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await.unwrap();
     }
 }
