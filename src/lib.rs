@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod actor;
 pub mod app_users;
 pub mod audit;
+pub mod audit_ops;
 pub mod claims;
 pub mod confine;
 pub mod db;

@@ -23,6 +23,7 @@ pub mod headers;
 pub mod qr;
 pub mod replica;
 pub mod metrics;
+pub mod prom;
 pub mod live;
 pub mod render;
 pub mod routes;
