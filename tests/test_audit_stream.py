@@ -151,6 +151,16 @@ def test_tail_refuses_a_viewer_less_caller(db, su):
 
 # ------------------------------------------------------------ rsyslog
 
+
+def restart_database_immediately():
+    """The cluster crashes (immediate shutdown) and comes back (as tests/test_faults.py does)."""
+    bindir = subprocess.check_output([os.environ.get("PG_CONFIG", "/usr/bin/pg_config"), "--bindir"], text=True).strip()
+    data = os.path.join(os.environ["PGHOST"], "data")
+    clean = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    for args in (["-m", "immediate", "stop"], ["start", "-l", os.path.join(os.environ["PGHOST"], "server.log")]):
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-t", "60",
+                        *args], check=True, capture_output=True, env=clean)
+
 RSYSLOG_CONF = """
 global(workDirectory="{dir}" maxMessageSize="64k")
 module(load="imtcp")
@@ -166,7 +176,6 @@ class Rsyslog:
     """rsyslogd in the foreground on private ports, writing each message's MSG to a file."""
 
     def __init__(self, tmp_path):
-        from conftest import free_port  # noqa: F401  (tests/web has it; keep ours local)
         self.dir = tmp_path / "rsyslog"
         self.dir.mkdir()
         self.out = self.dir / "out.log"
@@ -260,12 +269,7 @@ def test_syslog_tcp_follow_survives_killing_the_tailer_and_the_database(db, su, 
         tailer = subprocess.Popen(args, env=env(), stdout=log, stderr=log)
         rs.wait_for(len(rs.ids()) + 100)
         # the database goes away under the tailer and the producer
-        data = os.path.join(os.environ["PGHOST"], "data")
-        pg_ctl = os.path.join(os.environ.get("PG_BIN") or subprocess.check_output(
-            ["pg_config", "--bindir"], text=True).strip(), "pg_ctl")
-        subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", data, "-m", "immediate", "-w", "restart",
-                        "-l", os.path.join(os.environ["PGHOST"], "server.log")], check=True, capture_output=True,
-                       env={k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"})
+        restart_database_immediately()
         rs.wait_for(len(rs.ids()) + 100)
         tailer.send_signal(signal.SIGINT)
         assert tailer.wait(20) == 0
