@@ -333,6 +333,8 @@ def test_archive_purge_and_verify_end_to_end(db, su, tmp_path):
 
     # the first break is named: a missing archive, an edited one, a tampered live log
     r = fb(db, "audit", "verify", "--archive", str(second))
+    assert r.returncode == 1 and "breaks at entry 1: entries 1.." in r.stderr and "none of the archives" in r.stderr
+    r = fb(db, "audit", "verify", "--archive", str(first))
     assert r.returncode == 1 and f"breaks at entry {upto + 1}" in r.stderr and "none of the archives" in r.stderr
     lines = first.read_text().splitlines()
     entry = json.loads(lines[5])

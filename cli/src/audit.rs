@@ -471,7 +471,7 @@ pub fn tail(ctx: &mut Ctx, url: Option<&str>, o: TailOpts) -> Result<(), Fail> {
     while !STOP.load(Ordering::SeqCst) {
         let batch = match fetch(ctx, after, o.batch) {
             Ok(b) => b,
-            Err(f) if o.follow && ctx.client.is_closed() => {
+            Err(f) if o.follow && (ctx.client.is_closed() || ctx.client.simple_query("SELECT 1").is_err()) => {
                 eprintln!("fluxbase audit tail: {}; reconnecting", f.msg);
                 reconnect(ctx, url)?;
                 continue;
@@ -672,7 +672,15 @@ pub fn verify_with_archives(ctx: &mut Ctx, paths: &[PathBuf]) -> Result<Value, F
     let archives = verify_archives(paths)?;
     let first = archives.first().expect("clap requires one");
     let last = archives.last().expect("clap requires one");
-    if first.first_id == 1 && first.prev_hash != GENESIS {
+    if first.first_id != 1 {
+        return Err(Fail::failure(format!(
+            "the chain breaks at entry 1: entries 1..{} are in none of the archives ({} starts at {})",
+            first.first_id - 1,
+            first.path.display(),
+            first.first_id
+        )));
+    }
+    if first.prev_hash != GENESIS {
         return Err(Fail::failure(format!("the chain breaks at entry 1: {} does not start from the genesis hash", first.path.display())));
     }
     let (cp_id, cp_hash) = checkpoint(ctx)?;
@@ -769,6 +777,22 @@ mod tests {
         assert!(c.contains("cs1=admin:x|y\\=z"), "{c}");
         assert!(c.contains("externalId=2") && c.contains("suser=root@example.com") && c.contains("src=10.0.0.1"));
         assert!(c.contains("msg={\"a\":1}"), "{c}");
+    }
+
+    #[test]
+    fn command_line() {
+        use crate::cli::{AuditCmd, Cli, Command};
+        use clap::Parser;
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("fluxbase").chain(args.iter().copied()));
+        let c = parse(&["-o", "cef", "audit", "tail", "-f", "--cursor-file", "/tmp/c", "--syslog", "tcp://h:1"]).unwrap();
+        assert!(matches!(c.command, Command::Audit { cmd: Some(AuditCmd::Tail { follow: true, .. }), .. }));
+        assert!(parse(&["audit", "tail", "--since", "0"]).is_err(), "ids start at 1");
+        assert!(parse(&["audit", "tail", "--batch", "10001"]).is_err());
+        assert!(parse(&["audit", "archive", "--before", "90d"]).is_err(), "--out is required");
+        assert!(parse(&["audit", "archive", "--before", "90d", "--out", "/tmp/a"]).is_ok());
+        assert!(parse(&["audit", "verify", "--archive", "a", "b"]).is_ok());
+        assert!(parse(&["audit", "verify", "--archive"]).is_err());
+        assert!(parse(&["audit", "verify", "--archive", "a", "--witness", "w"]).is_err());
     }
 
     #[test]
