@@ -295,11 +295,8 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
         raise(FbError::invalid("older_than must not be negative"));
     }
     let purged = db::as_extension_owner(|| {
-        // No chain lock (issue 35): the rows deleted are committed and final,
-        // appends only add ids after them, and holding the chain lock through
-        // a long DELETE held up every audited commit (sign-ins included).
-        // Purges queue for each other here (see audit_ops.rs).
-        db::execute("LOCK TABLE dashboard_auth.audit_checkpoints IN SHARE ROW EXCLUSIVE MODE", &[]);
+        // Take the chain lock first: no append interleaves with the purge.
+        crate::audit_append::lock_chain();
         let upto = db::one::<i64>(
             "SELECT max(id) FROM dashboard_auth.audit_log WHERE occurred_at < pg_catalog.clock_timestamp() - $1",
             &[older_than.into()],

@@ -8,6 +8,7 @@
 //! reads the rows and the checkpoint in one snapshot. So a purge of millions of
 //! entries holds up no sign-in or other audited action (each appends at commit
 //! under the chain lock); purges queue for each other on audit_checkpoints.
+//! (`purge_audit(interval)` still takes the chain lock for its DELETE.)
 
 use pgrx::datum::{JsonB, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
