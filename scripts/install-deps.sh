@@ -25,7 +25,8 @@ source "$ROOT/scripts/pg-env.sh"   # (for pg_config_of_major; PG_MAJOR 15 here)
 need_apt=()
 # chromium: the browser the dashboard tests drive (Playwright, no browser download).
 # pgbouncer: the transaction pooler the dashboard and the CLI are tested behind (issue 29).
-for pkg in postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang sudo pkg-config libssl-dev python3-venv chromium pgbouncer; do
+# rsyslog: the syslog receiver `fluxbase audit tail --syslog` is tested against (tests/test_audit_stream.py).
+for pkg in postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang sudo pkg-config libssl-dev python3-venv chromium pgbouncer rsyslog; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -136,6 +136,10 @@ row("dashboard_auth.verify_audit_chain(bigint,bytea)", "SELECT * FROM dashboard_
 row("dashboard_auth.audit_witness()", "SELECT * FROM dashboard_auth.audit_witness()", READ)
 row("dashboard_auth.audit_details(bigint)", "SELECT dashboard_auth.audit_details(1)", READ)
 row("dashboard_auth.purge_audit(interval)", "SELECT dashboard_auth.purge_audit('100 years')", WRITE)
+# (issue 35: audit streaming and retention)
+row("dashboard_auth.audit_entries(bigint,integer)", "SELECT * FROM dashboard_auth.audit_entries(0, 10)", READ)
+row("dashboard_auth.audit_checkpoint()", "SELECT * FROM dashboard_auth.audit_checkpoint()", READ)
+row("dashboard_auth.purge_audit_through(bigint)", "SELECT dashboard_auth.purge_audit_through(1)", WRITE)
 row("dashboard.audit_search(text,text,text,timestamp with time zone,timestamp with time zone,integer,bigint)",
     "SELECT * FROM dashboard.audit_search(action => 'admin.setup')", READ)
 # trigger functions: refused to everyone but the superuser, who gets "can only be called as a trigger"

@@ -146,6 +146,53 @@ pub enum AuditCmd {
     Verify {
         #[arg(long, value_name = "FILE")]
         witness: Option<std::path::PathBuf>,
+        /// Archives written by `audit archive`: verify them, their join to the
+        /// live log and the live log, end to end (names the first break)
+        #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "witness")]
+        archive: Vec<std::path::PathBuf>,
+    },
+    /// Print (or send to syslog) every entry once, in chain order, checking
+    /// each entry's hash and that it follows the one before
+    ///
+    /// -o json (one object per line; the default) or -o cef (ArcSight CEF).
+    /// With --cursor-file F the position of the last entry delivered is kept
+    /// in F (`<id> <hash>`), and a restart resumes after it, checking that
+    /// the next entry still follows it (a rewritten history stops the tail).
+    Tail {
+        /// Keep waiting for new entries (reconnects when the database or a
+        /// TCP syslog receiver restarts); Ctrl-C or SIGTERM stops it
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Start with entry ID (default: the oldest entry of the live log)
+        #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
+        since: Option<i64>,
+        /// Resume after, and record, the last entry delivered (wins over --since once it exists)
+        #[arg(long, value_name = "FILE")]
+        cursor_file: Option<std::path::PathBuf>,
+        /// Send RFC 5424 messages to a syslog receiver: udp://HOST:PORT or tcp://HOST:PORT
+        /// (octet-counted frames; TCP for entries over a datagram)
+        #[arg(long, value_name = "URL")]
+        syslog: Option<String>,
+        /// Entries read per query
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        batch: u32,
+        /// How often --follow looks for new entries, in milliseconds
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60000))]
+        poll_ms: u64,
+    },
+    /// Write the entries older than --before to FILE (with the chain hashes
+    /// that bind them to the rest), then purge them from the live log
+    /// (dashboard_auth.purge_audit_through: a fresh re-authentication, audited)
+    Archive {
+        /// Age of the oldest entry kept: 90d, 12h, 2w, or a PostgreSQL interval
+        #[arg(long, value_name = "AGE")]
+        before: String,
+        /// The archive file (JSON lines; written whole, then checked, then purged)
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        /// Write the archive only; purge nothing
+        #[arg(long)]
+        no_purge: bool,
     },
 }
 
@@ -408,6 +455,15 @@ pub struct ServeArgs {
     /// hands out (invitations); by default the listen address's URL
     #[arg(long, env = "FLUXBASE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics, a separate
+    /// listener without authentication: bind it to loopback or a private
+    /// network (counts only: no emails, tokens or paths)
+    #[arg(long, env = "FLUXBASE_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Request log on stderr: text (errors only) or json (one object per
+    /// request: request id, route template, status, duration, admin id)
+    #[arg(long, env = "FLUXBASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// A number of seconds above 0 and at most a day.
@@ -416,4 +472,11 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
         Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
         _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400")),
     }
+}
+
+/// `fluxbase serve --log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -17,6 +17,7 @@ macro_rules! say {
 }
 
 mod advisor;
+mod audit;
 mod cli;
 mod conn;
 mod fail;
@@ -50,6 +51,9 @@ fn run(args: Cli) -> Result<(), Fail> {
         say!("{}", String::from_utf8_lossy(&script).trim_end());
         return Ok(());
     }
+    if args.output == output::Format::Cef && !matches!(args.command, Command::Audit { cmd: Some(AuditCmd::Tail { .. }), .. }) {
+        return Err(Fail::usage("-o cef is for `fluxbase audit tail` only"));
+    }
     if let Command::Serve(a) = args.command {
         return serve(args.database_url.as_deref(), a);
     }
@@ -80,7 +84,33 @@ fn run(args: Cli) -> Result<(), Fail> {
             ctx.out.metrics(&v);
             Ok(())
         }
-        Command::Audit { cmd: Some(AuditCmd::Verify { witness }), .. } => audit_verify(&mut ctx, witness.as_deref()),
+        Command::Audit { cmd: Some(AuditCmd::Verify { archive, .. }), .. } if !archive.is_empty() => {
+            let v = audit::verify_with_archives(&mut ctx, &archive)?;
+            let s = format!(
+                "The audit chain is intact from entry {} through the archives ({}) and the live log.",
+                v["archived_from"], v["archives"]
+            );
+            ctx.out.done(v, &s);
+            Ok(())
+        }
+        Command::Audit { cmd: Some(AuditCmd::Verify { witness, .. }), .. } => audit_verify(&mut ctx, witness.as_deref()),
+        Command::Audit { cmd: Some(AuditCmd::Tail { follow, since, cursor_file, syslog, batch, poll_ms }), .. } => {
+            let style = if args.output == output::Format::Cef { audit::Style::Cef } else { audit::Style::Json };
+            let opts = audit::TailOpts { follow, since, cursor_file, syslog, style, batch, poll: std::time::Duration::from_millis(poll_ms) };
+            audit::tail(&mut ctx, args.database_url.as_deref(), opts)
+        }
+        Command::Audit { cmd: Some(AuditCmd::Archive { before, out: file, no_purge }), .. } => {
+            let v = audit::archive(&mut ctx, &before, &file, !no_purge)?;
+            let s = match v["archived"].as_u64() {
+                Some(0) => format!("No audit entry is older than {before}: nothing archived."),
+                _ => format!(
+                    "Archived entries {}..{} to {} and purged {} from the live log.",
+                    v["first_id"], v["last_id"], v["file"].as_str().unwrap_or_default(), v["purged"]
+                ),
+            };
+            ctx.out.done(v, &s);
+            Ok(())
+        }
         Command::Audit { cmd: None, limit, action, target, actor } => {
             let rows = ctx.rows(
                 "dashboard.audit_search",
@@ -202,6 +232,11 @@ fn serve(url: Option<&str>, a: ServeArgs) -> Result<(), Fail> {
         statement_timeout: std::time::Duration::from_secs_f64(a.statement_timeout),
         pool_wait: std::time::Duration::from_secs_f64(a.pool_wait),
         public_url: a.public_url,
+        metrics_listen: a.metrics_listen,
+        log_format: match a.log_format {
+            crate::cli::LogFormat::Text => fluxbase_web::prom::LogFormat::Text,
+            crate::cli::LogFormat::Json => fluxbase_web::prom::LogFormat::Json,
+        },
     };
     let rt = tokio::runtime::Runtime::new().map_err(|e| Fail::failure(format!("cannot start: {e}")))?;
     rt.block_on(fluxbase_web::serve(opts)).map_err(|e| Fail::failure(format!("{e:#}")))

@@ -18,6 +18,8 @@ pub enum Format {
     Wide,
     Json,
     Yaml,
+    /// ArcSight CEF lines (`audit tail` only)
+    Cef,
 }
 
 // ------------------------------------------------------------------ columns

@@ -8,6 +8,8 @@
 //! `runtime::hooks`.
 
 pub mod append;
+/// Streaming and retention with proof: audit_entries, purge_audit_through, audit_checkpoint (issue 35).
+pub mod ops;
 pub mod direct_table;
 pub mod record;
 pub mod refusals;

@@ -208,7 +208,10 @@ impl Db {
         let (pre, f) = match (&self.replica, route, imp) {
             (Some(rep), Route::Replica, None) => match self.on_replica(rep, token, pre, f).await {
                 Tried::Done(out) => return out,
-                Tried::Back(pre, f) => (pre, f),
+                Tried::Back(pre, f) => {
+                    crate::prom::replica_fallback();
+                    (pre, f)
+                }
             },
             _ => (pre, f),
         };
@@ -446,6 +449,7 @@ async fn as_viewer<P, T>(
         None => None,
     };
     let viewer = Viewer { me, imp };
+    crate::prom::saw_admin(me); // (the request log's admin id)
     let p = pre(tx, &viewer).await?;
     if let Some(live) = &viewer.imp {
         crate::api::impersonation::apply(tx, live.id).await?;

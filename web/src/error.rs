@@ -148,6 +148,10 @@ pub fn reauth_dialog(error: Option<&str>) -> Response {
 
 /// A short random id joining a 500 page to its log line.
 fn request_id() -> String {
+    // (the request layer's id, when there is one: `prom`)
+    if let Some(id) = crate::prom::request_id() {
+        return id;
+    }
     let mut b = [0u8; 6];
     let _ = getrandom::fill(&mut b);
     hex::encode(b)
@@ -161,12 +165,15 @@ impl WebError {
             WebError::EnrolFirst => redirect(Url::Enrol.path(), htmx),
             WebError::Denied(m) => error_response(StatusCode::FORBIDDEN, &format!("Not allowed: {m}"), htmx),
             WebError::BadRequest(m) => error_response(StatusCode::BAD_REQUEST, &m, htmx),
-            WebError::Reauth(_) if htmx => reauth_dialog(None),
-            WebError::Reauth(m) => error_response(
+            WebError::Reauth(_) if htmx => {
+                crate::prom::stepup_refused();
+                reauth_dialog(None)
+            }
+            WebError::Reauth(m) => crate::prom::stepup_refused_then(error_response(
                 StatusCode::BAD_REQUEST,
                 &format!("{m}: confirm your password or a 2FA code in the dialog, then try again."),
                 false,
-            ),
+            )),
             WebError::NotFound(m) => error_response(StatusCode::NOT_FOUND, &m, htmx),
             WebError::Unavailable(m) => {
                 error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("The dashboard is busy: {m}. Try again in a moment."), htmx)

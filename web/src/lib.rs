@@ -25,6 +25,7 @@ pub mod limits;
 pub mod qr;
 pub mod replica;
 pub mod metrics;
+pub mod prom;
 pub mod live;
 pub mod render;
 pub mod routes;

@@ -46,6 +46,11 @@ impl Live {
         }
     }
 
+    /// Open streams (receivers), for the metrics (`prom`).
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// A receiver of every change from now on (starts the listener once).
     pub async fn subscribe(&self) -> broadcast::Receiver<Change> {
         let rx = self.tx.subscribe();

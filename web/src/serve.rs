@@ -17,6 +17,10 @@ pub struct ServeOpts {
     pub pool_size: usize,
     /// A read replica (hot standby) for read-only requests (`replica`).
     pub replica: Option<tokio_postgres::Config>,
+    /// Where Prometheus metrics are served (`prom`); None: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The request log (`prom`): text (no per-request line) or JSON lines.
+    pub log_format: crate::prom::LogFormat,
     /// Behind a transaction-pooling pooler (`db::pooler`); also chosen when
     /// the server refuses the `options` startup parameter.
     pub pooler: bool,
@@ -69,6 +73,7 @@ pub fn check_opts(o: &ServeOpts) -> anyhow::Result<bool> {
 
 pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
     let tls = check_opts(&o)?;
+    crate::prom::set_log_format(o.log_format);
     let public = o.public_url.as_deref().map(check_public_url).transpose()?;
     let _ = assets::links(); // a missing asset stops startup here
     crate::db::set_pooler(o.pooler);
@@ -109,6 +114,11 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
         }
     }
     crate::metrics::spawn_sampler(app.clone());
+    if let Some(addr) = o.metrics_listen {
+        let stop = app.live.closed();
+        crate::prom::serve_metrics(app.clone(), addr, stop).await?;
+        println!("Prometheus metrics: http://{addr}/metrics");
+    }
     app.needs_setup()
         .await
         .map_err(|e| anyhow::anyhow!("the database has no usable fluxbase_admin extension for this login: {e:?}"))?;

@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod settings;
 pub mod stepup;
 pub mod users;
+pub mod ops;
 
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;

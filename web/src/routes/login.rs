@@ -227,17 +227,30 @@ async fn login_post(
         .await;
     let error = match answer {
         Ok(a) => match (a.status.as_str(), a.session_token) {
-            ("ok", Some(token)) => return Ok(signed_in(&token)),
+            ("ok", Some(token)) => {
+                crate::prom::signin("ok");
+                return Ok(signed_in(&token));
+            }
             ("mfa_required", Some(pending)) => {
+                crate::prom::signin("mfa_required");
                 let mut r = Redirect::to(Url::Login2fa.path()).into_response();
                 r.headers_mut()
                     .append(header::SET_COOKIE, cookies::set(cookies::MFA, &pending, Some(cookies::MFA_MAX_AGE)));
                 return Ok(r);
             }
-            ("locked", _) => LOCKED.to_string(),
-            _ => WRONG.to_string(),
+            ("locked", _) => {
+                crate::prom::signin("locked");
+                LOCKED.to_string()
+            }
+            _ => {
+                crate::prom::signin("failed");
+                WRONG.to_string()
+            }
         },
-        Err(WebError::BadRequest(msg)) => msg,
+        Err(WebError::BadRequest(msg)) => {
+            crate::prom::signin("refused");
+            msg
+        }
         Err(e) => return Err(e),
     };
     let form = LoginForm { csrf: csrf.0.as_deref(), email: &f.email, notice: None, error: Some(&error) };
@@ -278,13 +291,20 @@ async fn twofa_post(
     let answer = app.db.without_session(async |tx| api::sessions::login_mfa(tx, &pending, &code).await).await;
     let error = match answer {
         Ok(a) => match (a.status.as_str(), a.session_token) {
-            ("ok", Some(token)) => return Ok(signed_in(&token)),
+            ("ok", Some(token)) => {
+                crate::prom::signin("mfa_ok");
+                return Ok(signed_in(&token));
+            }
             ("locked", _) => {
+                crate::prom::signin("locked");
                 let mut r = Redirect::to(&format!("{}?reason=locked", Url::Login.path())).into_response();
                 r.headers_mut().append(header::SET_COOKIE, cookies::clear(cookies::MFA));
                 return Ok(r);
             }
-            _ => "That code is not valid, or this sign-in step has expired.".to_string(),
+            _ => {
+                crate::prom::signin("mfa_failed");
+                "That code is not valid, or this sign-in step has expired.".to_string()
+            }
         },
         Err(WebError::BadRequest(msg)) => msg,
         Err(e) => return Err(e),

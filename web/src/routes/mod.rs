@@ -140,6 +140,8 @@ pub fn app(state: App) -> Router {
         .layer(from_fn_with_state(state.clone(), csrf::protect))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(from_fn(headers::security))
+        // (outermost: metrics, request id and log line for every answer; `prom`)
+        .layer(from_fn(crate::prom::observe))
         .with_state(state)
 }
 
