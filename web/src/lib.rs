@@ -26,6 +26,7 @@ pub mod qr;
 pub mod replica;
 pub mod metrics;
 pub mod prom;
+pub mod public_url;
 pub mod live;
 pub mod render;
 pub mod routes;

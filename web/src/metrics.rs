@@ -131,3 +131,57 @@ pub fn chart(title: &'static str, samples: &[Sample], value: impl Fn(&Sample) ->
         count: samples.len(),
     }
 }
+
+// ---- Prometheus (issue 35): the database figures of `prom`, sampled here
+// (this module already reads the database for Analytics; `prom` stays a leaf
+// that `db` may count into).
+
+/// The database figures, in one transaction as the server's own login
+/// (reader calls, no admin session).
+pub async fn sample_prometheus(app: &crate::App) -> bool {
+    let got = app.db.without_session(async |tx| crate::api::ops::figures(tx).await).await;
+    let m = &*crate::prom::METRICS;
+    match got {
+        Ok(f) => {
+            m.admin_sessions.set(f.admin_sessions);
+            m.impersonations.set(f.impersonations);
+            m.audit_chain_length.set(f.audit_last_id.unwrap_or(0));
+            if let Some(at) = f.audit_newest_at {
+                m.audit_newest_at.store(at as i64, std::sync::atomic::Ordering::Relaxed);
+            }
+            m.db_sample_ok.set(1);
+            true
+        }
+        Err(e) => {
+            m.db_sample_ok.set(0);
+            crate::prom::event("warn", &format!("metrics: cannot sample the database figures: {e:?}"));
+            false
+        }
+    }
+}
+
+/// Serve the metrics on `addr` and sample the database every `crate::prom::SAMPLE_EVERY`
+/// until `stop` resolves.
+pub async fn serve_metrics(
+    app: crate::App,
+    addr: std::net::SocketAddr,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?;
+    crate::prom::ACTIVE.fetch_or(2, std::sync::atomic::Ordering::Relaxed);
+    let sampler = app.clone();
+    tokio::spawn(async move {
+        loop {
+            sample_prometheus(&sampler).await;
+            tokio::time::sleep(crate::prom::SAMPLE_EVERY).await;
+        }
+    });
+    let router = crate::prom::router(app);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+            crate::prom::event("error", &format!("metrics listener: {e}"));
+        }
+    }))
+}

@@ -17,7 +17,6 @@
 //!   (once the database named the session's admin). Never the raw path or
 //!   query, a header, a cookie or a form field.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,7 +55,7 @@ pub struct Metrics {
     pub db_sample_ok: IntGauge,
     pub sse_subscribers: IntGauge,
     /// Unix seconds of the newest audit entry (0: none seen yet).
-    audit_newest_at: AtomicI64,
+    pub(crate) audit_newest_at: AtomicI64,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -171,7 +170,7 @@ pub enum LogFormat {
 
 /// Bit 0: JSON request log; bit 1: metrics served. With neither, the request
 /// layer steps aside (nothing would read what it counts).
-static ACTIVE: AtomicU8 = AtomicU8::new(0);
+pub(crate) static ACTIVE: AtomicU8 = AtomicU8::new(0);
 
 pub fn set_log_format(f: LogFormat) {
     match f {
@@ -328,52 +327,3 @@ pub fn router(app: App) -> axum::Router {
     axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(app)
 }
 
-/// The database figures, in one transaction as the server's own login
-/// (reader calls, no admin session).
-pub async fn sample(app: &App) -> bool {
-    let got = app.db.without_session(async |tx| crate::api::ops::figures(tx).await).await;
-    let m = &*METRICS;
-    match got {
-        Ok(f) => {
-            m.admin_sessions.set(f.admin_sessions);
-            m.impersonations.set(f.impersonations);
-            m.audit_chain_length.set(f.audit_last_id.unwrap_or(0));
-            if let Some(at) = f.audit_newest_at {
-                m.audit_newest_at.store(at as i64, Ordering::Relaxed);
-            }
-            m.db_sample_ok.set(1);
-            true
-        }
-        Err(e) => {
-            m.db_sample_ok.set(0);
-            event("warn", &format!("metrics: cannot sample the database figures: {e:?}"));
-            false
-        }
-    }
-}
-
-/// Serve the metrics on `addr` and sample the database every `SAMPLE_EVERY`
-/// until `stop` resolves.
-pub async fn serve_metrics(
-    app: App,
-    addr: SocketAddr,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?;
-    ACTIVE.fetch_or(2, Ordering::Relaxed);
-    let sampler = app.clone();
-    tokio::spawn(async move {
-        loop {
-            sample(&sampler).await;
-            tokio::time::sleep(SAMPLE_EVERY).await;
-        }
-    });
-    let router = router(app);
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
-            event("error", &format!("metrics listener: {e}"));
-        }
-    }))
-}

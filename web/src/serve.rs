@@ -33,26 +33,6 @@ pub struct ServeOpts {
     pub public_url: Option<String>,
 }
 
-static PUBLIC_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The dashboard's public origin (`--public-url`, else the listen address's
-/// URL; `http://localhost` outside `serve`): links the server hands out
-/// are built from it, never from a request's Host header (issue 28 item 5).
-pub fn public_url() -> &'static str {
-    PUBLIC_URL.get().map(String::as_str).unwrap_or("http://localhost")
-}
-
-/// `--public-url`: an http(s) URL without query or fragment; no trailing `/`.
-pub fn check_public_url(u: &str) -> anyhow::Result<String> {
-    let u = u.trim().trim_end_matches('/');
-    let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
-    match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && r.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'\\') => {
-            Ok(u.to_string())
-        }
-        _ => bail!("--public-url must be an http:// or https:// URL without query or fragment (got {u:?})"),
-    }
-}
 
 /// Refusals that need no database: plain HTTP beyond loopback, half a TLS pair.
 pub fn check_opts(o: &ServeOpts) -> anyhow::Result<bool> {
@@ -74,7 +54,7 @@ pub fn check_opts(o: &ServeOpts) -> anyhow::Result<bool> {
 pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
     let tls = check_opts(&o)?;
     crate::prom::set_log_format(o.log_format);
-    let public = o.public_url.as_deref().map(check_public_url).transpose()?;
+    let public = o.public_url.as_deref().map(crate::public_url::check).transpose()?;
     let _ = assets::links(); // a missing asset stops startup here
     crate::db::set_pooler(o.pooler);
     crate::limits::set_statement_timeout(o.statement_timeout);
@@ -116,7 +96,7 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
     crate::metrics::spawn_sampler(app.clone());
     if let Some(addr) = o.metrics_listen {
         let stop = app.live.closed();
-        crate::prom::serve_metrics(app.clone(), addr, stop).await?;
+        crate::metrics::serve_metrics(app.clone(), addr, stop).await?;
         println!("Prometheus metrics: http://{addr}/metrics");
     }
     app.needs_setup()
@@ -135,7 +115,7 @@ pub async fn serve(o: ServeOpts) -> anyhow::Result<()> {
         o.listen.ip().to_string()
     };
     let url = format!("{scheme}://{host}:{}/admin", o.listen.port());
-    let _ = PUBLIC_URL.set(public.unwrap_or_else(|| format!("{scheme}://{host}:{}", o.listen.port())));
+    let _ = crate::public_url::PUBLIC_URL.set(public.unwrap_or_else(|| format!("{scheme}://{host}:{}", o.listen.port())));
     if tls {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(o.tls_cert.unwrap(), o.tls_key.unwrap())

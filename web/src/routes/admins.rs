@@ -92,7 +92,7 @@ async fn invite_post(
     WebForm(f): WebForm<InviteInput>,
 ) -> Result<Response, WebError> {
     // From --public-url (or the listen address), never the request's Host.
-    let origin = crate::serve::public_url();
+    let origin = crate::public_url::public_url();
     page(&app, &s, hx, Url::Admins, "Admins", async |tx, me| {
         let token = api::admins::invite(tx, f.email.trim(), &f.role).await?;
         // The token rides in the fragment: no server, log or Referer sees it.
