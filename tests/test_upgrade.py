@@ -247,14 +247,21 @@ def fill_through_the_api(dbname):
         # audited actions by an admin session
         web.execute("BEGIN")
         web.execute("SELECT dashboard_auth.use_session(%s)", (token,))
+        # Since 0.3.0 security settings and role changes are step-up actions.
+        if one(web, "SELECT pg_catalog.to_regproc('dashboard_auth.reauthenticate') IS NOT NULL"):
+            web.execute("SELECT dashboard_auth.reauthenticate(%s)", (PASSWORD,))
         web.execute("SELECT dashboard_auth.set_setting('lockout.max_attempts', '7')")
         web.execute("SELECT dashboard_auth.update_admin_role(%s, 'dashboard_viewer')", (second,))
         web.execute("SELECT dashboard_auth.update_admin_role(%s, 'dashboard_admin')", (second,))
         invite = one(web, "SELECT dashboard_auth.invite_admin('invitee@example.com', 'dashboard_viewer')")
         app_user = one(web, "SELECT user_id FROM dashboard.invite_user('app@example.com')")
         web.execute("COMMIT")
-        # a confirmed app user (0.1.0/0.2.0 had a plain confirmed_at column)
-        su.execute("UPDATE auth.users SET confirmed_at = '2026-01-02 03:04:05+00' WHERE id = %s", (app_user,))
+        # a confirmed app user (0.1.0/0.2.0 had a plain confirmed_at column; since 0.3.0 it is
+        # generated from Supabase's email_confirmed_at)
+        generated = one(su, "SELECT attgenerated <> '' FROM pg_catalog.pg_attribute "
+                            "WHERE attrelid = 'auth.users'::regclass AND attname = 'confirmed_at'")
+        column = "email_confirmed_at" if generated else "confirmed_at"
+        su.execute(f"UPDATE auth.users SET {column} = '2026-01-02 03:04:05+00' WHERE id = %s", (app_user,))
         viewer_session = one(web, "SELECT id FROM dashboard_auth.list_sessions(%s)", (viewer,))
         web.execute("SELECT dashboard_auth.revoke_session(%s)", (viewer_session,))
         # an audited user table, changed directly and through the explorer
