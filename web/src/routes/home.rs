@@ -39,7 +39,7 @@ async fn index_get(State(app): State<App>, s: Session, hx: HxRequest) -> Result<
             "sign-ups per day over the last 14 days: {}",
             o.signups_14d.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
         );
-        let db_size = super::tables::human_bytes(o.database_bytes);
+        let db_size = super::tables::list::human_bytes(o.database_bytes);
         Ok(HomePartial {
             name: a.full_name,
             totp_enabled: a.totp_enabled,
