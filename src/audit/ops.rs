@@ -15,7 +15,6 @@ use pgrx::prelude::*;
 use serde_json::json;
 
 use crate::audit::{record, Event};
-use crate::audit::triggers::PURGING;
 use crate::runtime::errors::raise;
 use crate::runtime::{actor, db};
 use fluxbase_core::{Code, FbError};
@@ -176,21 +175,7 @@ pub fn purge_audit_through(last_id: Option<i64>) -> i64 {
             }
             raise(FbError::new(Code::WrongState, "the audit chain is damaged: verify it first"));
         };
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                PURGING.with(|p| p.set(false));
-            }
-        }
-        PURGING.with(|p| p.set(true));
-        let _reset = Reset;
-        let n = db::execute("DELETE FROM dashboard_auth.audit_log WHERE id <= $1", &[last_id.into()]) as i64;
-        db::execute(
-            "INSERT INTO dashboard_auth.audit_checkpoints (last_purged_id, last_purged_hash, purged_rows, purged_by)
-             VALUES ($1, $2, $3, $4)",
-            &[last_id.into(), hash.into(), n.into(), who.clone().into()],
-        );
-        n
+        crate::audit::record::delete_through(last_id, hash, &who)
     });
     crate::audit::append::witness_at_commit();
     record(

@@ -304,21 +304,7 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
         let Some(upto) = upto else { return (0i64, None) };
         let hash = db::one::<Vec<u8>>("SELECT row_hash FROM dashboard_auth.audit_log WHERE id = $1", &[upto.into()])
             .unwrap_or_else(|| raise(FbError::new(Code::WrongState, "the audit chain is damaged: verify it first")));
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                PURGING.with(|p| p.set(false));
-            }
-        }
-        PURGING.with(|p| p.set(true));
-        let _reset = Reset;
-        let n = db::execute("DELETE FROM dashboard_auth.audit_log WHERE id <= $1", &[upto.into()]) as i64;
-        db::execute(
-            "INSERT INTO dashboard_auth.audit_checkpoints (last_purged_id, last_purged_hash, purged_rows, purged_by)
-             VALUES ($1, $2, $3, $4)",
-            &[upto.into(), hash.into(), n.into(), who.clone().into()],
-        );
-        (n, Some(upto))
+        (delete_through(upto, hash, &who), Some(upto))
     });
     // a checkpoint of the chain: its head goes to the server log at commit
     crate::audit::append::witness_at_commit();
@@ -328,6 +314,28 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
             .details(json!({"older_than": older_text, "purged_rows": purged.0, "last_purged_id": purged.1})),
     );
     purged.0
+}
+
+/// Delete the entries up to `upto` (whose row hash is `hash`) and record the
+/// checkpoint that keeps the rest verifiable; the row triggers let the
+/// deletes through (PURGING) only for this. As the extension owner, under the
+/// caller's step-up and lock: purge_audit and purge_audit_through (ops.rs).
+pub(crate) fn delete_through(upto: i64, hash: Vec<u8>, who: &str) -> i64 {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PURGING.with(|p| p.set(false));
+        }
+    }
+    PURGING.with(|p| p.set(true));
+    let _reset = Reset;
+    let n = db::execute("DELETE FROM dashboard_auth.audit_log WHERE id <= $1", &[upto.into()]) as i64;
+    db::execute(
+        "INSERT INTO dashboard_auth.audit_checkpoints (last_purged_id, last_purged_hash, purged_rows, purged_by)
+         VALUES ($1, $2, $3, $4)",
+        &[upto.into(), hash.into(), n.into(), who.to_string().into()],
+    );
+    n
 }
 
 /// Search the audit log, newest first, keyset-paginated on id (pass the last

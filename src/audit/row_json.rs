@@ -163,48 +163,11 @@ unsafe fn type_owner(typid: Oid) -> Oid {
 /// (confine::run_untrusted): how the extension runs code that belongs to a
 /// user object, as PostgreSQL itself does for index builds and VACUUM.
 pub fn as_owner_confined<R>(owner: Oid, f: impl FnOnce() -> R) -> R {
-    struct Restore {
-        user: Oid,
-        ctx: i32,
-        guc_level: i32,
-    }
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                // (an ERROR unwinding: the (sub)transaction abort restores both)
-                return;
-            }
-            unsafe {
-                pg_sys::AtEOXact_GUC(true, self.guc_level);
-                pg_sys::SetUserIdAndSecContext(self.user, self.ctx);
-            }
-        }
-    }
-    let (user, ctx) = unsafe {
-        let mut user = pg_sys::InvalidOid;
-        let mut ctx: i32 = 0;
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut ctx);
-        (user, ctx)
-    };
-    let guc_level = unsafe { pg_sys::NewGUCNestLevel() };
-    let _restore = Restore { user, ctx, guc_level };
-    unsafe {
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-    }
-    crate::runtime::confine::run_untrusted(f)
+    crate::runtime::db::as_role(
+        owner,
+        pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        || crate::runtime::confine::run_untrusted(f),
+    )
 }
 
 /// The number of rows of `rel` visible to the transaction, counted by a

@@ -135,7 +135,15 @@ pub fn session_user_name() -> String {
 /// The previous user and search_path come back on the way out. When `f` raises
 /// an error, Postgres' (sub)transaction abort restores both itself.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
-    let owner = extension_owner();
+    as_role(extension_owner(), pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32, f)
+}
+
+/// Run `f` as `role`, with `extra` added to the security context (e.g.
+/// SECURITY_RESTRICTED_OPERATION) and `search_path` pinned to `pg_catalog,
+/// pg_temp` in a GUC nest level of its own. The previous user, context and
+/// settings come back on the way out; when `f` raises an error, Postgres'
+/// (sub)transaction abort restores them itself.
+pub fn as_role<R>(role: pg_sys::Oid, extra: i32, f: impl FnOnce() -> R) -> R {
     struct Restore {
         user: pg_sys::Oid,
         ctx: i32,
@@ -164,7 +172,7 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let guc_level = unsafe { pg_sys::NewGUCNestLevel() };
     let _restore = Restore { user, ctx, guc_level };
     unsafe {
-        pg_sys::SetUserIdAndSecContext(owner, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        pg_sys::SetUserIdAndSecContext(role, ctx | extra);
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
             c"pg_catalog, pg_temp".as_ptr(),
