@@ -106,10 +106,18 @@ def test_every_page_and_dialog_has_no_axe_violations(page, su):
             ("settings", "/admin/settings", "Settings"),
             ("analytics", "/admin/analytics", "Analytics"),
             ("audit", "/admin/audit", "Audit trail"),
+            ("advisor", "/admin/advisor", "Advisor"),
+            ("why", "/admin/advisor/why?table=public.notes", "Why can't I see a row?"),
         ]:
             page.goto(path)
             heading(page, h1)
             axe.check(name)
+        # The advisor's verdict on one row, as an app user.
+        page.fill("#why input[name=key]", '{"id": 1}')
+        page.fill("#why input[name=as_user]", "user0@example.com")
+        page.click("#why button:has-text('Explain')")
+        page.locator("#verdict").wait_for()
+        axe.check("why verdict")
         row_id = su.execute("SELECT max(id) FROM dashboard_auth.audit_log WHERE action LIKE %s", ("row.%",)).fetchone()[0]
         page.goto(f"/admin/audit/entry/{row_id}")
         heading(page, f"Audit entry {row_id}")

@@ -111,6 +111,8 @@ def test_every_page_without_csp_violations(page, su):
         ("/admin/audit", 200, "Audit trail"),
         (f"/admin/audit/entry/{entry}", 200, f"Audit entry {entry}"),
         ("/admin/analytics", 200, "Analytics"),
+        ("/admin/advisor", 200, "Advisor"),
+        ("/admin/advisor/why", 200, "Why can't I see a row?"),
         ("/admin/account", 200, "My account"),
         ("/admin/no-such-page", 404, "404"),
     ]
