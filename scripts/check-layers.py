@@ -28,10 +28,6 @@ LOW = {"src": {"runtime"}}
 # entry when its import is gone; never add one.
 KNOWN = {
     "web/src": {
-        ("error", "routes"): "Url is defined in routes/mod.rs",
-        ("assets", "routes"): "Url",
-        ("headers", "routes"): "Url",
-        ("render", "routes"): "Url and NAV",
         ("error", "render"): "the error page is rendered by render",
         ("db", "api"): "the session transaction applies an impersonation through api::impersonation",
         ("replica", "db"): "the replica's pool is built by db::pool",

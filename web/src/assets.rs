@@ -12,7 +12,7 @@ use base64::Engine;
 use rust_embed::Embed;
 use sha2::{Digest, Sha384};
 
-use crate::routes::Url;
+use crate::urls::Url;
 
 #[derive(Embed)]
 #[folder = "assets/"]

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::cookies;
-use crate::routes::Url;
+use crate::urls::Url;
 
 #[derive(Debug, Clone)]
 pub enum WebError {

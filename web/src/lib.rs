@@ -32,6 +32,7 @@ pub mod render;
 pub mod routes;
 pub mod serve;
 pub mod session;
+pub mod urls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

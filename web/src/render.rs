@@ -11,7 +11,7 @@ use crate::api;
 use crate::assets::{self, Links};
 use crate::db::Tx;
 use crate::error::WebError;
-use crate::routes::{Url, NAV};
+use crate::urls::{Url, NAV};
 use crate::session::{HxRequest, Session};
 use crate::App;
 
