@@ -193,7 +193,7 @@ def test_a_planted_operator_in_public_runs_confined(db, su, web, attacker, ada):
     assert one(su, """SELECT count(*) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
                       WHERE r.ev_class = 'plainschema.items_b'::regclass AND d.refclassid = 'pg_operator'::regclass
                         AND d.refobjid = 'public.=(varchar, varchar)'::regoperator""") == 1
-    as_session(web, ada)
+    as_member(web)  # (as the caller: see as_member)
     assert one(web, "SELECT dashboard.browse('plainschema.items_b')")["rows"] == [{"id": 2, "name": "b"}]
     web.execute("COMMIT")
     assert_confined(got, "operator")
