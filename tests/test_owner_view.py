@@ -29,6 +29,10 @@ def admin(su):
 def todos(db, su):
     """The issue's newcomer table: owned by a plain role, RLS on, a policy for
     authenticated, 250 rows (3 of them alice's), no grant to the dashboard."""
+    # Roles are cluster-wide: other modules make the login a member of
+    # authenticated to emulate SET ROLE (test_explorer, test_export); here it
+    # must hold no grant at all.
+    su.execute("REVOKE anon, authenticated, service_role FROM fb_web")
     alice = one(su, "SELECT user_id FROM dashboard.invite_user('alice@example.com')")
     su.execute("GRANT CREATE ON SCHEMA public TO fb_plain")
     su.execute("GRANT USAGE ON SCHEMA auth TO fb_plain")  # its policy calls auth.uid()

@@ -22,6 +22,7 @@ def api_functions(conn):
 # *login* (session_user) is a member of fluxbase_dashboard — see
 # test_explorer_refuses_app_logins below.
 EXPLORER = {"browse", "export_rows", "count_rows", "list_tables", "describe_table", "table_indexes", "table_policies", "column_choices",
+            "table_overview",
             "update_row",
             "update_rows", "insert_rows", "delete_rows", "watch_table", "unwatch_table"}
 

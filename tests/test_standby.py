@@ -47,6 +47,8 @@ WRITES_TOO = {
     "dashboard.query_as(uuid,text,jsonb)",
     # records the re-authentication on the session (and failures toward lockout)
     "dashboard_auth.reauthenticate(text)",
+    # audited: every explanation is recorded (rls.explain_access)
+    "dashboard.explain_access(regclass,jsonb,text,text,jsonb)",
 }
 # Trigger functions: callable only as triggers, on any server.
 TRIGGERS = {sig for sig, (_, who, errors) in M.items() if who is INTERNAL and "0A000" in errors}
