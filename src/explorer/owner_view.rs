@@ -36,6 +36,7 @@ use pgrx::pg_sys;
 use pgrx::PgRelation;
 
 use crate::runtime::actor::{self, Actor};
+use crate::runtime::db::{switch_user, user_and_ctx};
 use crate::runtime::errors::raise;
 
 /// The role a superuser-owned table is read and edited as.
@@ -100,27 +101,13 @@ pub fn run_as(rel: &PgRelation) -> Option<pg_sys::Oid> {
     }
 }
 
-fn user_and_ctx() -> (pg_sys::Oid, i32) {
-    let mut user = pg_sys::Oid::INVALID;
-    let mut ctx: i32 = 0;
-    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut ctx) };
-    (user, ctx)
-}
+/// Sets CALLER back when dropped (also while an error unwinds: the next
+/// statement must not believe an owner switch is still running).
+struct RestoreCaller(Option<pg_sys::Oid>);
 
-/// Puts the user and context back (and the previous caller) when dropped;
-/// while an ERROR unwinds, the abort restores the user itself.
-struct Restore {
-    user: pg_sys::Oid,
-    ctx: i32,
-    caller: Option<pg_sys::Oid>,
-}
-
-impl Drop for Restore {
+impl Drop for RestoreCaller {
     fn drop(&mut self) {
-        CALLER.with(|c| c.set(self.caller));
-        if !std::thread::panicking() {
-            unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.ctx) };
-        }
+        CALLER.with(|c| c.set(self.0));
     }
 }
 
@@ -129,15 +116,10 @@ pub fn run<R>(as_user: Option<pg_sys::Oid>, f: impl FnOnce() -> R) -> R {
     crate::runtime::confine::run_untrusted(|| match as_user {
         None => f(),
         Some(owner) => {
-            let (caller, ctx) = user_and_ctx();
-            let _restore = Restore { user: caller, ctx, caller: CALLER.with(|c| c.replace(Some(caller))) };
-            unsafe {
-                pg_sys::SetUserIdAndSecContext(
-                    owner,
-                    ctx | pg_sys::SECURITY_RESTRICTED_OPERATION as i32 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-                )
-            };
-            f()
+            let (caller, _) = user_and_ctx();
+            let _caller = RestoreCaller(CALLER.with(|c| c.replace(Some(caller))));
+            let restricted = (pg_sys::SECURITY_RESTRICTED_OPERATION | pg_sys::SECURITY_LOCAL_USERID_CHANGE) as i32;
+            switch_user(owner, |ctx| ctx | restricted, f)
         }
     })
 }
@@ -152,11 +134,6 @@ pub fn as_owner_now() -> bool {
 pub fn as_caller<R>(f: impl FnOnce() -> R) -> R {
     match CALLER.with(|c| c.get()) {
         None => f(),
-        Some(caller) => {
-            let (owner, ctx) = user_and_ctx();
-            let _restore = Restore { user: owner, ctx, caller: Some(caller) };
-            unsafe { pg_sys::SetUserIdAndSecContext(caller, ctx) };
-            f()
-        }
+        Some(caller) => switch_user(caller, |ctx| ctx, f),
     }
 }

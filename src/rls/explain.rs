@@ -242,14 +242,8 @@ fn set_guc(name: &str, value: &str) {
 /// bits); the previous user and context come back afterwards (an error's
 /// abort restores them by itself).
 fn run_as_user<R>(user: pg_sys::Oid, extra: u32, f: impl FnOnce() -> R) -> R {
-    let mut prev = pg_sys::Oid::INVALID;
-    let mut ctx: i32 = 0;
-    unsafe { pg_sys::GetUserIdAndSecContext(&mut prev, &mut ctx) };
     let flags = (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION | extra) as i32;
-    unsafe { pg_sys::SetUserIdAndSecContext(user, ctx | flags) };
-    let r = f();
-    unsafe { pg_sys::SetUserIdAndSecContext(prev, ctx) };
-    r
+    db::switch_user(user, |ctx| ctx | flags, f)
 }
 
 /// Run `f` in a subtransaction; an ERROR in it is rolled back and returned as

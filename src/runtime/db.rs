@@ -138,53 +138,69 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     as_role(extension_owner(), pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32, f)
 }
 
+/// The current user and security context (`GetUserIdAndSecContext`).
+pub fn user_and_ctx() -> (pg_sys::Oid, i32) {
+    let mut user = pg_sys::Oid::INVALID;
+    let mut ctx: i32 = 0;
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut ctx) };
+    (user, ctx)
+}
+
+/// Run `f` as `role` with the security context `ctx(current context)`; the
+/// previous user and context come back on the way out. While an ERROR unwinds
+/// nothing is touched: the (sub)transaction abort restores the user itself.
+/// The one place the extension switches users (`as_role`, the explorer's owner
+/// view, explain_access).
+pub fn switch_user<R>(role: pg_sys::Oid, ctx: impl FnOnce(i32) -> i32, f: impl FnOnce() -> R) -> R {
+    struct Restore {
+        user: pg_sys::Oid,
+        ctx: i32,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.ctx) };
+            }
+        }
+    }
+    let (user, now) = user_and_ctx();
+    let _restore = Restore { user, ctx: now };
+    unsafe { pg_sys::SetUserIdAndSecContext(role, ctx(now)) };
+    f()
+}
+
 /// Run `f` as `role`, with `extra` added to the security context (e.g.
 /// SECURITY_RESTRICTED_OPERATION) and `search_path` pinned to `pg_catalog,
 /// pg_temp` in a GUC nest level of its own. The previous user, context and
 /// settings come back on the way out; when `f` raises an error, Postgres'
 /// (sub)transaction abort restores them itself.
 pub fn as_role<R>(role: pg_sys::Oid, extra: i32, f: impl FnOnce() -> R) -> R {
-    struct Restore {
-        user: pg_sys::Oid,
-        ctx: i32,
-        guc_level: i32,
-    }
-    impl Drop for Restore {
+    struct PopGuc(i32);
+    impl Drop for PopGuc {
         fn drop(&mut self) {
-            if std::thread::panicking() {
-                // An ERROR is unwinding: the abort of the (sub)transaction resets
-                // the user and the GUC nest level; doing it here could run GUC code
-                // in a state Postgres does not expect.
-                return;
-            }
-            unsafe {
-                pg_sys::AtEOXact_GUC(true, self.guc_level);
-                pg_sys::SetUserIdAndSecContext(self.user, self.ctx);
+            // (while an ERROR unwinds, the abort resets the GUC nest level;
+            // doing it here could run GUC code in a state Postgres does not expect)
+            if !std::thread::panicking() {
+                unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
             }
         }
     }
-    let (user, ctx) = unsafe {
-        let mut user = pg_sys::Oid::INVALID;
-        let mut ctx: i32 = 0;
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut ctx);
-        (user, ctx)
-    };
-    let guc_level = unsafe { pg_sys::NewGUCNestLevel() };
-    let _restore = Restore { user, ctx, guc_level };
-    unsafe {
-        pg_sys::SetUserIdAndSecContext(role, ctx | extra);
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-    }
-    f()
+    switch_user(role, |ctx| ctx | extra, || {
+        let _pop = PopGuc(unsafe { pg_sys::NewGUCNestLevel() });
+        unsafe {
+            pg_sys::set_config_option(
+                c"search_path".as_ptr(),
+                c"pg_catalog, pg_temp".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        f()
+    })
 }
 
 /// The owner of the extension's tables (whoever ran CREATE EXTENSION).
