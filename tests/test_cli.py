@@ -686,6 +686,10 @@ def test_tables_list_describe(cli, su, items):
     assert "items" in cli.ok("tables", "list").stdout
     cols = cli.json("tables", "describe", items)
     assert [c.get("name", c.get("column")) for c in cols] == ["id", "name", "note"]
+    # Without a schema, as a newcomer types it: public's (the connection's own
+    # search_path is pinned to pg_catalog).
+    assert cli.json("tables", "describe", "items") == cols
+    assert [r["id"] for r in cli.json("tables", "browse", "items", "--sort", "id")["rows"]] == [1, 2, 3]
     err = cli.fails(NOT_FOUND, "tables", "describe", "public.nope")
     assert "nope" in err and "does not exist" in err
 

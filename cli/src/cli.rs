@@ -300,9 +300,13 @@ pub enum TablesCmd {
         schema: Option<String>,
     },
     /// Columns of a table
-    Describe { table: String },
+    Describe {
+        /// [SCHEMA.]TABLE (without a schema: public)
+        table: String,
+    },
     /// Rows of a table, a page at a time
     Browse {
+        /// [SCHEMA.]TABLE (without a schema: public)
         table: String,
         /// column:op:value (ops: eq neq lt lte gt gte like ilike in is_null not_null); repeatable
         #[arg(long, value_name = "COL:OP:VALUE")]

@@ -40,6 +40,23 @@ pub fn parse_cursor(c: &str) -> Value {
     serde_json::from_str(c).unwrap_or_else(|_| Value::String(c.to_string()))
 }
 
+/// `[schema.]table` as the server should resolve it: the CLI's connection pins
+/// `search_path` to `pg_catalog` (a look-alike there must not shadow the
+/// extension), so a name without a schema is taken as `public`'s, as a
+/// default search_path would find it. A dot inside double quotes is part of a
+/// name, not a separator.
+pub fn qualified(table: &str) -> String {
+    let mut quoted = false;
+    for c in table.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => return table.to_string(),
+            _ => {}
+        }
+    }
+    format!("public.{table}")
+}
+
 pub(super) fn tables(ctx: &mut Ctx, cmd: TablesCmd) -> Result<(), Fail> {
     match cmd {
         TablesCmd::List { schema } => {
@@ -50,7 +67,7 @@ pub(super) fn tables(ctx: &mut Ctx, cmd: TablesCmd) -> Result<(), Fail> {
             let rows = ctx.rows(
                 "dashboard.describe_table",
                 "SELECT pg_catalog.to_json(t)::text FROM dashboard.describe_table($1::text::regclass) t",
-                &[s(&table)],
+                &[s(&qualified(&table))],
             )?;
             ctx.out.list(&rows, "columns");
         }
@@ -61,7 +78,7 @@ pub(super) fn tables(ctx: &mut Ctx, cmd: TablesCmd) -> Result<(), Fail> {
             let v = ctx.json_scalar(
                 "dashboard.browse",
                 "SELECT dashboard.browse($1::text::regclass, $2::text::jsonb, $3::text::jsonb, $4, $5::text::int, $6::text::jsonb)::text",
-                &[s(&table), Some(Value::Array(filters).to_string()), Some(Value::Array(sorts).to_string()), search, s(&page_size.to_string()), after],
+                &[s(&qualified(&table)), Some(Value::Array(filters).to_string()), Some(Value::Array(sorts).to_string()), search, s(&page_size.to_string()), after],
             )?;
             if ctx.out.for_scripts() {
                 ctx.out.record(&v);
@@ -98,6 +115,14 @@ mod tests {
         assert!(parse_filter("email:eq").is_err());
         assert!(parse_filter(":eq:x").is_err());
         assert!(parse_filter("a:is_null:x").is_err());
+    }
+
+    #[test]
+    fn names_without_a_schema_are_public() {
+        assert_eq!(qualified("items"), "public.items");
+        assert_eq!(qualified("app.items"), "app.items");
+        assert_eq!(qualified("\"My.Table\""), "public.\"My.Table\"");
+        assert_eq!(qualified("\"a.b\".c"), "\"a.b\".c");
     }
 
     #[test]
