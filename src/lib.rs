@@ -49,12 +49,13 @@ extension_sql_file!("../sql/grants.sql", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    // Forget any `use_session` identity when its transaction ends.
     unsafe {
-        pg_sys::RegisterXactCallback(Some(runtime::actor::on_xact_event), std::ptr::null_mut());
-        // Audit entries are appended to the chain at commit.
-        pg_sys::RegisterXactCallback(Some(audit::append::on_xact_event), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(audit::append::on_subxact_event), std::ptr::null_mut());
+        // One callback for every transaction end (and one for subtransactions),
+        // which calls each capability's own: the cost a transaction pays for the
+        // library being loaded is one guarded call per event, not one per
+        // capability (bench/overhead_instructions.sh).
+        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
         // What the audit trigger and the append keep of tables between
         // statements is dropped when Postgres says a table (or schema) changed.
         pg_sys::CacheRegisterRelcacheCallback(Some(table_changed), pg_sys::Datum::from(0));
@@ -70,6 +71,32 @@ pub extern "C-unwind" fn _PG_init() {
     admin::stepup::init();
     users::claims::init();
     runtime::confine::init();
+}
+
+/// Every transaction event, to each capability in this order: confinement
+/// (restores a sticky security context before deferred work), the claims
+/// (frees replaced values), the audit trail (appends the queued entries at
+/// PRE_COMMIT: it still needs the admin), then the admin identity (forgotten
+/// at the end). An ERROR raised by one (the append at PRE_COMMIT) aborts the
+/// transaction, whose ABORT event then reaches all of them.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    runtime::confine::on_xact_event(event);
+    users::claims::on_xact_event(event);
+    audit::append::on_xact_event(event);
+    runtime::actor::on_xact_event(event);
+}
+
+/// Every subtransaction event: confinement, then the audit trail's queue.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    my_subid: pg_sys::SubTransactionId,
+    parent_subid: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    runtime::confine::on_subxact_event(event, my_subid, parent_subid);
+    audit::append::on_subxact_event(event, my_subid);
 }
 
 /// Relcache invalidation: `relid` was altered, dropped or renamed, or every

@@ -224,9 +224,9 @@ fn take_queue() -> Vec<Queued> {
     QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()))
 }
 
-/// Registered in `_PG_init`.
-#[pg_guard]
-pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+/// Called by the extension's one transaction callback (`_PG_init`'s
+/// `on_xact_event`).
+pub fn on_xact_event(event: pg_sys::XactEvent::Type) {
     use pg_sys::XactEvent::*;
     match event {
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => append_queued(),
@@ -251,15 +251,10 @@ pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _a
     }
 }
 
-/// Registered in `_PG_init`: a rolled-back savepoint takes its entries (and
-/// those of its own savepoints, which have larger ids) with it.
-#[pg_guard]
-pub unsafe extern "C-unwind" fn on_subxact_event(
-    event: pg_sys::SubXactEvent::Type,
-    my_subid: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
+/// Called by the extension's one subtransaction callback (`_PG_init`'s
+/// `on_subxact_event`): a rolled-back savepoint takes its entries (and those
+/// of its own savepoints, which have larger ids) with it.
+pub fn on_subxact_event(event: pg_sys::SubXactEvent::Type, my_subid: pg_sys::SubTransactionId) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         QUEUE.with(|q| q.borrow_mut().retain(|e| e.subxact < my_subid));
         SPILL.with(|s| {

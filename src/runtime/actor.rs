@@ -12,7 +12,6 @@ use std::cell::RefCell;
 use fluxbase_core::{FbError, FbResult};
 use pgrx::datum::Uuid;
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 
 use crate::runtime::db;
 
@@ -141,9 +140,9 @@ pub fn session_admin(what: &str) -> AdminIdentity {
     }
 }
 
-/// Registered once in `_PG_init`: forget the admin at the end of every transaction.
-#[pg_guard]
-pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+/// Forget the admin at the end of every transaction (called by the
+/// extension's one transaction callback, `_PG_init`'s `on_xact_event`).
+pub fn on_xact_event(event: pg_sys::XactEvent::Type) {
     use pg_sys::XactEvent::*;
     if event == XACT_EVENT_COMMIT
         || event == XACT_EVENT_ABORT

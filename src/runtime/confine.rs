@@ -465,8 +465,8 @@ extern "C-unwind" {
 
 // ------------------------------------------------------------ transaction ends
 
-#[pg_guard]
-pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+/// Called by the extension's one transaction callback (`_PG_init`'s `on_xact_event`).
+pub fn on_xact_event(event: pg_sys::XactEvent::Type) {
     use pg_sys::XactEvent::*;
     if event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE || event == XACT_EVENT_PARALLEL_PRE_COMMIT {
         // CommitTransaction does not restore the security context (deferred
@@ -486,13 +486,8 @@ pub unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _a
     }
 }
 
-#[pg_guard]
-pub unsafe extern "C-unwind" fn on_subxact_event(
-    event: pg_sys::SubXactEvent::Type,
-    my_subid: pg_sys::SubTransactionId,
-    parent_subid: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
+/// Called by the extension's one subtransaction callback (`_PG_init`'s `on_subxact_event`).
+pub fn on_subxact_event(event: pg_sys::SubXactEvent::Type, my_subid: pg_sys::SubTransactionId, parent_subid: pg_sys::SubTransactionId) {
     use pg_sys::SubXactEvent::*;
     if event == SUBXACT_EVENT_ABORT_SUB {
         // The abort restores the security context of the subtransaction's start.
@@ -519,7 +514,5 @@ pub unsafe extern "C-unwind" fn on_subxact_event(
 pub fn init() {
     unsafe {
         fluxbase_confine_install_hooks();
-        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
     }
 }

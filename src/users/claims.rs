@@ -132,7 +132,6 @@ pub fn init() {
             None,
         );
         OWN_GUC.store(true, Ordering::Relaxed);
-        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
     }
 }
 
@@ -337,9 +336,9 @@ unsafe fn publish(slot: usize, generation: u64, bytes: &[u8]) -> pg_sys::Datum {
     }
 }
 
-/// Free the values replaced during the transaction that ends.
-#[pg_guard]
-unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+/// Free the values replaced during the transaction that ends (called by the
+/// extension's one transaction callback, `_PG_init`'s `on_xact_event`).
+pub fn on_xact_event(event: pg_sys::XactEvent::Type) {
     use pg_sys::XactEvent::*;
     if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
         for p in unsafe { (*std::ptr::addr_of_mut!(RETIRED)).drain(..) } {
