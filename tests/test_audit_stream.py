@@ -544,7 +544,7 @@ def test_crash_mid_purge_leaves_a_verifiable_log(db, su):
     """The database crashes while a big purge is under way (done, not yet
     committed): after recovery every entry is there, no checkpoint is
     recorded, the chain verifies, and the purge can be run again."""
-    append(su, 20000)
+    append(su, 5000)
     upto = head(su)
     purger = connect(db.name, autocommit=False)
     assert one(purger, "SELECT dashboard_auth.purge_audit_through(%s)", (upto,)) == upto
