@@ -24,6 +24,7 @@ CHUNK=500000
 PW=correct-horse-battery-9
 status=0
 for N in $SIZES; do
+    export PGDATABASE=postgres
     fresh_db
     export PGDATABASE=$DB
     psql -q -X -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CREATE EXTENSION fluxbase_admin" \
