@@ -951,47 +951,84 @@ CHAIN_LOCKS = ("SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND clas
                "AND objid = 'dashboard_auth.audit_chain_head'::regclass AND mode = 'ExclusiveLock'")
 
 
+def hold_appends_of(su, action):
+    """A CHECK constraint a DBA adds to audit_log, whose function waits for
+    advisory lock 4242 while it checks an entry of `action`: an audited commit
+    appending such an entry stays in its append, holding the chain lock, for as
+    long as the caller holds that advisory lock. (Purges took the chain lock
+    until issue 35 and served the tests below as a holder; no SQL statement
+    takes it before its commit now.)"""
+    su.execute("""
+        CREATE FUNCTION public.hold_append(action text) RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN
+            IF action = %s THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+            RETURN true;
+        END $$""".replace("%s", "'" + action.replace("'", "''") + "'"))
+    su.execute("ALTER TABLE dashboard_auth.audit_log ADD CONSTRAINT held CHECK (public.hold_append(action)) NOT VALID")
+
+
+def wait_for(su, sql, tries=200):
+    got = 0
+    for _ in range(tries):
+        got = one(su, sql)
+        if got:
+            break
+        time.sleep(0.05)
+    return got
+
+
 def test_appends_queue_for_the_chain_lock(db, su):
-    """While one transaction holds the chain lock (a purge not yet committed),
-    an audited commit waits for it, on that lock and nothing else, and goes
-    through with its entry after it, in a chain that still verifies."""
+    """While one transaction holds the chain lock (an audited commit in its
+    append), another audited commit waits for it, on that lock and nothing
+    else, and goes through with its entry after it, in a chain that still
+    verifies."""
     audited_table(su)
-    holder = db.conn(autocommit=False)
-    holder.execute("SELECT dashboard_auth.purge_audit('1000 years')")  # takes the chain lock
-    assert one(su, CHAIN_LOCKS + " AND granted") == 1
+    hold_appends_of(su, "test.hold")
+    su.execute("SELECT pg_advisory_lock(4242)")
+    holder = db.conn()
+    holder_pid = one(holder, "SELECT pg_backend_pid()")
+    held = []
+    h = threading.Thread(target=lambda: held.append(append(holder, 1, "test.hold")))
+    h.start()
+    # the holder is in its append: the chain lock granted, waiting for 4242
+    assert wait_for(su, CHAIN_LOCKS + f" AND granted AND pid = {holder_pid}") == 1
+    assert wait_for(su, f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid = {holder_pid}") == 1
     writer = db.conn()
     writer_pid = one(writer, "SELECT pg_backend_pid()")
     done = []
     t = threading.Thread(target=lambda: done.append(writer.execute("INSERT INTO public.ledger VALUES (1, 'queued')")))
     t.start()
-    waiting = 0
-    for _ in range(100):
-        waiting = one(su, CHAIN_LOCKS + f" AND NOT granted AND pid = {writer_pid}")
-        if waiting:
-            break
-        time.sleep(0.05)
+    waiting = wait_for(su, CHAIN_LOCKS + f" AND NOT granted AND pid = {writer_pid}", tries=100)
     assert waiting == 1 and not done  # waiting at its commit, for the chain lock
-    holder.commit()
+    # ... and for nothing else
+    assert one(su, f"SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = {writer_pid}") == 1
+    su.execute("SELECT pg_advisory_unlock(4242)")
+    h.join(10)
     t.join(10)
-    assert done
-    assert one(su, "SELECT count(*) FROM dashboard_auth.audit_log WHERE target_id = 'public.ledger' AND action = 'row.insert'") == 1
+    assert held and done
+    held_id, ledger_id = (one(su, f"SELECT id FROM dashboard_auth.audit_log WHERE {w}") for w in
+                          ("action = 'test.hold'", "target_id = 'public.ledger' AND action = 'row.insert'"))
+    assert ledger_id > held_id  # after the holder's entry
     assert verify(su) == (True, None)
 
 
 def test_chain_lock_is_let_go_at_commit_and_only_if_held(db, su):
-    """The chain lock is released as soon as the commit is visible; taken in a
-    savepoint that rolled back, it is gone already and nothing is released
-    twice (no lock-manager warning)."""
+    """The chain lock is released as soon as the commit is visible; a purge
+    takes none (issue 35), also in a savepoint that rolled back, and nothing
+    is released that was not taken (no lock-manager warning)."""
     audited_table(su)
     c = db.conn(autocommit=False)
+    c_pid = one(c, "SELECT pg_backend_pid()")
     notices = []
     c.add_notice_handler(lambda d: notices.append(d.message_primary))
     c.execute("SAVEPOINT s")
-    c.execute("SELECT dashboard_auth.purge_audit('1000 years')")  # takes the chain lock
+    c.execute("SELECT dashboard_auth.purge_audit('1000 years')")
+    assert one(su, CHAIN_LOCKS + f" AND pid = {c_pid}") == 0
     c.execute("ROLLBACK TO SAVEPOINT s")
     c.execute("INSERT INTO public.ledger VALUES (1, 'after the savepoint')")
     c.commit()
     c.execute("INSERT INTO public.ledger VALUES (2, 'next transaction')")
+    c.execute("SELECT dashboard_auth.purge_audit('1000 years')")
     c.commit()
     assert notices == []
     # nobody holds the chain lock between transactions

@@ -404,3 +404,155 @@ def test_purge_does_not_hold_up_sign_ins(db, su):
     assert su.execute("SELECT ok FROM dashboard_auth.verify_audit_chain()").fetchone() == (True,)
     purger.close()
     signer.close()
+
+
+# ------------------------------------------------- purging a large log (issue 35)
+
+CHAIN_LOCK = ("SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_class'::regclass "
+              "AND objid = 'dashboard_auth.audit_chain_head'::regclass AND mode = 'ExclusiveLock' AND pid = %s")
+
+
+def test_purge_by_age_does_not_hold_up_sign_ins_or_audited_writes(db, su):
+    """purge_audit(interval) holds no chain lock either (it did until issue
+    35): with a big purge done but not committed (every lock it takes still
+    held), a sign-in and an audited write go through under a lock_timeout that
+    refuses any wait, their entries land after the purged prefix, and the
+    purge's checkpoint is the last entry it saw."""
+    setup_admin(su)
+    su.execute("SELECT dashboard_auth.create_admin('other@example.com', %s, 'Other', 'dashboard_admin')", (PASSWORD,))
+    append(su, 20000)
+    upto = head(su)
+    purger = connect(db.name, autocommit=False)
+    purger_pid = one(purger, "SELECT pg_backend_pid()")
+    assert one(purger, "SELECT dashboard_auth.purge_audit('0 seconds')") == upto  # not committed yet
+    assert one(su, CHAIN_LOCK, (purger_pid,)) == 0
+    signer = connect(db.name, "fb_web")
+    signer.execute("SET lock_timeout = '100ms'")
+    assert one(signer, "SELECT status FROM dashboard_auth.login('other@example.com', %s)", (PASSWORD,)) == "ok"
+    writer = connect(db.name)
+    writer.execute("SET lock_timeout = '100ms'")
+    append(writer, 3, "test.meanwhile")
+    # a second purge queues for the first (and for nothing else)
+    second = connect(db.name)
+    second_pid = one(second, "SELECT pg_backend_pid()")
+    done = []
+    t = threading.Thread(target=lambda: done.append(one(second, "SELECT dashboard_auth.purge_audit('0 seconds')")))
+    t.start()
+    waiting = 0
+    for _ in range(100):
+        waiting = one(su, "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s "
+                          "AND relation = 'dashboard_auth.audit_checkpoints'::regclass", (second_pid,))
+        if waiting:
+            break
+        time.sleep(0.05)
+    assert waiting == 1 and not done
+    purger.commit()
+    t.join(20)
+    # the second one removed what was left before its start: the sign-in, the
+    # writes and the first purge's own entry
+    assert done and done[0] >= 5
+    rows = su.execute("SELECT action FROM dashboard_auth.audit_log ORDER BY id").fetchall()
+    assert rows == [("audit.purge",)]
+    cps = su.execute("SELECT last_purged_id, purged_rows FROM dashboard_auth.audit_checkpoints ORDER BY id").fetchall()
+    assert cps[0] == (upto, upto) and cps[1][0] > upto
+    assert su.execute("SELECT * FROM dashboard_auth.verify_audit_chain()").fetchone() == (True, None)
+    for c in (purger, signer, writer, second):
+        c.close()
+
+
+def test_purges_racing_sign_ins_and_appends_keep_the_chain(db, su):
+    """Both purges, over and over, while sign-ins and audited writes commit
+    and the chain is verified: nobody waits for a purge while it runs
+    (pg_blocking_pids never names the purger during its purge statement; an
+    audited commit waits at most for the purge's own one-entry append at its
+    commit, like for any audited commit), sign-ins get through under a
+    lock_timeout, every entry not purged is still there, and the chain
+    verifies at every step and at the end."""
+    setup_admin(su)
+    su.execute("SELECT dashboard_auth.create_admin('other@example.com', %s, 'Other', 'dashboard_admin')", (PASSWORD,))
+    append(su, 5000)
+    stop = threading.Event()
+    errors, signins, blocked, verified = [], [], [], []
+    purger = connect(db.name, autocommit=False)
+    purger_pid = one(purger, "SELECT pg_backend_pid()")
+
+    def sign_in():
+        c = connect(db.name, "fb_web")
+        w = connect(db.name)
+        for conn in (c, w):
+            conn.execute("SET lock_timeout = '2s'")
+        try:
+            while not stop.is_set():
+                signins.append(one(c, "SELECT status FROM dashboard_auth.login('other@example.com', %s)", (PASSWORD,)))
+                append(w, 20, "test.meanwhile")
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+        finally:
+            c.close()
+            w.close()
+
+    def watch():
+        c = connect(db.name)
+        try:
+            n = 0
+            while not stop.is_set():
+                # (samples taken while the purger runs a purge statement)
+                row = c.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE %s = ANY(pg_blocking_pids(a.pid))) "
+                    "FROM pg_stat_activity p, pg_stat_activity a WHERE p.pid = %s AND p.state = 'active' "
+                    "AND p.query LIKE '%%purge_audit%%' AND a.datname = current_database()",
+                    (purger_pid, purger_pid)).fetchone()
+                if row[0]:
+                    blocked.append(row[1])
+                n += 1
+                if n % 20 == 0:
+                    verified.append(c.execute("SELECT ok FROM dashboard_auth.verify_audit_chain()").fetchone()[0])
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=sign_in), threading.Thread(target=watch)]
+    for t in threads:
+        t.start()
+    purged = 0
+    try:
+        for i in range(6):
+            append(su, 5000)
+            if i % 2:
+                purged += one(purger, "SELECT dashboard_auth.purge_audit('0 seconds')")
+            else:
+                purged += one(purger, "SELECT dashboard_auth.purge_audit_through(%s)", (head(purger),))
+            purger.commit()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert errors == []
+    assert len(signins) >= 3 and set(signins) == {"ok"}
+    assert blocked and max(blocked) == 0  # (seen while purging, never waited for)
+    assert verified and all(verified)
+    cp = one(su, "SELECT max(last_purged_id) FROM dashboard_auth.audit_checkpoints")
+    left = one(su, "SELECT count(*) FROM dashboard_auth.audit_log")
+    assert one(su, "SELECT min(id) FROM dashboard_auth.audit_log") == cp + 1
+    assert left == head(su) - cp and purged == cp
+    assert su.execute("SELECT * FROM dashboard_auth.verify_audit_chain()").fetchone() == (True, None)
+    purger.close()
+
+
+def test_crash_mid_purge_leaves_a_verifiable_log(db, su):
+    """The database crashes while a big purge is under way (done, not yet
+    committed): after recovery every entry is there, no checkpoint is
+    recorded, the chain verifies, and the purge can be run again."""
+    append(su, 5000)
+    upto = head(su)
+    purger = connect(db.name, autocommit=False)
+    assert one(purger, "SELECT dashboard_auth.purge_audit_through(%s)", (upto,)) == upto
+    restart_database_immediately()
+    c = connect(db.name)
+    assert one(c, "SELECT count(*) FROM dashboard_auth.audit_log") == upto
+    assert one(c, "SELECT count(*) FROM dashboard_auth.audit_checkpoints") == 0
+    assert c.execute("SELECT * FROM dashboard_auth.verify_audit_chain()").fetchone() == (True, None)
+    assert one(c, "SELECT dashboard_auth.purge_audit('0 seconds')") == upto
+    assert c.execute("SELECT * FROM dashboard_auth.verify_audit_chain()").fetchone() == (True, None)
+    c.close()

@@ -295,8 +295,9 @@ pub fn log_witness(id: i64, hash: &[u8], why: &str) {
     pgrx::log!("fluxbase_admin audit witness ({why}): id={id} hash={hex}");
 }
 
-/// Take the chain lock, to the end of the transaction (purge_audit takes it
-/// too, so no append interleaves with a purge). Returns the head table's oid.
+/// Take the chain lock, to the end of the transaction (or its commit, see
+/// release_chain_lock). Returns the head table's oid. (Purges take no chain
+/// lock since issue 35: record::lock_purges.)
 ///
 /// The chain lock is an exclusive lock on the head table *as an object*
 /// (pg_locks: locktype object, classid pg_class), not on the table itself:

@@ -7,8 +7,8 @@
 //! chain head) are final, appends only add ids after the head, and verification
 //! reads the rows and the checkpoint in one snapshot. So a purge of millions of
 //! entries holds up no sign-in or other audited action (each appends at commit
-//! under the chain lock); purges queue for each other on audit_checkpoints.
-//! (`purge_audit(interval)` still takes the chain lock for its DELETE.)
+//! under the chain lock); purges queue for each other on audit_checkpoints
+//! (`record::lock_purges`). `purge_audit(interval)` does the same (issue 35).
 
 use pgrx::datum::{JsonB, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
@@ -158,10 +158,8 @@ pub fn purge_audit_through(last_id: Option<i64>) -> i64 {
     db::refuse_on_standby("purge the audit log");
     let who = actor::current().label();
     let purged = db::as_extension_owner(|| {
-        // Purges queue for each other (SHARE ROW EXCLUSIVE conflicts with
-        // itself), not for appends or readers.
-        db::execute("LOCK TABLE dashboard_auth.audit_checkpoints IN SHARE ROW EXCLUSIVE MODE", &[]);
-        let head = db::one::<i64>("SELECT last_id FROM dashboard_auth.audit_chain_head", &[]).unwrap_or(0);
+        // Purges queue for each other, not for appends or readers.
+        let head = crate::audit::record::lock_purges();
         if last_id > head {
             raise(FbError::invalid(format!("last_id {last_id} is past the newest audit entry ({head})")));
         }

@@ -281,6 +281,9 @@ pub fn audit_witness() -> TableIterator<'static, (name!(id, i64), name!(hash, Ve
 
 /// Delete audit entries older than `older_than`, keeping the chain verifiable:
 /// the id and hash of the last removed row go to audit_checkpoints. Audited.
+/// Like purge_audit_through it takes no chain lock (issue 35): it removes a
+/// prefix of committed entries, up to the committed chain head, so sign-ins
+/// and other audited commits never wait for it (see `lock_purges`).
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 pub fn purge_audit(older_than: Option<Interval>) -> i64 {
@@ -294,12 +297,15 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
     if !positive {
         raise(FbError::invalid("older_than must not be negative"));
     }
+    db::refuse_on_standby("purge the audit log");
     let purged = db::as_extension_owner(|| {
-        // Take the chain lock first: no append interleaves with the purge.
-        crate::audit::append::lock_chain();
+        let head = lock_purges();
+        // (ids past the head are not there yet; at or before it they are
+        // committed and final: appends only add ids after the head)
         let upto = db::one::<i64>(
-            "SELECT max(id) FROM dashboard_auth.audit_log WHERE occurred_at < pg_catalog.clock_timestamp() - $1",
-            &[older_than.into()],
+            "SELECT max(id) FROM dashboard_auth.audit_log
+              WHERE id <= $2 AND occurred_at < pg_catalog.clock_timestamp() - $1",
+            &[older_than.into(), head.into()],
         );
         let Some(upto) = upto else { return (0i64, None) };
         let hash = db::one::<Vec<u8>>("SELECT row_hash FROM dashboard_auth.audit_log WHERE id = $1", &[upto.into()])
@@ -314,6 +320,21 @@ pub fn purge_audit(older_than: Option<Interval>) -> i64 {
             .details(json!({"older_than": older_text, "purged_rows": purged.0, "last_purged_id": purged.1})),
     );
     purged.0
+}
+
+/// Make purges queue for each other, and for nothing else: a SHARE ROW
+/// EXCLUSIVE lock on audit_checkpoints conflicts with itself, not with the
+/// appends (the chain lock and a RowExclusiveLock on audit_log) nor with
+/// readers. Returns the committed chain head's id (0 before the first
+/// append), read after the lock: every entry up to it is committed (an
+/// append's ids become visible together, in chain order, before the next
+/// append may start) and no other purge removes any of them meanwhile.
+/// Verification reads the rows and the checkpoint in one snapshot, so it sees
+/// a purge whole or not at all; a purge that fails or a crash before its
+/// commit leaves the log as it was.
+pub(crate) fn lock_purges() -> i64 {
+    db::execute("LOCK TABLE dashboard_auth.audit_checkpoints IN SHARE ROW EXCLUSIVE MODE", &[]);
+    db::one::<i64>("SELECT last_id FROM dashboard_auth.audit_chain_head", &[]).unwrap_or(0)
 }
 
 /// Delete the entries up to `upto` (whose row hash is `hash`) and record the
