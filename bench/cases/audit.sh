@@ -134,8 +134,8 @@ EOS
 INSERT INTO public.$t (id, account, amount, status, note) VALUES (nextval('public.ids'), :g, :g * 2.5, 'new', 'one row');
 EOS
     cat > "$work/upd1_$t.sql" <<EOS
-\set k random(1, 100000)
-UPDATE public.$t SET amount = amount + 1, status = 'paid', updated_at = now() WHERE id = -:k;
+\set k -1 * random(1, 100000)
+UPDATE public.$t SET amount = amount + 1, status = 'paid', updated_at = now() WHERE id = :k;
 EOS
 done
 # (PostgreSQL 17 moved the checkpoint counters to pg_stat_checkpointer)
