@@ -72,7 +72,7 @@ if [ -e "$("$PG_CONFIG" --pkglibdir)/pgaudit.so" ] && [ -n "${CLUSTER_DIR:-}" ];
     restart
     # (back to postgresql.conf's setting)
     put_back() {
-        psql -q -c "ALTER SYSTEM RESET shared_preload_libraries" && restart
+        psql -q -d postgres -c "ALTER SYSTEM RESET shared_preload_libraries" && restart
     }
     trap put_back EXIT
 fi
