@@ -36,6 +36,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# pgaudit (issue 36): the third side of bench/cases/audit.sh on PostgreSQL 15 (Debian's
+# build of pgaudit 1.7). Checked by its library, not by dpkg: a sandbox's private copy of
+# the PostgreSQL lib directory may lack it where dpkg says it is installed.
+if [ ! -e /usr/lib/postgresql/15/lib/pgaudit.so ]; then
+  echo "==> apt-get install postgresql-15-pgaudit"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --reinstall --no-install-recommends postgresql-15-pgaudit >/dev/null
+fi
+
 for major in "${majors[@]}"; do
   case "$major" in
     15) ;;

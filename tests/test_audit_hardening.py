@@ -524,3 +524,36 @@ def test_refusals_are_rate_limited(db, su):
         su.execute("DELETE FROM dashboard_auth.audit_log")
     time.sleep(0.5)
     assert len(refusals(su)) == len(got)
+
+
+# ------------------------------- issue 36: entries go to the end of the log
+
+
+def test_entries_go_to_the_logs_last_page_not_into_room_vacuum_found(db, su):
+    """The log is append-only: after a VACUUM records the room its older pages
+    have left, new entries still go to its last page (or a new one). Put into
+    that room, each entry landed on another old page, whose first change after
+    a checkpoint WAL-logs the whole page (~4.5 kB per single-row audited
+    transaction), and the BRIN range of every old page widened to the present.
+    Every entry is still there, in order, and the chain verifies."""
+    su.execute("CREATE EXTENSION IF NOT EXISTS pg_freespacemap")
+    ledger(su)
+    # entries of ~2.8 kB (md5 text barely compresses): two a page, ~2.5 kB left on each
+    for i in range(12):
+        su.execute("INSERT INTO public.ledger SELECT g, repeat(md5(g::text), 2) FROM generate_series(%s::int, %s::int) g",
+                   (i * 40, i * 40 + 39))
+    su.execute("VACUUM dashboard_auth.audit_log")
+    last = one(su, "SELECT max((ctid::text::point)[0])::int FROM dashboard_auth.audit_log")
+    roomy = one(su, "SELECT count(*) FROM pg_freespace('dashboard_auth.audit_log') WHERE blkno < %s AND avail > 1000",
+                (last,))
+    assert roomy >= 3  # (the room the old behaviour filled)
+    # a fresh backend (no target page of its own yet), single-row transactions
+    w = db.conn("fb_plain")
+    for k in range(10):
+        w.execute("INSERT INTO public.ledger VALUES (%s, 'x')", (100000 + k,))
+    blocks = [r[0] for r in su.execute(
+        "SELECT (ctid::text::point)[0]::int FROM dashboard_auth.audit_log "
+        "WHERE target_id = 'public.ledger' ORDER BY id DESC LIMIT 10")]
+    assert len(blocks) == 10 and min(blocks) >= last, (blocks, last)
+    assert row_counts(su) == [40] * 12 + [1] * 10
+    assert verify(su) == (True, None)

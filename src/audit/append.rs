@@ -564,7 +564,7 @@ unsafe fn append(mut entries: Entries) {
             let hash = chain::row_hash(&last_hash, &rec).to_vec();
             values.extend(chain_columns.values(id, &last_hash, &hash));
             let tuple = log.form(&values);
-            log.insert(tuple);
+            log.append(tuple);
             pg_sys::heap_freetuple(tuple);
             last_id = id;
             last_hash = hash;
