@@ -113,6 +113,7 @@ unsafe extern "C-unwind" fn table_changed(_arg: pg_sys::Datum, relid: pg_sys::Oi
 unsafe extern "C-unwind" fn schema_changed(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
     audit::row_capture::forget_table(pg_sys::InvalidOid);
     runtime::db::forget_table(pg_sys::InvalidOid);
+    runtime::confine::forget_api_schemas();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -224,10 +224,38 @@ fn namespace(name: &std::ffi::CStr) -> pg_sys::Oid {
     unsafe { pg_sys::get_namespace_oid(name.as_ptr(), true) }
 }
 
+thread_local! {
+    /// The OIDs of `dashboard` and `dashboard_auth`, looked up once: the
+    /// fmgr hook asks for every SECURITY DEFINER call of anyone's code, and two
+    /// lookups by name cost more than the rest of the hook (callgrind, bench/
+    /// overhead_instructions.sh). Forgotten whenever a schema changes
+    /// (`forget_api_schemas`, from the NAMESPACEOID syscache callback), so a
+    /// dropped and re-created extension is seen.
+    static API_SCHEMAS: Cell<Option<(pg_sys::Oid, pg_sys::Oid)>> = const { Cell::new(None) };
+}
+
+/// A schema was created, altered or dropped: look the API schemas up again.
+pub fn forget_api_schemas() {
+    API_SCHEMAS.with(|c| c.set(None));
+}
+
+fn api_schemas() -> (pg_sys::Oid, pg_sys::Oid) {
+    if let Some(s) = API_SCHEMAS.with(|c| c.get()) {
+        return s;
+    }
+    let s = (namespace(c"dashboard"), namespace(c"dashboard_auth"));
+    API_SCHEMAS.with(|c| c.set(Some(s)));
+    s
+}
+
 /// A function of the extension's API schemas (any name).
 fn in_api_schema(fn_oid: pg_sys::Oid) -> bool {
     let nsp = unsafe { pg_sys::get_func_namespace(fn_oid) };
-    nsp != pg_sys::InvalidOid && (nsp == namespace(c"dashboard") || nsp == namespace(c"dashboard_auth"))
+    if nsp == pg_sys::InvalidOid {
+        return false;
+    }
+    let (dashboard, dashboard_auth) = api_schemas();
+    nsp == dashboard || nsp == dashboard_auth
 }
 
 /// An API function: in the API schemas, not an internal `_` helper.
