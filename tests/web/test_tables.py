@@ -165,7 +165,7 @@ def test_why_on_rows_and_keys_as_alice(tables, page, su):
     """The real verdict: a row alice sees names the policy that let it
     through; a key she can't see says no permissive policy, or the
     restrictive policy that took it away; keyboard-only works."""
-    su.execute("CREATE POLICY not_done AS RESTRICTIVE ON notes TO authenticated USING (NOT done)")
+    su.execute("CREATE POLICY not_done ON notes AS RESTRICTIVE TO authenticated USING (NOT done)")
     tables.open_table("public", "notes", "?n=100")
     assert page.locator("#grid button[data-why]").count() == 0, "no Why? without View as"
     assert page.locator("#row-why").count() == 0
@@ -195,7 +195,7 @@ def test_why_on_rows_and_keys_as_alice(tables, page, su):
     page.wait_for_selector("#row-why .why-key:has-text('\"1\"')")
     v = verdict(page)
     assert (v["allowed"], v["decided_by"]) == ("false", ["no permissive policy allows it"])
-    assert v["policies"]["own"][5] == "false"
+    assert v["policies"]["own"][5] == "null", "owner is NULL: the USING is NULL, not true"
     page.fill(".why-form input[name='k.id']", "6")
     page.click(".why-form button:has-text('Explain')")
     page.wait_for_selector("#row-why .why-key:has-text('\"6\"')")
@@ -213,6 +213,8 @@ def test_why_on_rows_and_keys_as_alice(tables, page, su):
     page.click(".why-form button:has-text('Explain')")
     page.wait_for_selector(".why-form .form-error:not(:empty)")
     assert "integer" in page.locator(".why-form .form-error").inner_text().lower()
+    # (the refused POST's 400 is expected: htmx logs it)
+    page.watch.problems[:] = [p for p in page.watch.problems if "/notes/why" not in p or "400" not in p]
     assert su.execute("SELECT count(*) FROM notes").fetchone()[0] == 40
 
     # Keyboard only: into the grid, to the row's last cell (its Why?), Enter.
