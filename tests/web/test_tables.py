@@ -143,3 +143,110 @@ def test_sql_console_as_alice(tables, page):
     page.wait_for_selector(".sql-count")
     assert page.locator("table.data tbody tr").count() == 13
     tables.shot("sql-console")
+
+
+# ------------------------------------------------------------ Why? (issue 32)
+
+def verdict(page):
+    """The verdict shown in the table page's #row-why, once it is there."""
+    page.locator("#row-why #verdict").wait_for()
+    v = page.locator("#row-why #verdict")
+    return {
+        "allowed": v.get_attribute("data-allowed"),
+        "decided_by": [d.strip() for d in v.locator("#decided-by li").all_inner_texts()],
+        "policies": {
+            r.locator("td").nth(0).inner_text(): [c.strip() for c in r.locator("td").all_inner_texts()]
+            for r in v.locator("#policies tbody tr").all()
+        },
+    }
+
+
+def test_why_on_rows_and_keys_as_alice(tables, page, su):
+    """The real verdict: a row alice sees names the policy that let it
+    through; a key she can't see says no permissive policy, or the
+    restrictive policy that took it away; keyboard-only works."""
+    su.execute("CREATE POLICY not_done ON notes AS RESTRICTIVE TO authenticated USING (NOT done)")
+    tables.open_table("public", "notes", "?n=100")
+    assert page.locator("#grid button[data-why]").count() == 0, "no Why? without View as"
+    assert page.locator("#row-why").count() == 0
+    tables.view_as("alice@example.com", "why check")
+    page.wait_for_selector(".imp-banner")
+    tables.open_table("public", "notes", "?n=100")
+    # alice owns every third row; the restrictive policy hides the done (even) ones.
+    assert page.locator("#grid tr[data-key]").count() == 7
+    assert page.locator("#grid button[data-why]").count() == 7
+    before = su.execute("SELECT count(*) FROM dashboard_auth.audit_log").fetchone()[0]
+
+    tables.row('{"id":"3"}').locator("button[data-why]").click()
+    v = verdict(page)
+    assert v["allowed"] == "true"
+    assert v["decided_by"] == ["own"]
+    assert v["policies"]["own"][4] == "yes" and v["policies"]["own"][5] == "true"
+    assert v["policies"]["not_done"][2] == "restrictive" and v["policies"]["not_done"][5] == "true"
+    assert v["policies"]["dash"][4] == "no", "the dashboard's policy is not alice's"
+    assert page.locator("#row-why .why-key").inner_text() == '{"id":"3"}'
+    assert page.evaluate("document.activeElement.closest('#row-why') !== null"), "the verdict takes focus"
+    # The explanation was audited (by the admin, not as alice).
+    assert su.execute("SELECT count(*) FROM dashboard_auth.audit_log").fetchone()[0] > before
+
+    # A key alice can't see: not hers (no permissive policy), or done (restrictive).
+    page.fill(".why-form input[name='k.id']", "1")
+    page.click(".why-form button:has-text('Explain')")
+    page.wait_for_selector("#row-why .why-key:has-text('\"1\"')")
+    v = verdict(page)
+    assert (v["allowed"], v["decided_by"]) == ("false", ["no permissive policy allows it"])
+    assert v["policies"]["own"][5] == "null", "owner is NULL: the USING is NULL, not true"
+    page.fill(".why-form input[name='k.id']", "6")
+    page.click(".why-form button:has-text('Explain')")
+    page.wait_for_selector("#row-why .why-key:has-text('\"6\"')")
+    v = verdict(page)
+    assert (v["allowed"], v["decided_by"]) == ("false", ["restrictive: not_done"])
+    # UPDATE as alice on a row she can't see changes 0 rows.
+    page.fill(".why-form input[name='k.id']", "2")
+    page.select_option(".why-form select[name=command]", "update")
+    page.click(".why-form button:has-text('Explain')")
+    page.wait_for_selector("#row-why .why-asked:has-text('update')")
+    assert page.locator("#row-why #outcome").inner_text() == "0 rows"
+    # Bad input: a clear message in the form, no verdict replaced.
+    page.fill(".why-form input[name='k.id']", "not a number'; drop table notes --")
+    page.select_option(".why-form select[name=command]", "select")
+    page.click(".why-form button:has-text('Explain')")
+    page.wait_for_selector(".why-form .form-error:not(:empty)")
+    assert "integer" in page.locator(".why-form .form-error").inner_text().lower()
+    # (the refused POST's 400 is expected: htmx logs it)
+    page.watch.problems[:] = [p for p in page.watch.problems if "/notes/why" not in p or "400" not in p]
+    assert su.execute("SELECT count(*) FROM notes").fetchone()[0] == 40
+
+    # Keyboard only: into the grid, to the row's last cell (its Why?), Enter.
+    page.locator("#grid td.cell").first.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("End")
+    assert page.evaluate("document.activeElement.querySelector('button[data-why]') !== null")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#row-why .why-key:has-text('\"9\"')")
+    assert verdict(page)["allowed"] == "true"
+    assert page.evaluate("document.activeElement.tagName") == "H2"
+
+
+def test_why_renders_hostile_names_and_keys_as_text(tables, page, su):
+    alice = su.execute("SELECT id FROM auth.users WHERE email = 'alice@example.com'").fetchone()[0]
+    su.execute("""CREATE TABLE "h<i>x" (k text PRIMARY KEY, owner uuid)""")
+    su.execute("""INSERT INTO "h<i>x" VALUES ('<img src=x onerror=window.pwned=1>', %s), ('"><b>2', NULL)""", (alice,))
+    su.execute("""ALTER TABLE "h<i>x" ENABLE ROW LEVEL SECURITY""")
+    su.execute("""CREATE POLICY "<img src=y onerror=window.pwned=2>" ON "h<i>x" TO authenticated USING (owner = auth.uid())""")
+    su.execute("""GRANT SELECT ON "h<i>x" TO fluxbase_dashboard, authenticated""")
+    tables.open_list()
+    tables.view_as("alice@example.com", "hostile names")
+    page.wait_for_selector(".imp-banner")
+    tables.open_table("public", "h%3Ci%3Ex")
+    assert page.locator("#grid tr[data-key]").count() == 1
+    page.locator("#grid button[data-why]").click()
+    v = verdict(page)
+    assert v["allowed"] == "true"
+    assert v["decided_by"] == ["<img src=y onerror=window.pwned=2>"]
+    assert page.locator("#row-why .why-key").inner_text() == '{"k":"<img src=x onerror=window.pwned=1>"}'
+    page.fill(".why-form input[name='k.k']", '"><b>2')
+    page.click(".why-form button:has-text('Explain')")
+    page.wait_for_selector("#row-why #verdict[data-allowed=false]")
+    assert page.locator("#row-why img, #row-why b").count() == 0
+    assert page.evaluate("window.pwned === undefined")

@@ -310,7 +310,7 @@
   }
   function activate(cell) {
     // A cell without an editor: its own control (sort link, long text, link).
-    var c = cell.querySelector("a.sort, summary, a, input[type=checkbox]");
+    var c = cell.querySelector("a.sort, summary, a, input[type=checkbox], button[data-why]");
     if (c) c.click();
   }
   function toggleRow(cell) {
@@ -464,6 +464,18 @@
     h.focus({ preventScroll: false });
     var msg = t.querySelector(".notice, .shown, .error:not(:empty)");
     announce(h.textContent.trim() + (msg ? ". " + msg.textContent.trim().replace(/\s+/g, " ") : ""));
+  });
+
+  // ---- Why? (issue 32) ----
+  // A verdict swapped into a table page's #row-why: its heading takes focus
+  // (and is read out), wherever the Why? or the key form was.
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    var t = ev.detail.target || ev.target;
+    if (!t || t.id !== "row-why") return;
+    var h = t.querySelector("h2");
+    if (!h) return;
+    h.setAttribute("tabindex", "-1");
+    h.focus();
   });
 
   // ---- dialogs ----

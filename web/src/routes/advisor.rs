@@ -122,7 +122,7 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 impl Verdict {
-    fn from_json(v: &Value) -> Verdict {
+    pub(crate) fn from_json(v: &Value) -> Verdict {
         Verdict {
             allowed: v["allowed"].as_bool().unwrap_or(false),
             outcome: text(&v["outcome"]),

@@ -73,6 +73,15 @@ pub struct GridPartial {
     read_only: Option<String>,
     view_query: String,
     viewer: String,
+    /// A *View as…* runs: each row gets a Why? (issue 32).
+    why: bool,
+}
+
+impl GridPartial {
+    /// What a row's Why? posts (htmx `hx-vals`): its key and the command.
+    fn why_vals(&self, pk: &str) -> String {
+        json!({"key": pk, "command": "select"}).to_string()
+    }
 }
 
 pub struct Header {
@@ -129,7 +138,7 @@ async fn load_grid(tx: &Tx<'_>, schema: &str, table: &str, view: &View) -> Resul
     Ok(Loaded { info, columns, tables, page })
 }
 
-fn grid(schema: &str, table: &str, view: &View, l: &Loaded, viewer: String, csrf: &str) -> GridPartial {
+fn grid(schema: &str, table: &str, view: &View, l: &Loaded, viewer: String, csrf: &str, why: bool) -> GridPartial {
     let base = table_path(schema, table);
     let read_only = read_only_reason(l.info.as_ref());
     let pk_cols: Vec<String> = l.info.as_ref().map(|t| t.primary_key.clone()).unwrap_or_default();
@@ -191,6 +200,7 @@ fn grid(schema: &str, table: &str, view: &View, l: &Loaded, viewer: String, csrf
         read_only,
         view_query: view.query(None, 1),
         viewer,
+        why,
     }
 }
 
@@ -222,7 +232,7 @@ pub(super) async fn table_get(
         };
         let indexes = ex::indexes(tx, &schema, &table).await?;
         let policies = ex::policies(tx, &schema, &table).await?;
-        let grid = grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf);
+        let grid = grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf, v.imp.is_some());
         Ok(TableOrDenied { page: Ok(TablePartial {
             csrf: s.csrf.clone(),
             base: table_path(&schema, &table),
@@ -254,7 +264,7 @@ pub(super) async fn grid_get(
     let view = View::parse(raw.as_deref());
     section_page(&app, &s, true, "", async |tx, v| {
         let l = load_grid(tx, &schema, &table, &view).await?;
-        Ok(grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf))
+        Ok(grid(&schema, &table, &view, &l, viewer_label(v), &s.csrf, v.imp.is_some()))
     })
     .await
 }

@@ -41,6 +41,7 @@ pub(crate) mod list;
 mod live;
 mod sql;
 mod view_as;
+mod why;
 
 use batch::*;
 use export::*;
@@ -50,6 +51,7 @@ use list::*;
 use live::*;
 use sql::*;
 use view_as::*;
+use why::*;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -68,6 +70,7 @@ pub fn router() -> Router<App> {
         .route("/admin/tables/{schema}/{table}/live", post(live_post))
         .route("/admin/tables/{schema}/{table}/events", get(events_get))
         .route("/admin/tables/{schema}/{table}/export", get(export_get))
+        .route("/admin/tables/{schema}/{table}/why", post(why_post))
 }
 
 const SQL_PATH: &str = "/admin/tables/sql";
