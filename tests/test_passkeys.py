@@ -3,6 +3,7 @@ password + passkey, passwordless, step-up, listing/renaming/removal, and every
 refusal path, with a software authenticator (tests/softauthn.py) standing in
 for the browser."""
 import json
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -189,7 +190,7 @@ def test_mfa_required_is_satisfied_by_a_passkey(admin, web, su):
     assert status == "mfa_required"
     status, session = mfa_finish(web, pending, auth.get(mfa_begin(web, pending)))
     assert status == "ok"
-    assert one(su, "SELECT scope FROM dashboard_auth.sessions WHERE id = (SELECT id FROM dashboard_auth.validate_session(%s))", (session,)) == "full"
+    assert one(su, "SELECT scope FROM dashboard_auth.sessions WHERE token_digest = sha256(convert_to(%s, 'UTF8'))", (session,)) == "full"
 
 
 def test_enroll_only_session_becomes_full_with_a_passkey(admin, web, su):
@@ -234,7 +235,8 @@ def test_passwordless(admin, web, su):
     assert e.value.sqlstate == "55000"
     su.execute("SELECT dashboard_auth.set_setting('auth.passwordless', 'true')")
     options = pw_begin(web)
-    assert options["mediation"] == "conditional" and "allowCredentials" not in options["publicKey"] or not options["publicKey"]["allowCredentials"]
+    assert options["mediation"] == "conditional"
+    assert not options["publicKey"].get("allowCredentials")
     assertion = auth.get(options)
     status, session = pw_finish(web, assertion)
     assert status == "ok" and session_works(web, session)
@@ -462,3 +464,40 @@ def test_backend_survives_garbage(admin, web, su):
         pw_finish(web, a)
     assert e.value.sqlstate == "22023"
     assert one(web, "SELECT 1") == 1
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_list_and_remove(db, su, web, tmp_path):
+    from test_cli import DENIED, NOT_FOUND, USAGE, Cli, create_admin
+
+    cli = Cli(db, tmp_path)
+    uid, token = setup_admin(su)
+    configure(su)
+    _, pid = register(web, token, "Root's key")
+    create_admin(su, "viewer@example.com", "dashboard_viewer")
+    vt = login(web, "viewer@example.com")[1]
+    _, vpid = register(web, vt, "<b>Viewer</b> key")
+    rows = cli.json("admin", "passkeys", "list")
+    assert sorted(r["name"] for r in rows) == ["<b>Viewer</b> key", "Root's key"]
+    assert [r["id"] for r in cli.json("admin", "passkeys", "list", "root@example.com")] == [str(pid)]
+    assert [r["id"] for r in cli.json("admin", "passkeys", "list", str(uid))] == [str(pid)]
+    assert "Root's key" in cli.ok("admin", "passkeys", "list").stdout
+    cli.fails(NOT_FOUND, "admin", "passkeys", "list", "nobody@example.com")
+    cli.fails(USAGE, "admin", "passkeys", "remove", str(vpid))
+    cli.fails(NOT_FOUND, "admin", "passkeys", "remove", str(uuid4()), "--yes")
+    # signed in as another dashboard_admin (without a passkey, so the password
+    # alone signs in): removing the viewer's passkey needs the password again (step-up)
+    create_admin(su, "ops@example.com")
+    cli.json("login", "--email", "ops@example.com", "--password-stdin", input=PASSWORD + "\n")
+    assert cli.json("admin", "passkeys", "remove", str(vpid), "--yes", "--password-stdin", input=PASSWORD + "\n") == {
+        "removed": True, "id": str(vpid)}
+    ok, d = audit(su, "passkey.remove")[-1]
+    assert d["own"] is False and d["email"] == "viewer@example.com"
+    assert one(su, "SELECT actor FROM dashboard_auth.audit_log WHERE action = 'passkey.remove'") == "ops@example.com"
+    # a viewer may not remove another admin's
+    cli.json("logout")
+    cli.run("login", "--email", "viewer@example.com", "--password-stdin", input=PASSWORD + "\n")
+    cli.fails(DENIED, "admin", "passkeys", "remove", str(pid), "--yes", "--password-stdin", input=PASSWORD + "\n")
+    assert one(su, "SELECT count(*) FROM dashboard_auth.passkeys") == 1
