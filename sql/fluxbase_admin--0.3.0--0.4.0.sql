@@ -210,7 +210,7 @@ CREATE FUNCTION dashboard_auth."login_mfa_passkey"(
 SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'login_mfa_passkey_wrapper';
 CREATE FUNCTION dashboard_auth."passkey_reauth_begin"() RETURNS jsonb
-SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+STRICT SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'passkey_reauth_begin_wrapper';
 CREATE FUNCTION dashboard_auth."reauthenticate_passkey"("assertion" jsonb) RETURNS timestamp with time zone
 SECURITY DEFINER SET search_path TO pg_catalog, pg_temp

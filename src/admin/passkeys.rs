@@ -40,8 +40,13 @@ fn relying_party() -> RelyingParty {
     RelyingParty::new(&rp_id, &origins).or_raise()
 }
 
-/// The number of passkeys an admin has (for the sign-in policy).
+/// The number of passkeys an admin has (for the sign-in policy). 0 while the
+/// SQL of a version before 0.4.0 (no passkeys table) is served by this
+/// library, until ALTER EXTENSION UPDATE.
 pub fn count_of(user_id: Uuid) -> i64 {
+    if db::one::<bool>("SELECT pg_catalog.to_regclass('dashboard_auth.passkeys') IS NOT NULL", &[]) != Some(true) {
+        return 0;
+    }
     db::one::<i64>("SELECT count(*) FROM dashboard_auth.passkeys WHERE user_id = $1", &[user_id.into()]).unwrap_or(0)
 }
 
