@@ -6,6 +6,11 @@
 # calls are prepared first by tests/softauthn.py (begin + sign, not timed) and
 # only the finish is timed. Passwordless sign-in, one passkey, 20 warm-up
 # calls; medians of BENCH_PASSKEY_CALLS (200) and BENCH_LOGIN_CALLS (30).
+#
+# One run so far, on the debug build scripts/test.sh installs (webauthn's
+# RustCrypto unoptimised; no release build measured yet), PostgreSQL 15, load
+# average ~6.5 on 2 shared cores: passkey_login_finish p50 14.4 ms (p90 17.7),
+# login p50 44.3 ms (p90 53.1). Not yet the release figure the target is about.
 set -euo pipefail
 DB=bench_passkeys
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -47,7 +52,7 @@ def login_times(n):
         t = time.perf_counter()
         status = c.execute("SELECT status FROM dashboard_auth.login('bench@example.com', %s)", (pw,)).fetchone()[0]
         out.append((time.perf_counter() - t) * 1000)
-        assert status == "ok", status
+        assert status == "mfa_required", status  # the admin has a passkey: the password step (argon2) only
     return out
 
 import os
