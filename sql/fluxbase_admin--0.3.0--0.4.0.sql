@@ -147,3 +147,101 @@ REVOKE ALL ON FUNCTION dashboard_auth.audit_entries(bigint, integer), dashboard_
     dashboard_auth.audit_checkpoint() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dashboard_auth.audit_entries(bigint, integer), dashboard_auth.purge_audit_through(bigint),
     dashboard_auth.audit_checkpoint() TO fluxbase_dashboard;
+
+-- == Passkeys for admins (issue 33) ==
+-- Tables as sql/passkeys.sql (owner-only, registered for pg_dump), the
+-- functions of src/admin/passkeys.rs, and their grants as sql/grants.sql gives
+-- every dashboard_auth function. The settings webauthn.rp_id,
+-- webauthn.origins, auth.passwordless and mfa.phishing_resistant_required live
+-- in the Rust core (nothing to add here); login, login_mfa and reauthenticate
+-- keep their SQL definitions (their bodies are in the library).
+CREATE TABLE dashboard_auth.passkeys (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id             uuid NOT NULL REFERENCES dashboard_auth.users (id) ON DELETE CASCADE,
+    credential_id       bytea NOT NULL UNIQUE CHECK (length(credential_id) BETWEEN 1 AND 1023),
+    name                text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    passkey             jsonb NOT NULL,
+    sign_count          bigint NOT NULL DEFAULT 0,
+    transports          text[] NOT NULL DEFAULT '{}',
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    last_used_at        timestamptz
+);
+CREATE INDEX passkeys_user_id_idx ON dashboard_auth.passkeys (user_id);
+COMMENT ON TABLE dashboard_auth.passkeys IS 'admins'' passkeys (WebAuthn public keys and sign counters)';
+CREATE TABLE dashboard_auth.passkey_challenges (
+    challenge_digest    bytea PRIMARY KEY CHECK (length(challenge_digest) = 32),
+    ceremony            text NOT NULL CHECK (ceremony IN ('register', 'login', 'mfa', 'reauth')),
+    user_id             uuid REFERENCES dashboard_auth.users (id) ON DELETE CASCADE,
+    session_id          uuid REFERENCES dashboard_auth.sessions (id) ON DELETE CASCADE,
+    name                text,
+    state               jsonb NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL
+);
+CREATE INDEX passkey_challenges_expires_at_idx ON dashboard_auth.passkey_challenges (expires_at);
+COMMENT ON TABLE dashboard_auth.passkey_challenges IS 'WebAuthn ceremonies in progress (single use, expiring)';
+REVOKE ALL ON dashboard_auth.passkeys, dashboard_auth.passkey_challenges FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('dashboard_auth.passkeys', '');
+SELECT pg_catalog.pg_extension_config_dump('dashboard_auth.passkey_challenges', '');
+
+CREATE FUNCTION dashboard_auth."passkey_register_begin"("name" TEXT) RETURNS jsonb
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'passkey_register_begin_wrapper';
+CREATE FUNCTION dashboard_auth."passkey_register_finish"("credential" jsonb) RETURNS uuid
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'passkey_register_finish_wrapper';
+CREATE FUNCTION dashboard_auth."passkey_login_begin"("email" TEXT DEFAULT NULL) RETURNS jsonb
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'passkey_login_begin_wrapper';
+CREATE FUNCTION dashboard_auth."passkey_login_finish"(
+	"assertion" jsonb,
+	"ip" inet DEFAULT NULL,
+	"user_agent" TEXT DEFAULT NULL
+) RETURNS TABLE ("status" TEXT, "session_token" TEXT, "expires_at" timestamp with time zone)
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'passkey_login_finish_wrapper';
+CREATE FUNCTION dashboard_auth."passkey_mfa_begin"("pending_token" TEXT) RETURNS jsonb
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'passkey_mfa_begin_wrapper';
+CREATE FUNCTION dashboard_auth."login_mfa_passkey"(
+	"pending_token" TEXT,
+	"assertion" jsonb
+) RETURNS TABLE ("status" TEXT, "session_token" TEXT, "expires_at" timestamp with time zone)
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'login_mfa_passkey_wrapper';
+CREATE FUNCTION dashboard_auth."passkey_reauth_begin"() RETURNS jsonb
+STRICT SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'passkey_reauth_begin_wrapper';
+CREATE FUNCTION dashboard_auth."reauthenticate_passkey"("assertion" jsonb) RETURNS timestamp with time zone
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'reauthenticate_passkey_wrapper';
+CREATE FUNCTION dashboard_auth."list_passkeys"("admin_id" uuid DEFAULT NULL) RETURNS TABLE (
+	"id" uuid,
+	"user_id" uuid,
+	"email" TEXT,
+	"name" TEXT,
+	"transports" TEXT[],
+	"sign_count" bigint,
+	"created_at" timestamp with time zone,
+	"last_used_at" timestamp with time zone
+)
+STABLE SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'list_passkeys_wrapper';
+CREATE FUNCTION dashboard_auth."rename_passkey"("id" uuid, "name" TEXT) RETURNS void
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'rename_passkey_wrapper';
+CREATE FUNCTION dashboard_auth."remove_passkey"("id" uuid) RETURNS void
+SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'remove_passkey_wrapper';
+REVOKE ALL ON FUNCTION dashboard_auth.passkey_register_begin(text), dashboard_auth.passkey_register_finish(jsonb),
+    dashboard_auth.passkey_login_begin(text), dashboard_auth.passkey_login_finish(jsonb, inet, text),
+    dashboard_auth.passkey_mfa_begin(text), dashboard_auth.login_mfa_passkey(text, jsonb),
+    dashboard_auth.passkey_reauth_begin(), dashboard_auth.reauthenticate_passkey(jsonb),
+    dashboard_auth.list_passkeys(uuid), dashboard_auth.rename_passkey(uuid, text),
+    dashboard_auth.remove_passkey(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard_auth.passkey_register_begin(text), dashboard_auth.passkey_register_finish(jsonb),
+    dashboard_auth.passkey_login_begin(text), dashboard_auth.passkey_login_finish(jsonb, inet, text),
+    dashboard_auth.passkey_mfa_begin(text), dashboard_auth.login_mfa_passkey(text, jsonb),
+    dashboard_auth.passkey_reauth_begin(), dashboard_auth.reauthenticate_passkey(jsonb),
+    dashboard_auth.list_passkeys(uuid), dashboard_auth.rename_passkey(uuid, text),
+    dashboard_auth.remove_passkey(uuid) TO fluxbase_dashboard;

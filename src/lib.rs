@@ -39,6 +39,7 @@ extension_sql_file!("../sql/settings.sql", name = "settings_schema", requires = 
 extension_sql_file!("../sql/audit.sql", name = "audit_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/settings_view.sql", name = "settings_view", requires = ["settings_schema", admin::settings::setting_definitions]);
 extension_sql_file!("../sql/mfa.sql", name = "mfa_schema", requires = ["accounts_schema"]);
+extension_sql_file!("../sql/passkeys.sql", name = "passkeys_schema", requires = ["sessions_schema"]);
 extension_sql_file!("../sql/invitations.sql", name = "invitations_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/password_resets.sql", name = "password_resets_schema", requires = ["accounts_schema"]);
 extension_sql_file!("../sql/app_users.sql", name = "app_users_schema", requires = ["accounts_schema"]);

@@ -182,6 +182,28 @@ row("dashboard_auth.regenerate_backup_codes(text)", "SELECT dashboard_auth.regen
     errors={"55000", "28000", "22023"})
 row("dashboard_auth.login_mfa(text,text)", "SELECT * FROM dashboard_auth.login_mfa('fbs_not-a-pending-token', '000000')",
     MEMBERS, errors={"28000", "22023"})
+# ---- passkeys (issue 33); the matrix database has no webauthn settings (55000)
+row("dashboard_auth.passkey_register_begin(text)", "SELECT dashboard_auth.passkey_register_begin('matrix')", SESSION,
+    errors={"55000"})
+row("dashboard_auth.passkey_register_finish(jsonb)", "SELECT dashboard_auth.passkey_register_finish('{}')", SESSION,
+    errors={"22023"})
+row("dashboard_auth.passkey_login_begin(text)", "SELECT dashboard_auth.passkey_login_begin('victim@example.com')", MEMBERS,
+    errors={"55000"})
+row("dashboard_auth.passkey_login_finish(jsonb,inet,text)",
+    "SELECT * FROM dashboard_auth.passkey_login_finish('{}', '10.0.0.1', 'matrix')", MEMBERS, errors={"22023"})
+row("dashboard_auth.passkey_mfa_begin(text)", "SELECT dashboard_auth.passkey_mfa_begin('fbm_not-a-pending-token')", MEMBERS,
+    errors={"28000"})
+row("dashboard_auth.login_mfa_passkey(text,jsonb)",
+    "SELECT * FROM dashboard_auth.login_mfa_passkey('fbm_not-a-pending-token', '{}')", MEMBERS, errors={"22023", "28000"})
+row("dashboard_auth.passkey_reauth_begin()", "SELECT dashboard_auth.passkey_reauth_begin()", FULL_SESSION,
+    errors={"55000"})
+row("dashboard_auth.reauthenticate_passkey(jsonb)", "SELECT dashboard_auth.reauthenticate_passkey('{}')", FULL_SESSION,
+    errors={"22023"})
+row("dashboard_auth.list_passkeys(uuid)", "SELECT * FROM dashboard_auth.list_passkeys(%(victim_id)s)", READ)
+row("dashboard_auth.rename_passkey(uuid,text)", "SELECT dashboard_auth.rename_passkey(gen_random_uuid(), 'x')", READ,
+    errors={"P0002"})
+row("dashboard_auth.remove_passkey(uuid)", "SELECT dashboard_auth.remove_passkey(gen_random_uuid())", READ,
+    errors={"P0002"})
 # ---- monitoring
 row("dashboard.active_sessions()", "SELECT * FROM dashboard.active_sessions()", READ)
 row("dashboard.connection_stats()", "SELECT * FROM dashboard.connection_stats()", READ)

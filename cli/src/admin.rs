@@ -89,6 +89,32 @@ pub(super) fn admin(ctx: &mut Ctx, cmd: AdminCmd) -> Result<(), Fail> {
                 ctx.out.done(json!({ "user_id": user_id, "revoked": n }), &format!("Revoked {n} session(s) of admin user {user_id}."));
             }
         },
+        AdminCmd::Passkeys { cmd } => match cmd {
+            PasskeysCmd::List { admin } => {
+                let admin_id = match admin {
+                    Some(a) if a.contains('@') => Some(
+                        ctx.scalar(
+                            "dashboard_auth.list_admins",
+                            "SELECT a.id::text FROM dashboard_auth.list_admins() a WHERE a.email = pg_catalog.lower($1)",
+                            &[s(&a)],
+                        )?
+                        .ok_or_else(|| Fail::not_found(format!("no admin with email {a}")))?,
+                    ),
+                    other => other,
+                };
+                let rows = ctx.rows(
+                    "dashboard_auth.list_passkeys",
+                    "SELECT pg_catalog.to_json(t)::text FROM dashboard_auth.list_passkeys($1::text::uuid) t",
+                    &[admin_id],
+                )?;
+                ctx.out.list_view(&rows, "passkeys", output::views::PASSKEYS);
+            }
+            PasskeysCmd::Remove { id } => {
+                ctx.confirm(&format!("remove passkey {id}"))?;
+                ctx.scalar("dashboard_auth.remove_passkey", "SELECT dashboard_auth.remove_passkey($1::text::uuid)::text", &[s(&id)])?;
+                ctx.out.done(json!({ "removed": true, "id": id }), &format!("Removed passkey {id}."));
+            }
+        },
         AdminCmd::PasswordReset { email } => {
             let token = ctx.scalar(
                 "dashboard_auth.request_password_reset",

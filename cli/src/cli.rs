@@ -218,6 +218,19 @@ pub enum AdminCmd {
         #[arg(long)]
         email: String,
     },
+    /// Admins' passkeys (issue 33)
+    Passkeys {
+        #[command(subcommand)]
+        cmd: PasskeysCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PasskeysCmd {
+    /// List passkeys: your own (with a saved session), one admin's (id or email), or everyone's
+    List { admin: Option<String> },
+    /// Remove a passkey (needs a fresh re-authentication; another admin's needs dashboard_admin)
+    Remove { id: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -84,6 +84,13 @@ pub mod views {
         col("EXPIRES", "expires_at", TIME),
         col("CURRENT", "is_current", Kind::Flag { yes: "*", no: "" }),
     ];
+    pub const PASSKEYS: &[Col] = &[
+        col("ID", "id", ID),
+        col("EMAIL", "email", TEXT),
+        col("NAME", "name", TEXT),
+        col("CREATED", "created_at", TIME),
+        col("LAST USED", "last_used_at", NEVER),
+    ];
     pub const INVITATIONS: &[Col] = &[
         col("ID", "id", ID),
         col("EMAIL", "email", TEXT),

@@ -21,6 +21,7 @@ pub mod stepup;
 pub mod audit_search;
 pub mod user_list;
 pub mod rls;
+pub mod passkey;
 
 pub use error::{Code, FbError, FbResult};
 

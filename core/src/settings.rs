@@ -13,6 +13,10 @@ pub enum Kind {
     Interval { min_secs: i64, max_secs: i64 },
     Integer { min: i64, max: i64 },
     Boolean,
+    /// A WebAuthn relying party id (issue 33): a domain name, or "" (unset).
+    RpId,
+    /// A list of WebAuthn origins (issue 33): `["https://admin.example.com"]`.
+    Origins,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +40,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "password.min_length", kind: Kind::Integer { min: 8, max: 256 }, default: "12", description: "shortest admin password accepted" },
     Setting { key: "session.reauth_window", kind: Kind::Interval { min_secs: MINUTE, max_secs: HOUR }, default: "\"5 minutes\"", description: "step-up actions need the password or a 2FA code re-entered (dashboard_auth.reauthenticate) within this long" },
     Setting { key: "mfa.required", kind: Kind::Boolean, default: "false", description: "admins without 2FA get a session that can only enroll" },
+    // issue 33: passkeys
+    Setting { key: "webauthn.rp_id", kind: Kind::RpId, default: "\"\"", description: "the passkeys' relying party id: the dashboard's domain name (\"\" = passkeys off)" },
+    Setting { key: "webauthn.origins", kind: Kind::Origins, default: "[]", description: "the dashboard URLs passkeys are accepted from, e.g. [\"https://admin.example.com\"]" },
+    Setting { key: "auth.passwordless", kind: Kind::Boolean, default: "false", description: "admins may sign in with a passkey alone (no password)" },
+    Setting { key: "mfa.phishing_resistant_required", kind: Kind::Boolean, default: "false", description: "sign-in needs a passkey as second factor: TOTP codes are refused (backup codes stay as recovery)" },
 ];
 
 pub fn lookup(key: &str) -> FbResult<&'static Setting> {
@@ -69,6 +78,29 @@ pub fn validate(key: &str, value: &Value) -> FbResult<Checked> {
         Kind::Interval { .. } => match value {
             Value::String(t) if !t.trim().is_empty() && t.len() <= 64 => Ok(Checked::IntervalText(t.clone())),
             _ => Err(FbError::invalid(format!("setting '{key}' takes an interval as a string such as \"30 minutes\", not {}", short(value)))),
+        },
+        Kind::RpId => match value {
+            Value::String(t) if t.is_empty() => Ok(Checked::Ready(value.clone())),
+            Value::String(t) => crate::passkey::check_rp_id(t).map(|_| Checked::Ready(value.clone())),
+            _ => Err(FbError::invalid(format!("setting '{key}' takes a domain name as a string, not {}", short(value)))),
+        },
+        Kind::Origins => match value {
+            Value::Array(a) if a.len() <= crate::passkey::MAX_ORIGINS => {
+                let mut out = Vec::new();
+                for o in a {
+                    let Value::String(o) = o else {
+                        return Err(FbError::invalid(format!("setting '{key}' takes a list of origins as strings, not {}", short(value))));
+                    };
+                    let url = crate::passkey::check_origin(o)?;
+                    out.push(Value::String(url.origin().ascii_serialization()));
+                }
+                Ok(Checked::Ready(Value::Array(out)))
+            }
+            _ => Err(FbError::invalid(format!(
+                "setting '{key}' takes a list of at most {} origins such as [\"https://admin.example.com\"], not {}",
+                crate::passkey::MAX_ORIGINS,
+                short(value)
+            ))),
         },
     }
 }
@@ -129,5 +161,13 @@ mod tests {
         assert_eq!(validate("session.idle_timeout", &json!("10 minutes")).unwrap(), Checked::IntervalText("10 minutes".into()));
         assert!(check_interval_secs("session.idle_timeout", 1.0).unwrap_err().message.contains("1 minute(s)"));
         check_interval_secs("session.idle_timeout", 600.0).unwrap();
+        // issue 33
+        assert!(validate("webauthn.rp_id", &json!("evil.com'; --")).is_err());
+        assert!(validate("webauthn.rp_id", &json!(1)).is_err());
+        validate("webauthn.rp_id", &json!("admin.example.com")).unwrap();
+        assert_eq!(validate("webauthn.origins", &json!(["https://A.example.com/"])).unwrap(), Checked::Ready(json!(["https://a.example.com"])));
+        assert!(validate("webauthn.origins", &json!("https://a.example.com")).is_err());
+        assert!(validate("webauthn.origins", &json!(["http://a.example.com"])).is_err());
+        assert!(validate("auth.passwordless", &json!("true")).is_err());
     }
 }

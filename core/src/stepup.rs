@@ -15,7 +15,7 @@ pub const REQUIRED_MESSAGE: &str = "re-authentication required";
 
 /// Setting key prefixes whose changes are step-up actions: they loosen or
 /// tighten how admins prove who they are.
-pub const SECURITY_SETTING_PREFIXES: &[&str] = &["session.", "lockout.", "mfa.", "password."];
+pub const SECURITY_SETTING_PREFIXES: &[&str] = &["session.", "lockout.", "mfa.", "password.", "webauthn.", "auth."];
 
 /// The destructive actions that need a recent re-authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub enum Action {
     InviteAdmin,
     /// `revoke_session` of another admin's session (one's own stays free).
     RevokeOthersSession,
+    /// `remove_passkey` (issue 33): one's own or another admin's.
+    RemovePasskey,
 }
 
 impl Action {
@@ -60,6 +62,7 @@ impl Action {
             Action::CreateAdmin => "creating an admin with role dashboard_admin",
             Action::InviteAdmin => "inviting an admin with role dashboard_admin",
             Action::RevokeOthersSession => "revoking another admin's session",
+            Action::RemovePasskey => "removing a passkey",
         }
     }
 }

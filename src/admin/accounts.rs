@@ -445,9 +445,12 @@ fn login(
         return login_answer("invalid", None);
     };
 
+    // A passkey is a second factor too (issue 33).
+    let has_passkey = crate::admin::passkeys::count_of(user_id) > 0;
+    let second_factor = totp_enabled || has_passkey;
     // With 2FA on, the failure count (wrong codes count too) is cleared only
     // when login_mfa succeeds: a right password alone must not reset it.
-    if !totp_enabled {
+    if !second_factor {
         clear_throttle(&email_digest);
     }
     if verified.needs_rehash {
@@ -460,12 +463,13 @@ fn login(
         );
         audit::record(Event::new("admin.password_rehash", "admin", user_id).actor(Some(user_id), email.clone()));
     }
-    if totp_enabled {
+    if second_factor {
         let pending = sessions::create(user_id, "mfa_pending", ip, user_agent);
         audit_attempt("login.mfa_required", Some(user_id), None, true);
         return login_answer("mfa_required", Some(pending));
     }
-    let scope = if settings::get_bool("mfa.required") { "mfa_enroll" } else { "full" };
+    let must_enroll = settings::get_bool("mfa.required") || settings::get_bool("mfa.phishing_resistant_required");
+    let scope = if must_enroll { "mfa_enroll" } else { "full" };
     let s = sessions::create(user_id, scope, ip, user_agent);
     db::execute("UPDATE dashboard_auth.users SET last_login_at = now() WHERE id = $1", &[user_id.into()]);
     audit_attempt("login.success", Some(user_id), if scope == "full" { None } else { Some("mfa enrollment required") }, true);

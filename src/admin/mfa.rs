@@ -379,7 +379,17 @@ fn login_mfa(
         return login_answer("locked", None);
     }
     let state = lock_state(user_id);
-    let outcome = if state.enabled { consume_code(user_id, &state, code, true) } else { Outcome::Refused("mfa_not_enabled") };
+    // mfa.phishing_resistant_required (issue 33): a TOTP code can be phished
+    // in real time, so only a passkey (login_mfa_passkey) signs in; backup
+    // codes stay as the recovery path, audited loudly below.
+    let phishing_resistant = crate::admin::settings::get_bool("mfa.phishing_resistant_required");
+    let outcome = if !state.enabled {
+        Outcome::Refused("mfa_not_enabled")
+    } else if phishing_resistant && matches!(totp::classify(code), Presented::Totp(_)) {
+        Outcome::Refused("phishing_resistant_required")
+    } else {
+        consume_code(user_id, &state, code, true)
+    };
     let method = match outcome {
         Outcome::Refused(reason) => {
             let locked_now = count_failure(&email_digest);
@@ -392,13 +402,24 @@ fn login_mfa(
         }
         Outcome::Totp => "totp",
         Outcome::BackupCode { remaining } => {
-            audit_mfa("mfa.backup_code_used", None, json!({ "remaining": remaining }), true);
+            audit_mfa("mfa.backup_code_used", None, json!({ "remaining": remaining, "phishing_resistant_required": phishing_resistant }), true);
+            if phishing_resistant {
+                audit_mfa(
+                    "mfa.phishing_resistant_bypass",
+                    Some("a backup code signed in while mfa.phishing_resistant_required is on"),
+                    json!({ "remaining": remaining }),
+                    true,
+                );
+            }
             "backup_code"
         }
     };
     sessions::revoke_where("id = $1", &[pending.id.into()], "mfa_completed");
     clear_throttle(&email_digest);
-    let s = sessions::create(user_id, "full", ip, user_agent.as_deref());
+    // Without a passkey under mfa.phishing_resistant_required, the session may
+    // only enroll one (passkey_register_finish makes it a full session).
+    let scope = if phishing_resistant && crate::admin::passkeys::count_of(user_id) == 0 { "mfa_enroll" } else { "full" };
+    let s = sessions::create(user_id, scope, ip, user_agent.as_deref());
     db::execute("UPDATE dashboard_auth.users SET last_login_at = now() WHERE id = $1", &[user_id.into()]);
     audit_mfa("login.success", None, json!({ "mfa": method, "session_id": s.id.to_string() }), true);
     login_answer("ok", Some(s))

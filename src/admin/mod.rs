@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod fastpath;
 pub mod invitations;
 pub mod mfa;
+pub mod passkeys;
 pub mod password_resets;
 pub mod sessions;
 pub mod settings;

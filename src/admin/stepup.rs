@@ -89,6 +89,17 @@ fn reauthenticate(secret: Option<&str>) -> Option<TimestampWithTimeZone> {
     let me = actor::session_admin("reauthenticate");
     let secret = secret.unwrap_or_else(|| raise(FbError::new(Code::NullValue, "secret is required")));
     check_len("secret", secret, password::MAX_PASSWORD_CHARS).or_raise();
+    reauthenticate_with(&me, || verify_secret(me.user_id, secret))
+}
+
+/// Record a re-authentication of `me` proven by `check` (a password, a code,
+/// or a passkey assertion: issue 33): the lockout is consulted first, a
+/// failure is audited and counted (reaching the lockout ends the session),
+/// a success opens the step-up window. The time it ends, or None.
+pub fn reauthenticate_with(
+    me: &actor::AdminIdentity,
+    check: impl FnOnce() -> Result<&'static str, &'static str>,
+) -> Option<TimestampWithTimeZone> {
     let email_digest = sha256(me.email.as_bytes());
     let audit_reauth = |method: Option<&str>, reason: Option<&str>, ok: bool| {
         let ev = Event::new("session.reauth", "session", me.session_id)
@@ -99,7 +110,7 @@ fn reauthenticate(secret: Option<&str>) -> Option<TimestampWithTimeZone> {
         audit_reauth(None, Some("locked"), false);
         return None;
     }
-    match verify_secret(me.user_id, secret) {
+    match check() {
         Ok(method) => {
             clear_throttle(&email_digest);
             let sql = format!(
