@@ -204,6 +204,19 @@ def test_enroll_only_session_becomes_full_with_a_passkey(admin, web, su):
     assert audit(su, "passkey.register")[-1][1]["session_upgraded"] is True
 
 
+def test_an_admin_without_a_passkey_cannot_require_phishing_resistance(admin, web, su):
+    _, token = admin
+    in_session(web, token, "SELECT dashboard_auth.reauthenticate(%s)", (PASSWORD,))
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="register a passkey"):
+        in_session(web, token, "SELECT dashboard_auth.set_setting('mfa.phishing_resistant_required', 'true')")
+    assert one(su, "SELECT count(*) FROM dashboard_auth.settings_store WHERE key = 'mfa.phishing_resistant_required'") == 0
+    # turning it off, or on once the admin holds a passkey, is allowed
+    in_session(web, token, "SELECT dashboard_auth.set_setting('mfa.phishing_resistant_required', 'false')")
+    register(web, token)
+    in_session(web, token, "SELECT dashboard_auth.set_setting('mfa.phishing_resistant_required', 'true')")
+    assert one(su, "SELECT value FROM dashboard_auth.settings_store WHERE key = 'mfa.phishing_resistant_required'") is True
+
+
 def test_phishing_resistant_refuses_totp(admin, web, su):
     import pyotp
     from test_mfa import code_at, enroll, fresh_step

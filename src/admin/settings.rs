@@ -2,6 +2,7 @@
 
 use fluxbase_core::settings::{self as rules, Checked};
 use fluxbase_core::error::require_text;
+use fluxbase_core::{Code, FbError};
 use pgrx::datum::JsonB;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -72,6 +73,24 @@ fn set_setting(key: Option<&str>, value: Option<JsonArg>) {
             Value::String(text)
         }
     };
+    // An admin turning on mfa.phishing_resistant_required must hold a passkey
+    // already: otherwise their own next sign-in (and that of every admin
+    // without one) could only enroll, and the web cannot enroll a passkey
+    // everywhere yet (issue 33). A database role (an operator in psql) may.
+    if key == "mfa.phishing_resistant_required" && value == Value::Bool(true) {
+        if let actor::Actor::Admin(a) = &actor {
+            if crate::admin::passkeys::count_of(a.user_id) == 0 {
+                Err::<(), _>(
+                    FbError::new(
+                        Code::WrongState,
+                        "register a passkey before requiring phishing-resistant sign-in: without one your own next sign-in could only enroll",
+                    )
+                    .with_hint("dashboard_auth.passkey_register_begin(name), then passkey_register_finish(credential)"),
+                )
+                .or_raise();
+            }
+        }
+    }
     let old = get(key);
     db::execute(
         "INSERT INTO dashboard_auth.settings_store AS s (key, value, updated_by) VALUES ($1, $2, $3)
