@@ -323,6 +323,20 @@ fn regenerate_backup_codes(code: Option<&str>) -> Vec<String> {
     codes
 }
 
+/// The pending login `id`, locked (FOR UPDATE) while still live, with the IP
+/// and user agent it was started from: the second step (a code or a passkey)
+/// completes it once, even when raced. None when used, revoked or expired.
+pub(crate) fn lock_pending_login(id: Uuid) -> Option<(Option<Inet>, Option<String>)> {
+    db::update(
+        "SELECT ip, user_agent FROM dashboard_auth.sessions
+         WHERE id = $1 AND revoked_at IS NULL AND expires_at > now() FOR UPDATE",
+        &[id.into()],
+        |r| Ok((r.get::<Inet>(1)?, r.get::<String>(2)?)),
+    )
+    .into_iter()
+    .next()
+}
+
 /// Second step of a login that answered `mfa_required`: the pending token and
 /// a TOTP code or an unused backup code. Failures answer `invalid` (they do not
 /// raise, so the audit row and the lockout count are kept) and count toward
@@ -360,15 +374,7 @@ fn login_mfa(
         }
         audit::record(ev);
     };
-    // The pending login, locked: it completes once, even when raced.
-    let live = db::update(
-        "SELECT ip, user_agent FROM dashboard_auth.sessions
-         WHERE id = $1 AND revoked_at IS NULL AND expires_at > now() FOR UPDATE",
-        &[pending.id.into()],
-        |r| Ok((r.get::<Inet>(1)?, r.get::<String>(2)?)),
-    )
-    .into_iter()
-    .next();
+    let live = lock_pending_login(pending.id);
     let Some((ip, user_agent)) = live else {
         audit_mfa("login.mfa_failed", Some("pending_token_already_used"), json!({}), false);
         return login_answer("invalid", None);

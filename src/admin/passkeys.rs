@@ -444,14 +444,7 @@ fn login_mfa_passkey(
             .details(json!({ "email": email, "method": "passkey", "pending_session_id": pending.id.to_string(), "detail": extra }));
         audit::record(if ok { ev } else { ev.failed() });
     };
-    let live = db::update(
-        "SELECT ip, user_agent FROM dashboard_auth.sessions
-         WHERE id = $1 AND revoked_at IS NULL AND expires_at > now() FOR UPDATE",
-        &[pending.id.into()],
-        |r| Ok((r.get::<Inet>(1)?, r.get::<String>(2)?)),
-    )
-    .into_iter()
-    .next();
+    let live = crate::admin::mfa::lock_pending_login(pending.id);
     let Some((ip, user_agent)) = live else {
         audit_mfa("login.mfa_failed", json!({ "reason": "pending_token_already_used" }), false);
         return login_answer("invalid", None);
