@@ -13,7 +13,7 @@ PG_MAJOR=${PG_MAJOR:-15} bash scripts/test.sh -k "screenshots or test_tables or 
 mkdir -p docs/screenshots
 for p in setup login login-2fa home account account-2fa \
          tables table table-edit-error table-enum-editor table-insert table-view-as sql-console \
-         users user admins settings audit audit-entry analytics reauth-dialog \
+         users user admins settings audit audit-entry analytics advisor reauth-dialog \
          table-keyboard home-dark table-dark users-dark analytics-dark; do
     if [ -f "target/screenshots/$p.png" ]; then
         cp "target/screenshots/$p.png" docs/screenshots/

@@ -40,6 +40,7 @@ def test_section_screenshots(page, db):
             ("audit-entry", f"/admin/audit/entry/{row_id}", f"Audit entry {row_id}"),
             ("analytics", "/admin/analytics", "Analytics"),
             ("account", "/admin/account", "My account"),
+            ("advisor", "/admin/advisor", "Advisor"),
         ]
         SHOTS.mkdir(parents=True, exist_ok=True)
         for width, suffix, scheme in [(1280, "", "light"), (390, "-narrow", "light"), (1280, "-dark", "dark")]:
