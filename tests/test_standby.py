@@ -49,6 +49,13 @@ WRITES_TOO = {
     "dashboard_auth.reauthenticate(text)",
     # audited: every explanation is recorded (rls.explain_access)
     "dashboard.explain_access(regclass,jsonb,text,text,jsonb)",
+    # passkeys (issue 33): a sign-in or step-up consumes its challenge and
+    # records the session, the counter or the failure; rename/remove change rows
+    "dashboard_auth.passkey_login_finish(jsonb,inet,text)",
+    "dashboard_auth.login_mfa_passkey(text,jsonb)",
+    "dashboard_auth.reauthenticate_passkey(jsonb)",
+    "dashboard_auth.rename_passkey(uuid,text)",
+    "dashboard_auth.remove_passkey(uuid)",
 }
 # Trigger functions: callable only as triggers, on any server.
 TRIGGERS = {sig for sig, (_, who, errors) in M.items() if who is INTERNAL and "0A000" in errors}
