@@ -323,6 +323,12 @@ fn regenerate_backup_codes(code: Option<&str>) -> Vec<String> {
     codes
 }
 
+/// The login a pending token (`login` answered `mfa_required`) stands for,
+/// while still live: the second step's starting point, by code or passkey.
+pub(crate) fn pending_login(pending_token: Option<&str>) -> Option<sessions::LiveSession> {
+    pending_token.and_then(|t| sessions::lookup(t, TokenKind::MfaPending)).filter(|s| s.scope == "mfa_pending")
+}
+
 /// The pending login `id`, locked (FOR UPDATE) while still live, with the IP
 /// and user agent it was started from: the second step (a code or a passkey)
 /// completes it once, even when raced. None when used, revoked or expired.
@@ -352,9 +358,7 @@ fn login_mfa(
         name!(expires_at, Option<TimestampWithTimeZone>),
     )> {
     let code = code.unwrap_or_else(|| raise(FbError::new(Code::NullValue, "code is required")));
-    let pending = pending_token
-        .and_then(|t| sessions::lookup(t, TokenKind::MfaPending))
-        .filter(|s| s.scope == "mfa_pending");
+    let pending = pending_login(pending_token);
     let Some(pending) = pending else {
         audit::record(
             Event::new("login.mfa_failed", "session", "unknown")

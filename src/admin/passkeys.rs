@@ -16,7 +16,7 @@
 use fluxbase_core::email::normalize_email;
 use fluxbase_core::error::{check_len, require_text};
 use fluxbase_core::passkey::{self as rules, Begun, RelyingParty};
-use fluxbase_core::token::{sha256, TokenKind};
+use fluxbase_core::token::sha256;
 use fluxbase_core::{Code, FbError};
 use pgrx::datum::{Inet, JsonB, TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
@@ -399,9 +399,7 @@ fn passkey_login_finish(
 #[pg_extern(schema = "dashboard_auth", security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn passkey_mfa_begin(pending_token: Option<&str>) -> JsonB {
-    let pending = pending_token
-        .and_then(|t| sessions::lookup(t, TokenKind::MfaPending))
-        .filter(|s| s.scope == "mfa_pending")
+    let pending = crate::admin::mfa::pending_login(pending_token)
         .unwrap_or_else(|| raise(FbError::new(Code::InvalidAuthorization, "the pending login is invalid or has expired").with_hint("log in with the password again")));
     let allow = credentials_of(pending.user_id);
     if allow.is_empty() {
@@ -425,9 +423,7 @@ fn login_mfa_passkey(
         name!(expires_at, Option<TimestampWithTimeZone>),
     )> {
     let assertion = assertion_arg(assertion, "assertion");
-    let pending = pending_token
-        .and_then(|t| sessions::lookup(t, TokenKind::MfaPending))
-        .filter(|s| s.scope == "mfa_pending");
+    let pending = crate::admin::mfa::pending_login(pending_token);
     let Some(pending) = pending else {
         audit::record(
             Event::new("login.mfa_failed", "session", "unknown")
