@@ -5,7 +5,7 @@
 //!   that append (audit_append.rs), so whatever route a row takes, it is chained.
 //! * `_audit_guard` (BEFORE UPDATE/DELETE/TRUNCATE, per statement, on
 //!   audit_log and audit_checkpoints): refuses them, also for the owner and
-//!   superusers; only `purge_audit` may delete, through a backend-local flag.
+//!   superusers; only the purges (`purge_audit`, `purge_audit_through`) may delete, through a backend-local flag.
 //! * `_audit_row_change` (AFTER INSERT/UPDATE/DELETE, per statement, with
 //!   transition tables): one audit row per statement holding every changed row
 //!   as a binary row image (row_capture.rs), on the extension's own tables and
@@ -38,7 +38,7 @@ use crate::audit;
 use crate::runtime::db;
 
 thread_local! {
-    /// Set only while purge_audit deletes its prefix of the log.
+    /// Set only while a purge (purge_audit, purge_audit_through) deletes its prefix of the log.
     pub(crate) static PURGING: Cell<bool> = const { Cell::new(false) };
     /// >0 while audit-aware API code runs (see audit::api_scope).
     pub(crate) static API_DEPTH: Cell<u32> = const { Cell::new(0) };
