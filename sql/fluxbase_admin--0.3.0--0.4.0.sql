@@ -245,3 +245,18 @@ GRANT EXECUTE ON FUNCTION dashboard_auth.passkey_register_begin(text), dashboard
     dashboard_auth.passkey_reauth_begin(), dashboard_auth.reauthenticate_passkey(jsonb),
     dashboard_auth.list_passkeys(uuid), dashboard_auth.rename_passkey(uuid, text),
     dashboard_auth.remove_passkey(uuid) TO fluxbase_dashboard;
+
+-- == Why an UPDATE/DELETE as a user changed 0 rows (issue 32, item 2) ==
+-- dashboard.explain_zero_rows (src/rls/zero_rows.rs): the rows the admin's own
+-- view would have matched, each key explained; grants as sql/grants.sql gives
+-- every dashboard function.
+CREATE FUNCTION dashboard."explain_zero_rows"(
+	"as_user" TEXT,
+	"sql" TEXT,
+	"params" jsonb DEFAULT '[]',
+	"max_keys" INT DEFAULT 3
+) RETURNS jsonb
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'explain_zero_rows_wrapper';
+REVOKE EXECUTE ON FUNCTION dashboard.explain_zero_rows(text, text, jsonb, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.explain_zero_rows(text, text, jsonb, integer) TO fluxbase_dashboard;

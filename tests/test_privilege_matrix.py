@@ -261,6 +261,8 @@ row("dashboard._notify_change()", "SELECT dashboard._notify_change()", INTERNAL,
 row("dashboard.explain_access(regclass,jsonb,text,text,jsonb)",
     """SELECT dashboard.explain_access('public.notes', '{"id": 1}', 'anon')""", READ)
 row("dashboard.advisories()", "SELECT * FROM dashboard.advisories()", READ)
+row("dashboard.explain_zero_rows(text,text,jsonb,integer)",
+    """SELECT dashboard.explain_zero_rows('anon', 'DELETE FROM public.notes WHERE id = 1 RETURNING id')""", READ)
 # ---- auth: the claim helpers. EXECUTE is granted to PUBLIC, but as in Supabase
 # USAGE on schema auth is for the API roles (anon, authenticated, service_role)
 # and fluxbase_dashboard only, so a login with no membership is refused at the

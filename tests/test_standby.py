@@ -49,6 +49,8 @@ WRITES_TOO = {
     "dashboard_auth.reauthenticate(text)",
     # audited: every explanation is recorded (rls.explain_access)
     "dashboard.explain_access(regclass,jsonb,text,text,jsonb)",
+    # audited too (rls.explain_zero_rows)
+    "dashboard.explain_zero_rows(text,text,jsonb,integer)",
     # passkeys (issue 33): a sign-in or step-up consumes its challenge and
     # records the session, the counter or the failure; rename/remove change rows
     "dashboard_auth.passkey_login_finish(jsonb,inet,text)",

@@ -22,6 +22,7 @@ pub mod audit_search;
 pub mod user_list;
 pub mod rls;
 pub mod passkey;
+pub mod zero_rows;
 
 pub use error::{Code, FbError, FbResult};
 

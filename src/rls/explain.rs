@@ -334,8 +334,23 @@ fn explain_access(
     let cmd = Command::parse(command.unwrap_or("select")).or_raise();
     let key = key.map(|k| k.into_value("key"));
     let new_row = new_row.map(|n| n.into_value("new_row"));
-    let t = load_table(rel.oid());
+    let oid = rel.oid();
     drop(rel);
+    JsonB(explain(oid, key, &as_user, cmd, new_row, true))
+}
+
+/// explain_access's verdict for the table `oid` (the caller checked the
+/// actor); `record`: audit it (explain_zero_rows audits its own call once).
+pub(crate) fn explain(
+    oid: pg_sys::Oid,
+    key: Option<Value>,
+    as_user: &str,
+    cmd: Command,
+    new_row: Option<Value>,
+    record: bool,
+) -> Value {
+    let as_user = as_user.to_string();
+    let t = load_table(oid);
 
     // What the command names: the key (not for INSERT) and the new values.
     let mut params = Params::default();
@@ -496,13 +511,15 @@ fn explain_access(
         "bypass": state.bypassrls || (state.owner && !state.forced),
         "policies": policies_json,
     });
-    pinned_path(|| {
-        audit::record(Event::new("rls.explain_access", "table", format!("{}.{}", t.schema, t.name)).details(json!({
-            "as_user": as_user, "role": p.role, "command": cmd.as_str(), "key": key,
-            "allowed": verdict.allowed, "outcome": verdict.outcome,
-        })))
-    });
-    JsonB(out)
+    if record {
+        pinned_path(|| {
+            audit::record(Event::new("rls.explain_access", "table", format!("{}.{}", t.schema, t.name)).details(json!({
+                "as_user": as_user, "role": p.role, "command": cmd.as_str(), "key": key,
+                "allowed": verdict.allowed, "outcome": verdict.outcome,
+            })))
+        });
+    }
+    out
 }
 
 

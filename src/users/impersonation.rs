@@ -332,7 +332,7 @@ fn stop_impersonation(session_id: Option<Uuid>) {
 
 /// Postgres' own parser must agree: one statement, of an allowed kind, writes
 /// with RETURNING, no SELECT INTO.
-fn check_with_parser(sql: &str) {
+pub(crate) fn check_with_parser(sql: &str) {
     let c = CString::new(sql).unwrap_or_else(|_| raise(FbError::invalid("sql must not contain NUL")));
     let refuse = |m: &str| -> ! { raise(FbError::denied(format!("query_as: {m}"))) };
     unsafe {
@@ -380,7 +380,7 @@ fn check_with_parser(sql: &str) {
     }
 }
 
-fn params_as_text(params: Option<JsonArg>) -> Vec<Option<String>> {
+pub(crate) fn params_as_text(params: Option<JsonArg>) -> Vec<Option<String>> {
     let v = params.map(|j| j.into_value("params")).unwrap_or(Value::Array(vec![]));
     let Value::Array(items) = v else {
         raise(FbError::invalid("params must be a JSON array, e.g. '[\"a\", 1]'"))

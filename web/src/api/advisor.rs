@@ -37,3 +37,19 @@ pub async fn explain_access(
     )
     .await
 }
+
+/// Why an UPDATE/DELETE run as `as_user` changed 0 rows (issue 32, item 2):
+/// `dashboard.explain_zero_rows` reads the statement with the names resolved
+/// as query_as resolved them (the same search path), so it is called as
+/// `query_as` is.
+pub async fn explain_zero_rows(tx: &Tx<'_>, as_user: &str, sql: &str, max_keys: i32) -> Result<serde_json::Value, WebError> {
+    tx.batch_execute("SET LOCAL search_path TO \"$user\", public").await?;
+    let v = one(
+        tx,
+        "SELECT dashboard.explain_zero_rows($1, $2, '[]'::pg_catalog.jsonb, $3)",
+        &[&as_user, &sql, &max_keys],
+    )
+    .await?;
+    tx.batch_execute("SET LOCAL search_path TO pg_catalog, pg_temp").await?;
+    Ok(v)
+}

@@ -107,6 +107,10 @@ pub struct Verdict {
     pub missing: Vec<String>,
     pub row_exists: Option<bool>,
     pub policies: Vec<PolicyRow>,
+    /// Whether the template gives its parts ids (`#verdict`, `#decided-by`,
+    /// ...): the one verdict of a page. Several on one page (the SQL
+    /// console's 0-rows explanation) go without, found by class.
+    pub anchored: bool,
 }
 
 fn text(v: &Value) -> String {
@@ -151,6 +155,7 @@ impl Verdict {
                         .collect()
                 })
                 .unwrap_or_default(),
+            anchored: true,
         }
     }
 }
