@@ -12,9 +12,10 @@
 //!   `check_with_parser`): one statement, of the kinds query_as runs;
 //! * PostgreSQL's parser: only a single-table UPDATE or DELETE is explained
 //!   (no WITH, no UPDATE ... FROM, no DELETE ... USING); its WHERE is analysed
-//!   as the WHERE of a `SELECT FROM <the same table>` (names resolved with the
-//!   caller's search path, as the statement itself was; parameters typed text,
-//!   as query_as binds them). SET and RETURNING are never evaluated;
+//!   as the WHERE of a `SELECT FROM <the same table>`, as the principal's role
+//!   (names resolved as when the statement ran as it: its schema USAGE, the
+//!   caller's search path; parameters typed text, as query_as binds them).
+//!   SET and RETURNING are never evaluated;
 //! * the analysed WHERE may hold only plain expression nodes (no subquery, no
 //!   CURRENT OF, no domain or subscript code outside pg_catalog) and call only
 //!   built-in pg_catalog functions and operators that are not VOLATILE and
@@ -96,9 +97,17 @@ fn explain_zero_rows(
     crate::users::impersonation::check_with_parser(&stmt.sql);
     // The principal exists and this login may act as it (explain refuses
     // otherwise too, but only once a row was found).
-    let _ = pinned_path(|| super::explain::principal(&as_user));
+    let role = pinned_path(|| principal_role(&as_user));
+    // The names resolve as they did when the statement ran as the principal
+    // (its schema USAGE, the caller's search path); analysis runs no one's
+    // code, and the switch is restricted all the same.
+    let read = db::switch_user(
+        role,
+        |ctx| ctx | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        || unsafe { read_statement(&stmt.sql, params.len()) },
+    );
 
-    let answer = match unsafe { read_statement(&stmt.sql, params.len()) } {
+    let answer = match read {
         Read::No(cmd, why) => json!({
             "explained": false, "command": cmd.map(Command::as_str), "as_user": as_user, "why": why,
         }),
@@ -174,6 +183,27 @@ fn explained(a: &Analysed, as_user: &str, params: &[Option<String>], max_keys: u
     }
     drop(rel);
     out
+}
+
+/// The principal's role, refused (42501) when the login may not become it.
+fn principal_role(as_user: &str) -> pg_sys::Oid {
+    let p = super::explain::principal(as_user);
+    let (oid, member) = db::select(
+        "SELECT r.oid, pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')
+         FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1",
+        &[p.role.as_str().into()],
+        |r| Ok((r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID), r.get::<bool>(2)?.unwrap_or(false))),
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| raise(FbError::not_found(format!("role {} does not exist", clean(&p.role)))));
+    if !member {
+        raise(
+            FbError::denied(format!("the login role {} may not become {}", db::session_user_name(), clean(&p.role)))
+                .with_hint("GRANT fluxbase_dashboard TO the login role (it is a member of fluxbase_impersonator)"),
+        );
+    }
+    oid
 }
 
 fn role_name(oid: pg_sys::Oid) -> String {
