@@ -122,6 +122,14 @@ def test_the_first_keys_and_a_bounded_count(su, world, admin):
     assert v["keys"] == [{"id": 2}, {"id": 4}] and len(v["verdicts"]) == 2
     v = explain(admin, "alice@example.com", "DELETE FROM public.notes WHERE title = 'bulk' RETURNING id", None, 10)
     assert [k["id"] for k in v["keys"]] == list(range(100, 110)) and len(v["verdicts"]) == 10
+    # No primary key: the count, but no key to explain.
+    su.execute("CREATE TABLE public.logs (line text); INSERT INTO public.logs VALUES ('a'), ('b')")
+    v = explain(admin, "alice@example.com", "DELETE FROM public.logs WHERE line <> 'z' RETURNING line")
+    assert v["explained"] is True and v["matched"] == 2 and v["keys"] == [] and "no primary key" in v["why"]
+    # UPDATE ONLY a parent: its children's rows are not counted.
+    su.execute("CREATE TABLE public.child () INHERITS (public.logs); INSERT INTO public.child VALUES ('c')")
+    assert explain(admin, "alice@example.com", "DELETE FROM public.logs RETURNING line")["matched"] == 3
+    assert explain(admin, "alice@example.com", "DELETE FROM ONLY public.logs RETURNING line")["matched"] == 2
     # A WHERE that matches nothing in the owner's view either.
     v = explain(admin, "alice@example.com", "DELETE FROM public.notes WHERE id = -1 RETURNING id")
     assert v["explained"] is True and v["matched"] == 0 and v["keys"] == [] and v["verdicts"] == []
