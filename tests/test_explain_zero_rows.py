@@ -185,6 +185,8 @@ NOT_EXPLAINED = [
     ("UPDATE public.notes_view SET title = 'x' WHERE id = 2 RETURNING id", "update", "view"),
     ("SELECT * FROM public.notes WHERE public.leak(id)", "select", "only an UPDATE or DELETE"),
     ("INSERT INTO public.notes VALUES (9) RETURNING id", "insert", "only an UPDATE or DELETE"),
+    ("DELETE FROM public.notes WHERE CURRENT OF c RETURNING id", "delete", "CURRENT OF"),
+    ("UPDATE public.notes SET title = 'x' WHERE CURRENT OF c RETURNING id", "update", "CURRENT OF"),
 ]
 
 

@@ -261,6 +261,12 @@ unsafe fn read_statement(sql: &str, nparams: usize) -> Read {
             let clause = if cmd == Command::Update { "FROM" } else { "USING" };
             return Read::No(Some(cmd), format!("{word} ... {clause} other tables is not explained: only a WHERE on the table itself"));
         }
+        // (PostgreSQL analyses CURRENT OF only with a target table: a
+        // SELECT's analysis must never see it. The grammar puts it nowhere
+        // but as the whole WHERE.)
+        if !qual.is_null() && (*qual).type_ == NodeTag::T_CurrentOfExpr {
+            return Read::No(Some(cmd), "WHERE CURRENT OF names a cursor's row, not rows a WHERE matches".into());
+        }
         // The same table and WHERE, as a SELECT: what the statement would
         // have matched, analysed by PostgreSQL (AccessShareLock only).
         let sel = pg_sys::palloc0(std::mem::size_of::<pg_sys::SelectStmt>()) as *mut pg_sys::SelectStmt;
