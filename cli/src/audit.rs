@@ -565,7 +565,11 @@ pub fn tail(ctx: &mut Ctx, url: Option<&str>, o: TailOpts) -> Result<(), Fail> {
         };
         let got = batch.len();
         for e in &batch {
-            chain.check(e).map_err(|m| Fail::failure(format!("the audit chain is broken: {m}")))?;
+            if let Err(m) = chain.check(e) {
+                // (the entries before the break are good: they go out first)
+                sink.deliver(&mut pending, &cursor, o.follow)?;
+                return Err(Fail::failure(format!("the audit chain is broken: {m}")));
+            }
             let msg = message(e, o.style);
             let msg = if sink.syslog() { rfc5424(e, &host, pid, &msg) } else { msg };
             sink.frame(&mut pending, e, &msg);
