@@ -8,9 +8,11 @@
 //! `prev_hash` the `row_hash` before it. A rewritten history stops them.
 //!
 //! - tail: the cursor is the chain position `id hash` of the last entry
-//!   delivered, written after each entry; on resume the next entry's
-//!   `prev_hash` must equal the saved hash. Output: JSON or CEF lines on stdout,
-//!   or RFC 5424 syslog over UDP or TCP (octet-counting framing, RFC 6587).
+//!   delivered, rewritten after each chunk of messages (up to `CHUNK` bytes,
+//!   or the end of a page of entries) is handed to the kernel in full; on
+//!   resume the next entry's `prev_hash` must equal the saved hash. Output:
+//!   JSON or CEF lines on stdout, or RFC 5424 syslog over UDP or TCP
+//!   (octet-counting framing, RFC 6587).
 //! - archive: the entries up to a cut-off, with their hashes and the hash they
 //!   follow, to a JSON-lines file; then `dashboard_auth.purge_audit_through`.
 //! - verify --archive: archives, then the purge checkpoint, then the live log
@@ -448,7 +450,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// The cursor file: one line `<id> <row_hash hex>`, the last entry delivered,
-/// rewritten in place after each entry (fixed width, one write).
+/// rewritten in place after each chunk is out (fixed width, one write).
 struct Cursor {
     file: Option<std::fs::File>,
 }
