@@ -238,6 +238,31 @@ def test_syslog_udp_rfc5424(db, su, tmp_path):
 
 
 @pytestmark_rsyslog
+def test_syslog_tcp_many_chunks_once_in_order_and_the_cursor_at_the_last(db, su, tmp_path):
+    """Pages of 2,000 entries go out in many 32 KiB chunks (one write each):
+    rsyslog gets each entry once, in order, the cursor names the last one, and
+    a second run from the cursor sends nothing."""
+    rs = Rsyslog(tmp_path)
+    cursor = tmp_path / "cursor"
+    try:
+        append(su, 5000)
+        total = head(su)
+        args = ("audit", "tail", "--batch", "2000", "--cursor-file", str(cursor), "--syslog", f"tcp://127.0.0.1:{rs.tcp}")
+        r = fb(db, *args)
+        assert r.returncode == 0, r.stderr
+        assert rs.wait_for(total) == list(range(1, total + 1))
+        saved_id, saved_hash = cursor.read_text().split()
+        assert int(saved_id) == total
+        assert saved_hash == one(su, "SELECT encode(row_hash, 'hex') FROM dashboard_auth.audit_log WHERE id = %s", (total,))
+        r = fb(db, *args)
+        assert r.returncode == 0, r.stderr
+        time.sleep(1)
+        assert rs.ids() == list(range(1, total + 1))
+    finally:
+        rs.stop()
+
+
+@pytestmark_rsyslog
 def test_syslog_tcp_follow_survives_killing_the_tailer_and_the_database(db, su, tmp_path):
     """Entries keep coming while the tailer is killed (SIGTERM, then SIGKILL)
     and the database restarted: rsyslog ends with every entry once, in order."""

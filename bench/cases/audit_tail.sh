@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `fluxbase audit tail` to a local syslog receiver (issue 35): entries per
 # second delivered to rsyslogd (TCP, RFC 5424, octet-counted frames, a cursor
-# file rewritten after every entry), each entry's hash checked on the way.
+# file rewritten after each chunk of frames is out), each entry's hash checked on the way.
 # Target: >= 20,000 entries/s. Then the purge that retires them: how long
 # purge_audit_through takes on the log, and the slowest sign-in made while it
 # runs (no chain lock is held: sign-ins must not wait for it).

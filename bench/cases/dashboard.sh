@@ -79,10 +79,32 @@ for _ in $(seq 1 100); do curl -sf "http://localhost:$MPORT/admin/healthz" >/dev
 SCRAPER=$!
 trap 'kill $SERVER $MSERVER $SCRAPER 2>/dev/null; wait $SERVER $MSERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 webm() { PORT=$MPORT web; }
-m1=$(webm); w3=$(web); m2=$(webm); w4=$(web)
-M=$(best "$m1" "$m2"); W2=$(best "$w3" "$w4")
+# Each server's CPU time per request answered (all its threads, from
+# schedstat, in µs), round by round: a figure others' load moves far less
+# than requests/s on a shared machine (the throughput of a starved server
+# varies by more than the 2% looked for).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
+# round PID PORT: one wrk round; prints "req/s µs-of-server-CPU-per-request"
+round() {
+    local c0 c1 r
+    c0=$(cpu_ns "$1"); r=$(PORT=$2 web); c1=$(cpu_ns "$1")
+    echo "$r $(awk -v a="$c0" -v b="$c1" -v n="$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")" 'BEGIN { printf "%.1f", (b - a) / n / 1000 }')"
+}
+ROUNDS=${BENCH_METRICS_ROUNDS:-3}
+: >"$WORK/rounds"
+for _ in $(seq "$ROUNDS"); do
+    echo "m $(round $MSERVER $MPORT)" >>"$WORK/rounds"
+    echo "w $(round $SERVER $PORT)" >>"$WORK/rounds"
+done
+M=$(awk '$1 == "m" && $2 > b { b = $2 } END { print b }' "$WORK/rounds")
+W2=$(awk '$1 == "w" && $2 > b { b = $2 } END { print b }' "$WORK/rounds")
+# (the median round's CPU per request of each)
+med() { awk -v k="$1" '$1 == k { print $3 }' "$WORK/rounds" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+CM=$(med m); CW=$(med w)
 kill $SCRAPER 2>/dev/null || true
 curl -sf "http://127.0.0.1:$SCRAPE/metrics" | grep -q 'fluxbase_http_requests_total{method="GET",route="/admin",status="200"}' \
     || { echo "!! the metrics did not count the fragment"; exit 1; }
 echo "dashboard with metrics (scraped every second): $M req/s; without: $W2 req/s"
 awk -v m="$M" -v w="$W2" 'BEGIN { o = (w - m) / w * 100; printf "dashboard metrics overhead: %.1f%% (target <= 2%%) %s\n", o, (o <= 2 ? "PASS" : "FAIL") }'
+echo "dashboard metrics rounds (server, req/s, server CPU µs per request): $(tr '\n' ';' <"$WORK/rounds")"
+awk -v m="$CM" -v w="$CW" 'BEGIN { o = (m - w) / w * 100; printf "dashboard metrics CPU overhead: %.1f µs vs %.1f µs of server CPU per request (median of rounds): %.1f%% (target <= 2%%) %s\n", m, w, o, (o <= 2 ? "PASS" : "FAIL") }'

@@ -8,9 +8,11 @@
 //! `prev_hash` the `row_hash` before it. A rewritten history stops them.
 //!
 //! - tail: the cursor is the chain position `id hash` of the last entry
-//!   delivered, written after each entry; on resume the next entry's
-//!   `prev_hash` must equal the saved hash. Output: JSON or CEF lines on stdout,
-//!   or RFC 5424 syslog over UDP or TCP (octet-counting framing, RFC 6587).
+//!   delivered, rewritten after each chunk of messages (up to `CHUNK` bytes,
+//!   or the end of a page of entries) is handed to the kernel in full; on
+//!   resume the next entry's `prev_hash` must equal the saved hash. Output:
+//!   JSON or CEF lines on stdout, or RFC 5424 syslog over UDP or TCP
+//!   (octet-counting framing, RFC 6587).
 //! - archive: the entries up to a cut-off, with their hashes and the hash they
 //!   follow, to a JSON-lines file; then `dashboard_auth.purge_audit_through`.
 //! - verify --archive: archives, then the purge checkpoint, then the live log
@@ -298,16 +300,47 @@ pub fn rfc5424(e: &Entry, host: &str, pid: u32, msg: &str) -> String {
     )
 }
 
-/// Where `tail` delivers.
+/// Where `tail` delivers: stdout (a line per entry), UDP (a datagram per
+/// message) or TCP (RFC 6587 octet-counted frames). Stdout is written through
+/// its file descriptor, unbuffered: what a write() took is out of the process.
 enum Sink {
-    Stdout(std::io::Stdout),
+    Stdout(std::fs::File),
     Udp(UdpSocket),
     Tcp { addr: String, stream: Option<TcpStream> },
 }
 
+/// Messages framed for the sink, not yet handed to the kernel in full, each
+/// with the chain position its delivery moves the cursor to.
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// (where the frame ends in `buf`, entry id, its row_hash)
+    frames: Vec<(usize, i64, Vec<u8>)>,
+}
+
+/// A chunk is handed to the kernel (and the cursor moved past it) once it
+/// holds this many bytes, and at the end of each page of entries: one or two
+/// system calls per chunk instead of per entry. It bounds what a tailer
+/// killed with SIGKILL between the write and the cursor's rewrite sends again.
+const CHUNK: usize = 32 * 1024;
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn start(&self, frame: usize) -> usize {
+        if frame == 0 { 0 } else { self.frames[frame - 1].0 }
+    }
+}
+
 impl Sink {
     fn open(syslog: Option<&str>) -> Result<Sink, Fail> {
-        let Some(url) = syslog else { return Ok(Sink::Stdout(std::io::stdout())) };
+        let Some(url) = syslog else {
+            use std::os::fd::AsFd;
+            let fd = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| Fail::failure(format!("stdout: {e}")))?;
+            return Ok(Sink::Stdout(std::fs::File::from(fd)));
+        };
         if let Some(addr) = url.strip_prefix("udp://") {
             let sock = UdpSocket::bind("0.0.0.0:0")
                 .and_then(|s| s.connect(addr).map(|_| s))
@@ -331,27 +364,80 @@ impl Sink {
         Ok(())
     }
 
-    /// Deliver one message (a syslog message framed for TCP, or a line).
-    fn send(&mut self, msg: &str) -> std::io::Result<()> {
+    fn syslog(&self) -> bool {
+        !matches!(self, Sink::Stdout(_))
+    }
+
+    /// Frame one entry's message into `p`: a line (stdout), a datagram (UDP),
+    /// or `LEN SP MSG` (TCP).
+    fn frame(&self, p: &mut Pending, e: &Entry, msg: &str) {
         match self {
-            Sink::Stdout(out) => {
-                let mut o = out.lock();
-                o.write_all(msg.as_bytes())?;
-                o.write_all(b"\n")?;
-                o.flush()
+            Sink::Stdout(_) => {
+                p.buf.extend_from_slice(msg.as_bytes());
+                p.buf.push(b'\n');
             }
-            Sink::Udp(sock) => sock.send(msg.as_bytes()).map(|_| ()),
-            Sink::Tcp { stream, .. } => {
-                let s = stream.as_mut().ok_or_else(|| std::io::Error::other("not connected"))?;
-                // RFC 6587 octet counting: "LEN SP MSG"
-                let framed = format!("{} {msg}", msg.len());
-                s.write_all(framed.as_bytes())
+            Sink::Udp(_) => p.buf.extend_from_slice(msg.as_bytes()),
+            Sink::Tcp { .. } => {
+                let _ = write!(p.buf, "{} ", msg.len());
+                p.buf.extend_from_slice(msg.as_bytes());
             }
+        }
+        p.frames.push((p.buf.len(), e.rec.id, e.row_hash.clone()));
+    }
+
+    /// Hand one write's worth of `buf[from..]` to the kernel (UDP: the one
+    /// datagram `from..to`); how many bytes it took.
+    fn write(&mut self, buf: &[u8], from: usize, to: usize) -> std::io::Result<usize> {
+        match self {
+            Sink::Stdout(f) => f.write(&buf[from..]),
+            Sink::Udp(sock) => sock.send(&buf[from..to]).map(|_| to - from),
+            Sink::Tcp { stream, .. } => stream.as_mut().ok_or_else(|| std::io::Error::other("not connected"))?.write(&buf[from..]),
         }
     }
 
-    fn syslog(&self) -> bool {
-        !matches!(self, Sink::Stdout(_))
+    /// Hand every pending frame to the kernel, then move the cursor past the
+    /// last one. The cursor only ever names an entry whose frame, and every
+    /// frame before it, a write() took whole. On an error (follow mode): the
+    /// frames out in full count as delivered (the cursor moves past them), the
+    /// receiver is reconnected (TCP) and the rest sent again from the first
+    /// frame not out in full.
+    fn deliver(&mut self, p: &mut Pending, cursor: &Cursor, follow: bool) -> Result<(), Fail> {
+        let (mut sent, mut done, mut tries) = (0usize, 0usize, 0u32);
+        while done < p.frames.len() {
+            let to = p.frames[done].0;
+            match self.write(&p.buf, sent, to) {
+                Ok(0) => return Err(Fail::failure(format!("cannot deliver entry {}: the receiver takes nothing", p.frames[done].1))),
+                Ok(n) => {
+                    sent += n;
+                    while done < p.frames.len() && p.frames[done].0 <= sent {
+                        done += 1;
+                    }
+                    tries = 0;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    if done > 0 {
+                        let (_, id, hash) = &p.frames[done - 1];
+                        cursor.save(*id, hash).map_err(|err| Fail::failure(format!("cannot save the cursor: {err}")))?;
+                    }
+                    tries += 1;
+                    if !follow || tries > 50 || matches!(self, Sink::Stdout(_)) {
+                        return Err(Fail::failure(format!("cannot deliver entry {}: {err}", p.frames[done].1)));
+                    }
+                    // A receiver that went away: reconnect (TCP) and send the
+                    // frame it may have got in part again, whole.
+                    std::thread::sleep(Duration::from_millis(200));
+                    let _ = self.connect();
+                    sent = p.start(done);
+                }
+            }
+        }
+        if let Some((_, id, hash)) = p.frames.last() {
+            cursor.save(*id, hash).map_err(|err| Fail::failure(format!("cannot save the cursor: {err}")))?;
+        }
+        p.buf.clear();
+        p.frames.clear();
+        Ok(())
     }
 }
 
@@ -364,7 +450,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// The cursor file: one line `<id> <row_hash hex>`, the last entry delivered,
-/// rewritten in place after each entry (fixed width, one write).
+/// rewritten in place after each chunk is out (fixed width, one write).
 struct Cursor {
     file: Option<std::fs::File>,
 }
@@ -468,6 +554,7 @@ pub fn tail(ctx: &mut Ctx, url: Option<&str>, o: TailOpts) -> Result<(), Fail> {
     let cursor = Cursor::open(o.cursor_file.as_deref())?;
     let mut sink = Sink::open(o.syslog.as_deref())?;
     let (host, pid) = (hostname(), std::process::id());
+    let mut pending = Pending::default();
     while !STOP.load(Ordering::SeqCst) {
         let batch = match fetch(ctx, after, o.batch) {
             Ok(b) => b,
@@ -480,25 +567,23 @@ pub fn tail(ctx: &mut Ctx, url: Option<&str>, o: TailOpts) -> Result<(), Fail> {
         };
         let got = batch.len();
         for e in &batch {
-            chain.check(e).map_err(|m| Fail::failure(format!("the audit chain is broken: {m}")))?;
+            if let Err(m) = chain.check(e) {
+                // (the entries before the break are good: they go out first)
+                sink.deliver(&mut pending, &cursor, o.follow)?;
+                return Err(Fail::failure(format!("the audit chain is broken: {m}")));
+            }
             let msg = message(e, o.style);
             let msg = if sink.syslog() { rfc5424(e, &host, pid, &msg) } else { msg };
-            // A receiver that went away: reconnect (TCP) and send it again.
-            let mut tries = 0;
-            while let Err(err) = sink.send(&msg) {
-                tries += 1;
-                if !o.follow || tries > 50 || matches!(sink, Sink::Stdout(_)) {
-                    return Err(Fail::failure(format!("cannot deliver entry {}: {err}", e.rec.id)));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                let _ = sink.connect();
-            }
-            cursor.save(e.rec.id, &e.row_hash).map_err(|err| Fail::failure(format!("cannot save the cursor: {err}")))?;
+            sink.frame(&mut pending, e, &msg);
             after = e.rec.id;
-            if STOP.load(Ordering::SeqCst) {
-                break;
+            if pending.len() >= CHUNK {
+                sink.deliver(&mut pending, &cursor, o.follow)?;
+                if STOP.load(Ordering::SeqCst) {
+                    break;
+                }
             }
         }
+        sink.deliver(&mut pending, &cursor, o.follow)?;
         if got < o.batch as usize {
             if !o.follow {
                 break;
@@ -510,9 +595,6 @@ pub fn tail(ctx: &mut Ctx, url: Option<&str>, o: TailOpts) -> Result<(), Fail> {
                 slept += Duration::from_millis(50);
             }
         }
-    }
-    if let Sink::Tcp { stream: Some(s), .. } = &mut sink {
-        let _ = s.flush();
     }
     Ok(())
 }
