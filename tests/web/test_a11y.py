@@ -185,10 +185,11 @@ def test_passkey_states_have_no_axe_violations(page, su):
     step-up dialog offering a passkey, the sign-in page with "Sign in with a
     passkey", the 2FA step offering the passkey (and, phishing-resistant, no
     code field), a refusal shown by the script."""
-    from test_passkeys import Authenticator, add_passkey, configure
+    from test_passkeys import NO_CONDITIONAL_UI, Authenticator, add_passkey, configure
 
     axe = Axe(page)
     Authenticator(page)
+    page.context.add_init_script(NO_CONDITIONAL_UI)  # (else the autofill signs in at once)
     SetupPage(page).open().create()
     page.wait_for_url("**/admin")
     AccountPage(page).open()

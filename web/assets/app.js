@@ -529,6 +529,14 @@
     var pk = o.publicKey;
     pk.challenge = fromB64u(pk.challenge);
     pk.user.id = fromB64u(pk.user.id);
+    // A passkey is a discoverable credential: signing in with it alone
+    // (auth.passwordless) finds it without a user name. webauthn-rs' options
+    // discourage resident keys; platform authenticators make them anyway,
+    // security keys and test authenticators only when asked. (The database
+    // verifies the same answer either way.)
+    pk.authenticatorSelection = pk.authenticatorSelection || {};
+    pk.authenticatorSelection.residentKey = "required";
+    pk.authenticatorSelection.requireResidentKey = true;
     (pk.excludeCredentials || []).forEach(function (c) { c.id = fromB64u(c.id); });
     return pk;
   }
@@ -659,7 +667,10 @@
   });
 
   // ---- sign-in with a passkey alone ----
-  var conditional = null;
+  // The autofill request (mediation "conditional") waits while the page is
+  // open; a click aborts it, and the modal request starts once it has ended
+  // (the browser refuses a second request while one is pending).
+  var conditional = null, conditionalEnded = Promise.resolve();
   function signIn(el, beginUrl, finishUrl, mediation) {
     var ctl = new AbortController();
     if (mediation) conditional = ctl;
@@ -680,7 +691,7 @@
   if (loginBtn && PublicKeyCredential.isConditionalMediationAvailable) {
     PublicKeyCredential.isConditionalMediationAvailable().then(function (yes) {
       if (yes && !conditional) {
-        signIn(loginBtn, loginBtn.getAttribute("data-passkey-login"), loginBtn.getAttribute("data-passkey-finish"), "conditional");
+        conditionalEnded = signIn(loginBtn, loginBtn.getAttribute("data-passkey-login"), loginBtn.getAttribute("data-passkey-finish"), "conditional");
       }
     }, function () {});
   }
@@ -691,7 +702,8 @@
     status(btn, "", true);
     btn.disabled = true;
     var begin = btn.getAttribute("data-passkey-login") || btn.getAttribute("data-passkey-mfa");
-    signIn(btn, begin, btn.getAttribute("data-passkey-finish"), null)
+    conditionalEnded
+      .then(function () { return signIn(btn, begin, btn.getAttribute("data-passkey-finish"), null); })
       .then(function () { btn.disabled = false; });
   });
 
