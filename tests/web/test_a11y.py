@@ -178,3 +178,39 @@ def test_every_page_and_dialog_has_no_axe_violations(page, su):
     finally:
         su.execute("REVOKE pg_read_all_stats FROM fb_web")
     axe.report()
+
+
+def test_passkey_states_have_no_axe_violations(page, su):
+    """Passkeys (issue 33): the account card unset and with a list, the
+    step-up dialog offering a passkey, the sign-in page with "Sign in with a
+    passkey", the 2FA step offering the passkey (and, phishing-resistant, no
+    code field), a refusal shown by the script."""
+    from test_passkeys import NO_CONDITIONAL_UI, Authenticator, add_passkey, configure
+
+    axe = Axe(page)
+    Authenticator(page)
+    page.context.add_init_script(NO_CONDITIONAL_UI)  # (else the autofill signs in at once)
+    SetupPage(page).open().create()
+    page.wait_for_url("**/admin")
+    AccountPage(page).open()
+    page.locator("#passkeys-unset").wait_for()
+    axe.check("account, passkeys unset")
+    configure(su, page.server, passwordless=True)
+    add_passkey(page, "Laptop")
+    axe.check("account, a passkey added")
+    page.watch.accept_confirm = True
+    page.locator("#passkey-list button:has-text('Remove')").first.click()
+    StepUp(page).wait_open().dialog.locator("button:has-text('Use a passkey')").wait_for()
+    axe.check("re-auth dialog with a passkey")
+    page.keyboard.press("Escape")
+    page.locator("#reauth dialog").wait_for(state="detached")
+    Shell(page).sign_out()
+    LoginPage(page).open()
+    page.locator("button:has-text('Sign in with a passkey')").wait_for()
+    axe.check("sign-in with a passkey")
+    su.execute("SELECT dashboard_auth.set_setting('mfa.phishing_resistant_required', 'true')")
+    LoginPage(page).login()
+    page.wait_for_url("**/admin/login/2fa")
+    page.locator("button:has-text('Use your passkey')").wait_for()
+    axe.check("2FA step with a passkey, phishing-resistant")
+    axe.report()

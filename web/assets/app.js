@@ -496,3 +496,231 @@
     if (back && back.isConnected && back !== document.body) back.focus();
   }, true);
 })();
+
+// Passkeys (issue 33): WebAuthn ceremonies. The database makes the options
+// (JSON, binary fields base64url, as webauthn-rs writes them) and verifies the
+// answer; this script only converts base64url <-> ArrayBuffer and carries
+// them: POST …/begin -> navigator.credentials.create/get -> POST …/finish.
+// Refusals come back as plain text and are shown as text.
+//   form[data-passkey-register=finishUrl]   My account: "Add a passkey"
+//   [data-passkey-login=beginUrl]           sign-in: "Sign in with a passkey"
+//                                           (+ conditional UI on the email field)
+//   [data-passkey-mfa=beginUrl]             the second step: "Use your passkey"
+//   [data-passkey-reauth=beginUrl]          the step-up dialog
+//   [data-passkey-only]                     shown only where WebAuthn exists;
+//     with data-passkey-probe=beginUrl only once that begin succeeded (the
+//     admin has a passkey); its options are kept for the first click.
+(function () {
+  if (!window.PublicKeyCredential || !navigator.credentials) return;
+
+  function fromB64u(s) {
+    s = String(s).replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    var bin = atob(s), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  }
+  function toB64u(buf) {
+    var bytes = new Uint8Array(buf), bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function creationOptions(o) {
+    var pk = o.publicKey;
+    pk.challenge = fromB64u(pk.challenge);
+    pk.user.id = fromB64u(pk.user.id);
+    // A passkey is a discoverable credential: signing in with it alone
+    // (auth.passwordless) finds it without a user name. webauthn-rs' options
+    // discourage resident keys; platform authenticators make them anyway,
+    // security keys and test authenticators only when asked. (The database
+    // verifies the same answer either way.)
+    pk.authenticatorSelection = pk.authenticatorSelection || {};
+    pk.authenticatorSelection.residentKey = "required";
+    pk.authenticatorSelection.requireResidentKey = true;
+    (pk.excludeCredentials || []).forEach(function (c) { c.id = fromB64u(c.id); });
+    return pk;
+  }
+  function requestOptions(o) {
+    var pk = o.publicKey;
+    pk.challenge = fromB64u(pk.challenge);
+    (pk.allowCredentials || []).forEach(function (c) { c.id = fromB64u(c.id); });
+    return pk;
+  }
+  function credentialJson(cred) {
+    var r = cred.response;
+    var resp = { clientDataJSON: toB64u(r.clientDataJSON) };
+    if (r.attestationObject) {
+      resp.attestationObject = toB64u(r.attestationObject);
+      if (r.getTransports) resp.transports = r.getTransports();
+    } else {
+      resp.authenticatorData = toB64u(r.authenticatorData);
+      resp.signature = toB64u(r.signature);
+      if (r.userHandle) resp.userHandle = toB64u(r.userHandle);
+    }
+    return JSON.stringify({
+      id: cred.id, rawId: toB64u(cred.rawId), type: cred.type, response: resp,
+      extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {}
+    });
+  }
+
+  function csrf() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"] || ""; } catch (e) { return ""; }
+  }
+  // POST fields; resolves to {options} (200 JSON), {ok} (204) or {error: text}.
+  function post(url, fields) {
+    var body = new URLSearchParams(fields || {});
+    var token = csrf();
+    if (token) body.set("_csrf", token);
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token },
+      body: body.toString()
+    }).then(function (r) {
+      if (r.status === 204) return { ok: true };
+      var ct = r.headers.get("Content-Type") || "";
+      if (r.ok && ct.indexOf("application/json") === 0) return r.json().then(function (o) { return { options: o }; });
+      return r.text().then(function (t) {
+        return { error: ct.indexOf("text/plain") === 0 && t ? t : "Refused by the server (" + r.status + ")." };
+      });
+    }, function () { return { error: "The dashboard could not be reached. Try again." }; });
+  }
+  function said(e) {
+    if (!e) return "The passkey prompt failed.";
+    if (e.name === "NotAllowedError") return "The passkey prompt was closed, timed out or was not allowed. Try again.";
+    if (e.name === "InvalidStateError") return "This device already holds a passkey for your account.";
+    if (e.name === "SecurityError") return "This browser refused the passkey for this address: the dashboard's passkey settings (webauthn.rp_id, webauthn.origins) do not match the URL you opened.";
+    return "The passkey prompt failed: " + (e.message || e.name);
+  }
+  function status(near, text, ok) {
+    var box = near && near.closest("[data-passkey-only], section, dialog");
+    var out = box ? box.querySelector("[data-passkey-status]") : null;
+    if (!out) return;
+    out.textContent = text;
+    out.hidden = !text;
+    out.classList.toggle("error", !ok);
+    out.classList.toggle("notice", !!ok);
+  }
+  // A refusal ends the chain: shown, then an Error nobody needs to see again.
+  function Stop() {}
+  function check(near, a) {
+    if (a.error) { status(near, a.error, false); throw new Stop(); }
+    return a;
+  }
+  function failed(near) {
+    return function (e) {
+      if (e instanceof Stop) return;
+      if (e && e.name === "AbortError") return;
+      status(near, said(e), false);
+    };
+  }
+
+  // ---- options kept from a probe (used once, while fresh) ----
+  var kept = new WeakMap();
+  function optionsFor(el, beginUrl) {
+    var box = el.closest("[data-passkey-probe]");
+    var k = box && kept.get(box);
+    if (k && Date.now() - k.at < 60000) {
+      kept.delete(box);
+      return Promise.resolve({ options: k.options });
+    }
+    return post(beginUrl);
+  }
+  function probe(root) {
+    (root || document).querySelectorAll("[data-passkey-only]").forEach(function (box) {
+      var url = box.getAttribute("data-passkey-probe");
+      if (!url) { box.hidden = false; return; }
+      if (box.hasAttribute("data-probed")) return;
+      box.setAttribute("data-probed", "");
+      post(url).then(function (a) {
+        if (!a.options) return;
+        kept.set(box, { options: a.options, at: Date.now() });
+        box.hidden = false;
+      });
+    });
+  }
+  probe(document);
+  document.addEventListener("htmx:afterSwap", function (ev) { if (ev.detail.target) probe(ev.detail.target); });
+
+  // ---- My account: add a passkey ----
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target.closest("form[data-passkey-register]");
+    if (!form) return;
+    ev.preventDefault();
+    var btn = form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    status(form, "", true);
+    post(form.getAttribute("action"), { name: form.querySelector("input[name=name]").value })
+      .then(function (a) { return navigator.credentials.create({ publicKey: creationOptions(check(form, a).options) }); })
+      .then(function (cred) { return post(form.getAttribute("data-passkey-register"), { credential: credentialJson(cred) }); })
+      .then(function (a) {
+        check(form, a);
+        var done = function () {
+          var out = document.querySelector("#passkeys [data-passkey-status]");
+          if (out) { out.textContent = "Passkey added."; out.hidden = false; out.classList.add("notice"); }
+          if (window.fbAnnounce) window.fbAnnounce("Passkey added.");
+        };
+        if (window.htmx) window.htmx.ajax("GET", "/admin/account", { target: "#main" }).then(done);
+        else window.location.reload();
+      })
+      .catch(failed(form))
+      .then(function () { if (btn.isConnected) btn.disabled = false; });
+  });
+
+  // ---- sign-in with a passkey alone ----
+  // The autofill request (mediation "conditional") waits while the page is
+  // open; a click aborts it, and the modal request starts once it has ended
+  // (the browser refuses a second request while one is pending).
+  var conditional = null, conditionalEnded = Promise.resolve();
+  function signIn(el, beginUrl, finishUrl, mediation) {
+    var ctl = new AbortController();
+    if (mediation) conditional = ctl;
+    return optionsFor(el, beginUrl)
+      .then(function (a) {
+        var opts = { publicKey: requestOptions(check(el, a).options), signal: ctl.signal };
+        if (mediation) opts.mediation = mediation;
+        return navigator.credentials.get(opts);
+      })
+      .then(function (cred) { return post(finishUrl, { credential: credentialJson(cred) }); })
+      .then(function (a) {
+        check(el, a);
+        window.location.assign("/admin");
+      })
+      .catch(failed(el));
+  }
+  var loginBtn = document.querySelector("[data-passkey-login]");
+  if (loginBtn && PublicKeyCredential.isConditionalMediationAvailable) {
+    PublicKeyCredential.isConditionalMediationAvailable().then(function (yes) {
+      if (yes && !conditional) {
+        conditionalEnded = signIn(loginBtn, loginBtn.getAttribute("data-passkey-login"), loginBtn.getAttribute("data-passkey-finish"), "conditional");
+      }
+    }, function () {});
+  }
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-passkey-login], [data-passkey-mfa]");
+    if (!btn) return;
+    if (conditional) { conditional.abort(); conditional = { abort: function () {} }; }
+    status(btn, "", true);
+    btn.disabled = true;
+    var begin = btn.getAttribute("data-passkey-login") || btn.getAttribute("data-passkey-mfa");
+    conditionalEnded
+      .then(function () { return signIn(btn, begin, btn.getAttribute("data-passkey-finish"), null); })
+      .then(function () { btn.disabled = false; });
+  });
+
+  // ---- the step-up dialog ----
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-passkey-reauth]");
+    if (!btn) return;
+    btn.disabled = true;
+    status(btn, "", true);
+    optionsFor(btn, btn.getAttribute("data-passkey-reauth"))
+      .then(function (a) { return navigator.credentials.get({ publicKey: requestOptions(check(btn, a).options) }); })
+      .then(function (cred) { return post(btn.getAttribute("data-passkey-finish"), { credential: credentialJson(cred) }); })
+      .then(function (a) {
+        check(btn, a);
+        document.dispatchEvent(new CustomEvent("fbReauthed"));
+      })
+      .catch(failed(btn))
+      .then(function () { if (btn.isConnected) btn.disabled = false; });
+  });
+})();

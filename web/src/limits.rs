@@ -85,7 +85,11 @@ pub async fn scope<F: std::future::Future>(c: Class, f: F) -> F::Output {
 
 /// The class of a request to `path`.
 pub fn class_of(path: &str) -> Class {
-    const PRIORITY: &[&str] = &["/admin/healthz", "/admin/login", "/admin/login/2fa", "/admin/logout", "/admin/reauth", "/admin/setup"];
+    const PRIORITY: &[&str] = &["/admin/healthz", "/admin/login", "/admin/login/2fa", "/admin/logout", "/admin/reauth", "/admin/setup",
+        // passkeys (issue 33): the sign-in and step-up ceremonies
+        "/admin/login/passkey/begin", "/admin/login/passkey/finish", "/admin/login/2fa/passkey/begin",
+        "/admin/login/2fa/passkey/finish", "/admin/reauth/passkey/begin", "/admin/reauth/passkey/finish",
+    ];
     if PRIORITY.contains(&path) {
         Class::Priority
     } else if path == "/admin/tables" || path.starts_with("/admin/tables/") {

@@ -29,6 +29,17 @@ pub enum Url {
     Reauth,
     Tables,
     Advisor,
+    // Passkeys (issue 33)
+    AccountPasskeyBegin,
+    AccountPasskeyFinish,
+    AccountPasskeyRename,
+    AccountPasskeyRemove,
+    LoginPasskeyBegin,
+    LoginPasskeyFinish,
+    Login2faPasskeyBegin,
+    Login2faPasskeyFinish,
+    ReauthPasskeyBegin,
+    ReauthPasskeyFinish,
 }
 
 impl Url {
@@ -58,6 +69,16 @@ impl Url {
             Url::Reauth => "/admin/reauth",
             Url::Tables => "/admin/tables",
             Url::Advisor => "/admin/advisor",
+            Url::AccountPasskeyBegin => "/admin/account/passkeys/begin",
+            Url::AccountPasskeyFinish => "/admin/account/passkeys/finish",
+            Url::AccountPasskeyRename => "/admin/account/passkeys/rename",
+            Url::AccountPasskeyRemove => "/admin/account/passkeys/remove",
+            Url::LoginPasskeyBegin => "/admin/login/passkey/begin",
+            Url::LoginPasskeyFinish => "/admin/login/passkey/finish",
+            Url::Login2faPasskeyBegin => "/admin/login/2fa/passkey/begin",
+            Url::Login2faPasskeyFinish => "/admin/login/2fa/passkey/finish",
+            Url::ReauthPasskeyBegin => "/admin/reauth/passkey/begin",
+            Url::ReauthPasskeyFinish => "/admin/reauth/passkey/finish",
         }
     }
 }

@@ -12,6 +12,8 @@ pub mod explorer;
 pub mod impersonation;
 /// The home page's overview (issue 30).
 pub mod overview;
+/// Passkeys (issue 33).
+pub mod passkeys;
 pub mod sessions;
 pub mod settings;
 pub mod stepup;

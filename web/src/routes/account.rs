@@ -33,6 +33,8 @@ pub fn router() -> Router<App> {
         .route(Url::AccountSessionRevoke.path(), post(session_revoke_post))
         .route(Url::AccountSessionsRevokeOthers.path(), post(sessions_revoke_others_post))
         .route(Url::Enrol.path(), get(enrol_get))
+        .route(Url::AccountPasskeyRename.path(), post(passkey_rename_post))
+        .route(Url::AccountPasskeyRemove.path(), post(passkey_remove_post))
 }
 
 /// A message by one card's form.
@@ -101,6 +103,51 @@ struct View {
     enrol: Option<Enrol>,
     codes: Option<Vec<String>>,
     sessions: Option<Msg>,
+    passkeys: Option<Msg>,
+}
+
+/// A passkey of the list.
+struct PasskeyView {
+    id: Uuid,
+    name: String,
+    created: String,
+    last_used: String,
+}
+
+/// `webauthn.rp_id` / `webauthn.origins` unset: what to set them to, from
+/// the dashboard's public URL (`--public-url`, else the listen address).
+struct WebauthnHint {
+    rp_id: String,
+    origins: String,
+    /// The public URL's host is an address other than loopback: a relying
+    /// party id must be a domain name.
+    needs_domain: bool,
+}
+
+/// What to set, from `public` (`scheme://host[:port]`). A loopback address
+/// becomes `localhost` (browsers treat http://localhost as secure; an IP
+/// address cannot be a relying party id).
+fn webauthn_hint(public: &str) -> WebauthnHint {
+    let (scheme, rest) = public.split_once("://").unwrap_or(("https", public));
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = bare.parse::<std::net::IpAddr>().ok();
+    let host = match ip {
+        Some(a) if a.is_loopback() => "localhost".to_string(),
+        _ => bare.to_ascii_lowercase(),
+    };
+    let origin = match port {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    };
+    WebauthnHint {
+        origins: serde_json::json!([origin]).to_string(),
+        rp_id: serde_json::Value::String(host).to_string(),
+        needs_domain: ip.is_some_and(|a| !a.is_loopback()),
+    }
 }
 
 struct SessionView {
@@ -132,12 +179,15 @@ struct AccountPartial {
     sessions: Vec<SessionView>,
     sessions_msg: Option<Msg>,
     others: usize,
+    passkeys: Vec<PasskeyView>,
+    passkeys_msg: Option<Msg>,
+    webauthn: Option<WebauthnHint>,
 }
 
 /// The account page with what `v` adds; 400 when a form was refused.
 async fn show(app: &App, s: &Session, hx: HxRequest, v: View) -> Result<Response, WebError> {
     let htmx = hx.0;
-    let refused = [&v.password, &v.mfa, &v.sessions].iter().any(|m| m.as_ref().is_some_and(|m| !m.ok));
+    let refused = [&v.password, &v.mfa, &v.sessions, &v.passkeys].iter().any(|m| m.as_ref().is_some_and(|m| !m.ok));
     let mut resp = page(app, s, hx, Url::Account, "My account", async |tx, me| {
         let admin = api::accounts::get_admin(tx, me).await?;
         let sessions: Vec<SessionView> = api::sessions::list_sessions(tx, Some(me))
@@ -156,6 +206,20 @@ async fn show(app: &App, s: &Session, hx: HxRequest, v: View) -> Result<Response
         let others = sessions.iter().filter(|x| !x.current).count();
         let role = admin.role.strip_prefix("dashboard_").unwrap_or(&admin.role).to_string();
         let codes = v.codes.map(|c| Codes::new(c, &admin.email));
+        let passkeys = api::passkeys::list_mine(tx)
+            .await?
+            .into_iter()
+            .map(|p| PasskeyView {
+                id: p.id,
+                name: p.name,
+                created: p.created_at.to_string(),
+                last_used: if p.last_used_at.is_set() { p.last_used_at.to_string() } else { "never".into() },
+            })
+            .collect();
+        let rp_id = api::settings::get_setting(tx, "webauthn.rp_id").await?;
+        let origins = api::settings::get_setting(tx, "webauthn.origins").await?;
+        let unset = rp_id.as_str().is_none_or(str::is_empty) || origins.as_array().is_none_or(Vec::is_empty);
+        let webauthn = unset.then(|| webauthn_hint(crate::public_url::public_url()));
         Ok(AccountPartial {
             csrf: s.csrf.clone(),
             admin,
@@ -167,6 +231,9 @@ async fn show(app: &App, s: &Session, hx: HxRequest, v: View) -> Result<Response
             sessions,
             sessions_msg: v.sessions,
             others,
+            passkeys,
+            passkeys_msg: v.passkeys,
+            webauthn,
         })
     })
     .await?;
@@ -327,4 +394,57 @@ async fn sessions_revoke_others_post(State(app): State<App>, s: Session, hx: HxR
         Err(e) => refusal(e)?,
     };
     show(&app, &s, hx, View { sessions, ..View::default() }).await
+}
+
+// ---- passkeys (issue 33; adding one is `routes::passkeys`, by script) ----
+
+#[derive(Deserialize)]
+struct PasskeyRenameInput {
+    id: Uuid,
+    name: String,
+}
+
+async fn passkey_rename_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f): WebForm<PasskeyRenameInput>) -> Result<Response, WebError> {
+    let name = f.name.trim().to_string();
+    let r = app.db.with_session(&s.token, async |tx, _| api::passkeys::rename(tx, f.id, &name).await).await;
+    let passkeys = match r {
+        Ok(()) => ok("Passkey renamed."),
+        Err(WebError::NotFound(text)) => Some(Msg { ok: false, text }),
+        Err(e) => refusal(e)?,
+    };
+    show(&app, &s, hx, View { passkeys, ..View::default() }).await
+}
+
+#[derive(Deserialize)]
+struct PasskeyRemoveInput {
+    id: Uuid,
+}
+
+/// Removing a passkey needs a fresh re-authentication (FBR01): htmx gets
+/// the step-up dialog, and the form is sent again after it.
+async fn passkey_remove_post(State(app): State<App>, s: Session, hx: HxRequest, WebForm(f): WebForm<PasskeyRemoveInput>) -> Result<Response, WebError> {
+    let r = app.db.with_session(&s.token, async |tx, _| api::passkeys::remove(tx, f.id).await).await;
+    let passkeys = match r {
+        Ok(()) => ok("Passkey removed."),
+        Err(WebError::NotFound(text)) => Some(Msg { ok: false, text }),
+        Err(e) => refusal(e)?,
+    };
+    show(&app, &s, hx, View { passkeys, ..View::default() }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::webauthn_hint;
+
+    #[test]
+    fn hint_from_the_public_url() {
+        let h = webauthn_hint("https://Admin.Example.com");
+        assert_eq!((h.rp_id.as_str(), h.origins.as_str(), h.needs_domain), ("\"admin.example.com\"", "[\"https://admin.example.com\"]", false));
+        let h = webauthn_hint("http://127.0.0.1:8080");
+        assert_eq!((h.rp_id.as_str(), h.origins.as_str(), h.needs_domain), ("\"localhost\"", "[\"http://localhost:8080\"]", false));
+        let h = webauthn_hint("http://[::1]:9000");
+        assert_eq!(h.origins, "[\"http://localhost:9000\"]");
+        let h = webauthn_hint("https://10.1.2.3:8443");
+        assert!(h.needs_domain);
+    }
 }

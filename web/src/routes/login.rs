@@ -180,6 +180,19 @@ struct LoginForm<'a> {
     email: &'a str,
     notice: Option<&'a str>,
     error: Option<&'a str>,
+    /// `auth.passwordless`: offer "Sign in with a passkey" (issue 33).
+    passwordless: bool,
+}
+
+/// A boolean setting read without a session (false when unreadable: the
+/// page then offers less; the database decides either way).
+async fn setting_on(app: &App, key: &str) -> bool {
+    app.db
+        .without_session(async |tx| api::settings::get_setting(tx, key).await)
+        .await
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 #[derive(Deserialize)]
@@ -202,8 +215,9 @@ fn reason_text(reason: Option<&str>) -> Option<&'static str> {
 const LOCKED: &str = "Too many failed attempts: sign-in is locked for a while. Try again later.";
 const WRONG: &str = "Wrong email or password.";
 
-async fn login_get(csrf: CsrfToken, Query(q): Query<LoginQuery>) -> Result<Response, WebError> {
-    let form = LoginForm { csrf: csrf.0.as_deref(), email: "", notice: reason_text(q.reason.as_deref()), error: None };
+async fn login_get(State(app): State<App>, csrf: CsrfToken, Query(q): Query<LoginQuery>) -> Result<Response, WebError> {
+    let passwordless = setting_on(&app, "auth.passwordless").await;
+    let form = LoginForm { csrf: csrf.0.as_deref(), email: "", notice: reason_text(q.reason.as_deref()), error: None, passwordless };
     full("Sign in", None, csrf.0.as_deref(), &form)
 }
 
@@ -253,7 +267,8 @@ async fn login_post(
         }
         Err(e) => return Err(e),
     };
-    let form = LoginForm { csrf: csrf.0.as_deref(), email: &f.email, notice: None, error: Some(&error) };
+    let passwordless = setting_on(&app, "auth.passwordless").await;
+    let form = LoginForm { csrf: csrf.0.as_deref(), email: &f.email, notice: None, error: Some(&error), passwordless };
     refused("Sign in", &csrf, &form)
 }
 
@@ -264,13 +279,17 @@ async fn login_post(
 struct TwofaForm<'a> {
     csrf: Option<&'a str>,
     error: Option<&'a str>,
+    /// `mfa.phishing_resistant_required`: no field for an authenticator
+    /// code, only a passkey or a backup code (issue 33).
+    phishing_resistant: bool,
 }
 
-async fn twofa_get(headers: HeaderMap, csrf: CsrfToken) -> Result<Response, WebError> {
+async fn twofa_get(State(app): State<App>, headers: HeaderMap, csrf: CsrfToken) -> Result<Response, WebError> {
     if cookies::get(&headers, cookies::MFA).is_none() {
         return Ok(Redirect::to(&format!("{}?reason=mfa_expired", Url::Login.path())).into_response());
     }
-    full("Two-factor authentication", None, csrf.0.as_deref(), &TwofaForm { csrf: csrf.0.as_deref(), error: None })
+    let phishing_resistant = setting_on(&app, "mfa.phishing_resistant_required").await;
+    full("Two-factor authentication", None, csrf.0.as_deref(), &TwofaForm { csrf: csrf.0.as_deref(), error: None, phishing_resistant })
 }
 
 #[derive(Deserialize)]
@@ -309,7 +328,8 @@ async fn twofa_post(
         Err(WebError::BadRequest(msg)) => msg,
         Err(e) => return Err(e),
     };
-    refused("Two-factor authentication", &csrf, &TwofaForm { csrf: csrf.0.as_deref(), error: Some(&error) })
+    let phishing_resistant = setting_on(&app, "mfa.phishing_resistant_required").await;
+    refused("Two-factor authentication", &csrf, &TwofaForm { csrf: csrf.0.as_deref(), error: Some(&error), phishing_resistant })
 }
 
 // ---- logout ----

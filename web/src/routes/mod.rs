@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod audit;
 pub mod home;
 pub mod login;
+pub mod passkeys;
 pub mod reauth;
 pub mod settings;
 pub mod users;
@@ -45,6 +46,7 @@ pub fn app(state: App) -> Router {
         .merge(analytics::router())
         .merge(tables::router())
         .merge(advisor::router())
+        .merge(passkeys::router())
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), crate::replica::route_reads))
         .layer(from_fn_with_state(state.clone(), headers::setup_gate))

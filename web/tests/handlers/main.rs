@@ -6,6 +6,7 @@
 mod common;
 
 mod account;
+mod passkeys;
 mod advisor;
 mod auth;
 mod sections;
