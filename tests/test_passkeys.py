@@ -321,6 +321,32 @@ def test_expired_and_foreign_challenges(admin, web, su):
     assert last_reason(su) == "unknown_or_used_challenge"
 
 
+def test_open_signin_ceremonies_are_bounded(admin, web, su):
+    """Anyone may begin a passwordless sign-in: each begin writes a challenge row,
+    so at most 10,000 may be open at once (53400 past it, nothing written);
+    expired ones do not count, and other ceremonies are not limited by it."""
+    _, token = admin
+    auth, _ = register(web, token)
+    configure(su, passwordless=True)
+    su.execute(
+        "INSERT INTO dashboard_auth.passkey_challenges (challenge_digest, ceremony, state, expires_at)"
+        " SELECT sha256(g::text::bytea), 'login', '{}', now() + interval '5 minutes'"
+        " FROM generate_series(1, 9999) g")
+    options = pw_begin(web)  # the 10,000th
+    before = one(su, "SELECT count(*) FROM dashboard_auth.passkey_challenges")
+    with pytest.raises(psycopg.Error) as e:
+        pw_begin(web)
+    assert e.value.sqlstate == "53400" and "too many sign-ins" in str(e.value)
+    assert one(su, "SELECT count(*) FROM dashboard_auth.passkey_challenges") == before
+    # a ceremony already begun still finishes; the step-up ceremony is not limited
+    assert pw_finish(web, auth.get(options))[0] == "ok"
+    assert in_session(web, token, "SELECT dashboard_auth.passkey_reauth_begin()")["publicKey"]
+    # expired ones do not count
+    su.execute("UPDATE dashboard_auth.passkey_challenges SET expires_at = now() - interval '1 second'"
+               " WHERE ceremony = 'login'")
+    assert pw_begin(web)["publicKey"]
+
+
 def test_passkey_of_another_admin_is_refused_as_second_factor(admin, web, su):
     uid, token = admin
     auth, _ = register(web, token)

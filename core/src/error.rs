@@ -33,6 +33,9 @@ pub enum Code {
     /// FBR01 (a class of our own, "FB"): a step-up action without a recent
     /// re-authentication (see `stepup`).
     ReauthRequired,
+    /// 53400 configuration_limit_exceeded: a bound the extension keeps is
+    /// reached (e.g. too many passkey sign-ins in progress).
+    LimitExceeded,
 }
 
 impl Code {
@@ -51,6 +54,7 @@ impl Code {
             Code::UndefinedColumn => "42703",
             Code::InvalidTextRepresentation => "22P02",
             Code::ReauthRequired => "FBR01",
+            Code::LimitExceeded => "53400",
         }
     }
 }

@@ -22,6 +22,12 @@ use crate::error::{Code, FbError, FbResult};
 
 /// How long a ceremony may take between begin and finish.
 pub const CHALLENGE_LIFETIME: &str = "5 minutes";
+/// Most passkey sign-in ceremonies (`passkey_login_begin`, which anyone may
+/// call while `auth.passwordless` is on) open at once: each writes a challenge
+/// row that lives CHALLENGE_LIFETIME, so without a bound an anonymous caller
+/// could grow the table at will. Past it, a begin is refused (53400) until
+/// ceremonies finish or expire; password sign-in is not affected.
+pub const MAX_OPEN_SIGNIN_CEREMONIES: i64 = 10_000;
 /// Longest passkey name.
 pub const MAX_NAME_CHARS: usize = 100;
 /// Most origins `webauthn.origins` may list.

@@ -317,6 +317,18 @@ fn passkey_login_begin(email: default!(Option<&str>, "NULL")) -> JsonB {
     // An unknown email, or one without passkeys, begins like the usernameless
     // ceremony: the answer does not tell the accounts apart.
     let bound = if allow.is_empty() { None } else { user };
+    let open = db::one::<i64>(
+        "SELECT count(*) FROM (SELECT FROM dashboard_auth.passkey_challenges
+          WHERE ceremony = 'login' AND expires_at > now() LIMIT $1) c",
+        &[rules::MAX_OPEN_SIGNIN_CEREMONIES.into()],
+    )
+    .unwrap_or(0);
+    if open >= rules::MAX_OPEN_SIGNIN_CEREMONIES {
+        raise(
+            FbError::new(Code::LimitExceeded, "too many sign-ins with a passkey are in progress")
+                .with_hint(format!("try again in a few minutes (a ceremony expires after {}), or sign in with your password", rules::CHALLENGE_LIFETIME)),
+        );
+    }
     let begun = rp.auth_begin(&allow, email.is_none()).or_raise();
     store(begun, "login", bound, None, None)
 }

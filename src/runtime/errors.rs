@@ -22,6 +22,7 @@ fn pg_code(code: Code) -> E {
         Code::InvalidTextRepresentation => E::ERRCODE_INVALID_TEXT_REPRESENTATION,
         // Raised with this carrier code, which custom_sqlstate turns into FBR01.
         Code::ReauthRequired => custom_sqlstate::CARRIER,
+        Code::LimitExceeded => E::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
     }
 }
 

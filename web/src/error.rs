@@ -81,6 +81,8 @@ impl From<tokio_postgres::Error> for WebError {
             "P0002" => WebError::NotFound(msg),
             "28000" if ours => WebError::Expired,
             "28000" => WebError::Denied(msg),
+            // A bound the extension keeps (too many passkey sign-ins open): say so.
+            "53400" if ours => WebError::BadRequest(msg),
             "57014" => WebError::Cancelled(format!("database 57014: {msg}")),
             code => WebError::internal(format!("database {code}: {msg}")),
         }
