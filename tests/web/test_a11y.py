@@ -185,7 +185,7 @@ def test_passkey_states_have_no_axe_violations(page, su):
     step-up dialog offering a passkey, the sign-in page with "Sign in with a
     passkey", the 2FA step offering the passkey (and, phishing-resistant, no
     code field), a refusal shown by the script."""
-    from test_passkeys import NO_CONDITIONAL_UI, Authenticator, add_passkey, configure
+    from test_passkey_pages import NO_CONDITIONAL_UI, Authenticator, add_passkey, configure
 
     axe = Axe(page)
     Authenticator(page)

@@ -1,7 +1,7 @@
 //! Passkeys (issue 33) through the handlers: the script-facing endpoints
 //! answer JSON options, 204, or a refusal in plain text (never HTML, never a
 //! 500), and the account page shows the setup hint and escaped names. The
-//! ceremonies themselves are tested in a real browser (tests/web/test_passkeys.py).
+//! ceremonies themselves are tested in a real browser (tests/web/test_passkey_pages.py).
 
 use axum::http::StatusCode;
 
