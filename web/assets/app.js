@@ -324,6 +324,11 @@
     var form = ev.target.closest("form.editor");
     if (form) {
       var cellE = form.closest("td");
+      // A key pressed right after the editor was swapped in (e.g. with the
+      // database's refusal) may come before htmx has wired the new form's
+      // controls: wire them first (a no-op when done), so Escape's click and
+      // Enter's submit always go through htmx.
+      if ((ev.key === "Escape" || ev.key === "Enter") && window.htmx) window.htmx.process(form);
       if (ev.key === "Escape") {
         ev.preventDefault();
         cellE.setAttribute("data-return-focus", "");
